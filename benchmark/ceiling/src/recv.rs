@@ -1,0 +1,265 @@
+//! `ceiling recv`: the raw recvmmsg receive ceiling for live scenarios. The
+//! `RecvBatch` engine is shared with `ceiling drain`.
+
+use std::io::{self, Write};
+use std::os::fd::{AsRawFd, RawFd};
+use std::time::{Duration, Instant};
+
+use crate::args::Args;
+use crate::cmsg::{self, CtrlBuf};
+use crate::net;
+use crate::{emit, fail, per_second, warn, Json, MAX_BATCH, MAX_PAYLOAD};
+
+/// Default SO_RCVBUF request (64 MiB).
+pub const DEFAULT_RCVBUF: u64 = 64 << 20;
+/// Default per-datagram receive buffer for `recv`: the largest UDP payload,
+/// so nothing is ever truncated (only the bytes actually received are
+/// touched, so the unused tail of each slot costs nothing but address space).
+const DEFAULT_BUFSIZE: u64 = MAX_PAYLOAD as u64;
+
+/// Totals from one recvmmsg call.
+pub struct Got {
+  pub datagrams: u64,
+  pub bytes: u64,
+}
+
+/// Preallocated, zeroed recvmmsg state: `vlen` slots of `slot` bytes, each
+/// with a source-address buffer and a control buffer. Boxed slices keep the
+/// raw pointers in the mmsghdrs valid when the struct moves.
+pub struct RecvBatch {
+  vlen: usize,
+  /// Slots the kernel may have written during the previous call; their
+  /// msg_namelen / msg_controllen / msg_flags are reset before the next one.
+  dirty: usize,
+  _bufs: Box<[u8]>,
+  _names: Box<[libc::sockaddr_storage]>,
+  ctrls: Box<[CtrlBuf]>,
+  _iovs: Box<[libc::iovec]>,
+  hdrs: Box<[libc::mmsghdr]>,
+  /// Highest SO_RXQ_OVFL counter seen (cumulative socket drops).
+  pub max_drops: u64,
+  /// Datagrams cut short (MSG_TRUNC) and control data cut short (MSG_CTRUNC).
+  pub truncated: u64,
+  pub ctrunc: u64,
+}
+
+impl RecvBatch {
+  pub fn new(vlen: usize, slot: usize) -> RecvBatch {
+    assert!((1..=MAX_BATCH).contains(&vlen) && slot >= 1);
+    let mut bufs = vec![0u8; vlen * slot].into_boxed_slice();
+    // SAFETY: an all-zero sockaddr_storage is a valid value of this
+    // plain C struct.
+    let zero_name: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+    let mut names = vec![zero_name; vlen].into_boxed_slice();
+    let mut ctrls = vec![CtrlBuf::ZERO; vlen].into_boxed_slice();
+    let mut iovs: Box<[libc::iovec]> = (0..vlen)
+      .map(|k| libc::iovec {
+        iov_base: bufs[k * slot..].as_mut_ptr().cast(),
+        iov_len: slot,
+      })
+      .collect();
+    let hdrs: Box<[libc::mmsghdr]> = (0..vlen)
+      .map(|k| {
+        // SAFETY: an all-zero mmsghdr is a valid value of this plain
+        // C struct (null pointers, zero lengths).
+        let mut h: libc::mmsghdr = unsafe { std::mem::zeroed() };
+        h.msg_hdr.msg_name = (&mut names[k] as *mut libc::sockaddr_storage).cast();
+        h.msg_hdr.msg_iov = &mut iovs[k];
+        h.msg_hdr.msg_iovlen = 1;
+        h.msg_hdr.msg_control = ctrls[k].0.as_mut_ptr().cast();
+        h
+      })
+      .collect();
+    let mut batch = RecvBatch {
+      vlen,
+      dirty: vlen,
+      _bufs: bufs,
+      _names: names,
+      ctrls,
+      _iovs: iovs,
+      hdrs,
+      max_drops: 0,
+      truncated: 0,
+      ctrunc: 0,
+    };
+    batch.reset();
+    batch
+  }
+
+  /// Restore the in/out fields of every slot the kernel may have touched.
+  fn reset(&mut self) {
+    for h in &mut self.hdrs[..self.dirty] {
+      h.msg_hdr.msg_namelen = std::mem::size_of::<libc::sockaddr_storage>() as _;
+      h.msg_hdr.msg_controllen = cmsg::CTRL_LEN as _;
+      h.msg_hdr.msg_flags = 0;
+      h.msg_len = 0;
+    }
+    self.dirty = 0;
+  }
+
+  /// One recvmmsg(MSG_DONTWAIT). Ok(None) when nothing is queued (EAGAIN).
+  pub fn recv(&mut self, fd: RawFd) -> io::Result<Option<Got>> {
+    self.reset();
+    // SAFETY: hdrs[..vlen] are initialised mmsghdrs whose name, iov and
+    // control pointers point into boxed buffers owned by `self` with the
+    // lengths recorded in them; no timeout pointer is passed.
+    let r = unsafe {
+      libc::recvmmsg(
+        fd,
+        self.hdrs.as_mut_ptr(),
+        self.vlen as libc::c_uint,
+        libc::MSG_DONTWAIT,
+        std::ptr::null_mut(),
+      )
+    };
+    if r < 0 {
+      self.dirty = self.vlen;
+      let e = io::Error::last_os_error();
+      return match e.raw_os_error() {
+        Some(libc::EAGAIN) | Some(libc::EINTR) => Ok(None),
+        _ => Err(e),
+      };
+    }
+    let n = r as usize;
+    self.dirty = n;
+    let mut bytes = 0u64;
+    for (h, ctrl) in self.hdrs[..n].iter().zip(self.ctrls.iter()) {
+      bytes += u64::from(h.msg_len);
+      let flags = h.msg_hdr.msg_flags;
+      if flags & libc::MSG_TRUNC != 0 {
+        self.truncated += 1;
+      }
+      if flags & libc::MSG_CTRUNC != 0 {
+        self.ctrunc += 1;
+      }
+      // msg_controllen is size_t on glibc but socklen_t on musl.
+      #[allow(clippy::unnecessary_cast)]
+      let controllen = h.msg_hdr.msg_controllen as usize;
+      if let Some(d) = cmsg::rxq_ovfl(ctrl, controllen) {
+        self.max_drops = self.max_drops.max(u64::from(d));
+      }
+    }
+    Ok(Some(Got {
+      datagrams: n as u64,
+      bytes,
+    }))
+  }
+
+  /// Warn about truncation seen during the run.
+  pub fn report_truncation(&self) {
+    if self.truncated > 0 {
+      warn(format!(
+        "{} datagrams were truncated (buffer too small)",
+        self.truncated
+      ));
+    }
+    if self.ctrunc > 0 {
+      warn(format!("{} control messages were truncated", self.ctrunc));
+    }
+  }
+}
+
+/// `ceiling recv --port P [--host H] --batch B --duration SECS [--rcvbuf BYTES]
+///  [--expect N] [--bufsize BYTES]`
+pub fn run(argv: &[String]) {
+  let args = Args::parse(
+    argv,
+    &[
+      "--port",
+      "--host",
+      "--batch",
+      "--duration",
+      "--rcvbuf",
+      "--expect",
+      "--bufsize",
+    ],
+    &[],
+  );
+  let port = args.req_u64("--port", 0, 65535) as u16;
+  let host = crate::loopback_host(args.str("--host").unwrap_or("127.0.0.1"));
+  let batch = (args.req_u64("--batch", 1, u64::MAX) as usize).min(MAX_BATCH);
+  let duration = args
+    .f64_pos("--duration", 86_400.0)
+    .unwrap_or_else(|| fail("--duration is required"));
+  let rcvbuf = args
+    .u64_in("--rcvbuf", 1, i32::MAX as u64)
+    .unwrap_or(DEFAULT_RCVBUF);
+  let expect = args.u64_in("--expect", 1, u64::MAX);
+  let bufsize = args
+    .u64_in("--bufsize", 1, MAX_PAYLOAD as u64)
+    .unwrap_or(DEFAULT_BUFSIZE) as usize;
+
+  let (sock, bound) = net::bind_udp(host, port);
+  let (granted, forced) = net::set_rcvbuf(&sock, rcvbuf);
+  net::enable_rxq_ovfl(&sock);
+  let fd = sock.as_raw_fd();
+  let mut rb = RecvBatch::new(batch, bufsize);
+  if port == 0 {
+    emit(&[("listening", Json::U(u64::from(bound)))]);
+  }
+  eprintln!(
+    "ceiling recv: listening on {}, rcvbuf {granted} (forced: {forced}), batch {batch}",
+    std::net::SocketAddr::new(host, bound)
+  );
+  let _ = io::stderr().flush();
+
+  let target = expect.unwrap_or(u64::MAX);
+  let cpu0 = net::cpu_ns();
+  let start = Instant::now();
+  let deadline = start + Duration::from_secs_f64(duration);
+  let mut received = 0u64;
+  let mut bytes = 0u64;
+  let mut first: Option<Instant> = None;
+  let mut last = start;
+  // Bounds: the deadline, and an iteration cap no real run approaches.
+  let max_iters = 4_000_000_000u64;
+  let mut iters = 0u64;
+  while received < target && iters < max_iters {
+    iters += 1;
+    let now = Instant::now();
+    if now >= deadline {
+      break;
+    }
+    match rb.recv(fd) {
+      Ok(Some(got)) => {
+        let t = Instant::now();
+        first.get_or_insert(t);
+        last = t;
+        received += got.datagrams;
+        bytes += got.bytes;
+      }
+      Ok(None) => {
+        let left = deadline.saturating_duration_since(now);
+        let wait = left.as_millis().clamp(1, 100) as i32;
+        if let Err(e) = net::poll_one(fd, libc::POLLIN, wait) {
+          fail(format!("poll(POLLIN): {e}"));
+        }
+      }
+      Err(e) => fail(format!("recvmmsg: {e}")),
+    }
+  }
+  let cpu = net::cpu_ns().saturating_sub(cpu0);
+  // Throughput window: first to last datagram (idle time before the sender
+  // starts and after it stops is not counted).
+  let ns = first.map_or(0, |f| last.duration_since(f).as_nanos() as u64);
+  let drops = rb.max_drops.max(net::meminfo_drops(fd));
+  rb.report_truncation();
+  eprintln!(
+    "ceiling recv: kernel drops: {} per SO_RXQ_OVFL cmsg, {} per SO_MEMINFO",
+    rb.max_drops,
+    net::meminfo_drops(fd)
+  );
+  eprintln!(
+    "ceiling recv: {received} datagrams, {bytes} B, {drops} kernel drops, {:.3} s active",
+    ns as f64 / 1e9
+  );
+  emit(&[
+    ("mode", Json::S("recv")),
+    ("received", Json::U(received)),
+    ("bytes", Json::U(bytes)),
+    ("kernelDrops", Json::U(drops)),
+    ("ns", Json::U(ns)),
+    ("cpuNs", Json::U(cpu)),
+    ("pps", Json::F(per_second(received, ns))),
+  ]);
+}

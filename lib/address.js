@@ -1,0 +1,52 @@
+'use strict'
+// Formatting the compact address bytes a batch carries, the way Node prints addresses.
+
+function hex(bytes, o, k) {
+  return ((bytes[o + 2 * k] << 8) | bytes[o + 2 * k + 1]).toString(16)
+}
+
+/** IPv4 dotted quad from 4 bytes at `o`. */
+function formatIPv4(bytes, o) {
+  return `${bytes[o]}.${bytes[o + 1]}.${bytes[o + 2]}.${bytes[o + 3]}`
+}
+
+/** RFC 5952 text for 16 bytes at `o` (longest zero run compressed, IPv4-mapped kept dotted). */
+function formatIPv6(bytes, o, scopeId) {
+  let mapped = bytes[o + 10] === 0xff && bytes[o + 11] === 0xff
+  for (let i = 0; i < 10 && mapped; i++) if (bytes[o + i] !== 0) mapped = false
+  let text
+  if (mapped) {
+    text = `::ffff:${formatIPv4(bytes, o + 12)}`
+  } else {
+    let bestStart = -1
+    let bestLen = 0
+    for (let k = 0; k < 8; ) {
+      if (bytes[o + 2 * k] === 0 && bytes[o + 2 * k + 1] === 0) {
+        let e = k
+        while (e < 8 && bytes[o + 2 * e] === 0 && bytes[o + 2 * e + 1] === 0) e++
+        if (e - k > bestLen) {
+          bestLen = e - k
+          bestStart = k
+        }
+        k = e
+      } else {
+        k++
+      }
+    }
+    if (bestLen < 2) bestStart = -1
+    const parts = []
+    for (let k = 0; k < 8; k++) {
+      if (k === bestStart) {
+        parts.push(k === 0 ? ':' : '')
+        k += bestLen - 1
+        if (k === 7) parts.push('')
+        continue
+      }
+      parts.push(hex(bytes, o, k))
+    }
+    text = parts.join(':')
+  }
+  return scopeId ? `${text}%${scopeId}` : text
+}
+
+module.exports = { formatIPv4, formatIPv6 }

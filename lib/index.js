@@ -1,0 +1,6 @@
+'use strict'
+// udp-mmsg: batched UDP sockets for Node.js. See README.md.
+const { UdpSocket } = require('./socket.js')
+const { Batch } = require('./batch.js')
+
+module.exports = { UdpSocket, Batch }

@@ -1,0 +1,5 @@
+// ESM entry: the same objects as the CommonJS entry.
+import cjs from './index.js'
+
+export const { UdpSocket, Batch } = cjs
+export default cjs

@@ -1,0 +1,182 @@
+'use strict'
+// Packing an array of messages into the flat form the native send takes: one byte buffer
+// with every part back to back, the length of each part, the parts per datagram (only when
+// some datagram has more than one), and a destination table with one index per datagram
+// (only when there is more than one destination). Validates every message on the way.
+
+const { isIP } = require('node:net')
+const errors = require('./errors.js')
+
+/** Normalises one payload part to a Uint8Array (strings are UTF-8 encoded). */
+function toBytes(part, name) {
+  if (part instanceof Uint8Array) {
+    checkAttached(part, name)
+    return part
+  }
+  if (typeof part === 'string') return Buffer.from(part, 'utf8')
+  if (ArrayBuffer.isView(part)) {
+    checkAttached(part, name)
+    return new Uint8Array(part.buffer, part.byteOffset, part.byteLength)
+  }
+  throw errors.invalidArgType(name, 'of type string or an instance of Buffer, TypedArray or DataView', part)
+}
+
+function checkAttached(view, name) {
+  if (view.byteLength !== 0) return
+  // A view of a detached ArrayBuffer reads as empty; constructing over it throws instead.
+  try {
+    new Uint8Array(view.buffer, 0, 0)
+  } catch {
+    throw errors.invalidArgValue(name, view, 'is backed by a detached ArrayBuffer')
+  }
+}
+
+/**
+ * Scratch storage reused across packs of one socket (grown as needed), so a send that
+ * completes synchronously allocates nothing but the normalised part list.
+ */
+class PackScratch {
+  constructor() {
+    this.data = Buffer.allocUnsafe(64 * 1024)
+    this.lens = new Uint32Array(1024)
+    this.parts = new Uint32Array(1024)
+    this.dest = new Uint32Array(1024)
+  }
+}
+
+function grow(arr, need, Ctor) {
+  if (arr.length >= need) return arr
+  let n = arr.length
+  while (n < need) n *= 2
+  return new Ctor(n)
+}
+
+/**
+ * Packs `messages` for the native send.
+ * @param {Array} messages
+ * @param {{ family: 4|6, connected: boolean }} sock
+ * @param {PackScratch} scratch
+ * @returns {{ count, data, lens, parts, dest, addrs, ports }} views into scratch
+ */
+function pack(messages, sock, scratch) {
+  if (!Array.isArray(messages)) throw errors.invalidArgType('messages', 'an array of messages', messages)
+  const count = messages.length
+  let total = 0
+  let nparts = 0
+  let multi = false
+  const views = new Array(count)
+  // Destinations: the common case is one (or few) destination(s); a run of the same one is
+  // detected without a map lookup.
+  const addrs = []
+  const ports = []
+  let destKeys = null
+  let lastAddr
+  let lastPort
+  let lastIdx = -1
+  let destIdx = null
+  for (let i = 0; i < count; i++) {
+    const m = messages[i]
+    if (m === null || typeof m !== 'object') throw errors.invalidArgType(`messages[${i}]`, 'an object with a data property', m)
+    const d = m.data
+    let v
+    if (Array.isArray(d)) {
+      v = new Array(d.length)
+      for (let k = 0; k < d.length; k++) {
+        v[k] = toBytes(d[k], `messages[${i}].data[${k}]`)
+        total += v[k].byteLength
+      }
+      nparts += d.length
+      if (d.length !== 1) multi = true
+    } else {
+      v = toBytes(d, `messages[${i}].data`)
+      total += v.byteLength
+      nparts += 1
+    }
+    views[i] = v
+    const address = m.address
+    const port = m.port
+    if (sock.connected) {
+      if (address !== undefined || port !== undefined) throw errors.isConnected(`messages[${i}]`)
+      continue
+    }
+    if (address === lastAddr && port === lastPort) {
+      if (destIdx !== null) destIdx[i] = lastIdx
+      continue
+    }
+    if (address === undefined && port === undefined) throw errors.notConnected(`messages[${i}]`)
+    if (typeof address !== 'string') throw errors.invalidArgType(`messages[${i}].address`, 'of type string', address)
+    const fam = isIP(address)
+    if (fam === 0) throw errors.invalidArgValue(`messages[${i}].address`, address, 'must be an IPv4 or IPv6 address literal')
+    if (fam === 6 && sock.family === 4) {
+      throw errors.invalidArgValue(`messages[${i}].address`, address, 'is IPv6 but the socket is udp4')
+    }
+    if (typeof port !== 'number') throw errors.invalidArgType(`messages[${i}].port`, 'of type number', port)
+    if (!Number.isInteger(port) || port < 1 || port > 65535) throw errors.badPort(`messages[${i}].port`, port, false)
+    const key = `${address}|${port}`
+    let idx
+    if (destKeys === null) {
+      destKeys = new Map()
+    }
+    idx = destKeys.get(key)
+    if (idx === undefined) {
+      idx = addrs.length
+      destKeys.set(key, idx)
+      addrs.push(address)
+      ports.push(port)
+      if (idx === 1) {
+        // A second destination: from now on every datagram needs its index.
+        destIdx = scratch.dest = grow(scratch.dest, count, Uint32Array)
+        destIdx.fill(0, 0, i)
+      }
+    }
+    if (destIdx !== null) destIdx[i] = idx
+    lastAddr = address
+    lastPort = port
+    lastIdx = idx
+  }
+  const data = (scratch.data = total > scratch.data.length ? Buffer.allocUnsafe(Math.max(total, scratch.data.length * 2)) : scratch.data)
+  const lens = (scratch.lens = grow(scratch.lens, nparts, Uint32Array))
+  const parts = multi ? (scratch.parts = grow(scratch.parts, count, Uint32Array)) : null
+  let off = 0
+  let p = 0
+  for (let i = 0; i < count; i++) {
+    const v = views[i]
+    if (Array.isArray(v)) {
+      for (let k = 0; k < v.length; k++) {
+        data.set(v[k], off)
+        off += v[k].byteLength
+        lens[p++] = v[k].byteLength
+      }
+      if (parts !== null) parts[i] = v.length
+    } else {
+      data.set(v, off)
+      off += v.byteLength
+      lens[p++] = v.byteLength
+      if (parts !== null) parts[i] = 1
+    }
+  }
+  return {
+    count,
+    data: data.subarray(0, total),
+    lens: lens.subarray(0, nparts),
+    parts: parts === null ? null : parts.subarray(0, count),
+    dest: destIdx === null ? null : destIdx.subarray(0, count),
+    addrs,
+    ports,
+  }
+}
+
+/** Copies a packed batch out of the scratch storage so it can wait for writability. */
+function detach(p) {
+  return {
+    count: p.count,
+    data: Buffer.from(p.data),
+    lens: p.lens.slice(),
+    parts: p.parts === null ? null : p.parts.slice(),
+    dest: p.dest === null ? null : p.dest.slice(),
+    addrs: p.addrs,
+    ports: p.ports,
+  }
+}
+
+module.exports = { pack, detach, PackScratch }

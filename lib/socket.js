@@ -1,0 +1,522 @@
+'use strict'
+// UdpSocket: the public API over the native socket. Receiving: the native I/O thread pushes
+// whole batches; they go to 'batch' listeners (onBatch) and to pull consumers (recvBatch,
+// for await). Reading is paused whenever nobody consumes, so unread datagrams wait in the
+// kernel buffer rather than in JS memory. Sending: messages are packed and handed to
+// sendmmsg on the calling thread without blocking; when the send buffer is full the rest
+// waits for a writable event from the I/O thread.
+
+const { EventEmitter } = require('node:events')
+const { NativeSocket } = require('../index.js')
+const { Batch } = require('./batch.js')
+const { pack, detach, PackScratch } = require('./pack.js')
+const { normalize, portOf, ipOf } = require('./options.js')
+const errors = require('./errors.js')
+
+/** Batches an idle async iterator may buffer before reading pauses. */
+const ITERATOR_HIGH_WATER = 8
+/** Receive errors kept for the next recvBatch when nobody listens for 'error'. */
+const MAX_PENDING_ERRORS = 64
+
+/** Open, referenced sockets: kept from garbage collection, as Node keeps active handles. */
+const live = new Set()
+const warned = new Set()
+
+const KIND_BATCH = 0
+const KIND_ERROR = 1
+const KIND_WRITABLE = 2
+
+// Built outside the class so the closure holds only the WeakRef, never the socket: an
+// unreferenced socket can then be collected (its native finalizer closes the fd).
+function makeDispatch(weak) {
+  return (kind, data, meta, n, drops, syscall) => {
+    const s = weak.deref()
+    if (s !== undefined) s._onNative(kind, data, meta, n, drops, syscall)
+  }
+}
+
+function callNative(fn) {
+  try {
+    return fn()
+  } catch (e) {
+    throw errors.fromNative(e)
+  }
+}
+
+function checkSignal(signal, name) {
+  if (signal === undefined) return undefined
+  if (signal === null || typeof signal !== 'object' || typeof signal.aborted !== 'boolean' || typeof signal.addEventListener !== 'function') {
+    throw errors.invalidArgType(name, 'an instance of AbortSignal', signal)
+  }
+  return signal
+}
+
+class UdpSocket extends EventEmitter {
+  /**
+   * Creates and binds a socket. Resolves once it is bound; rejects with a TypeError/RangeError
+   * for bad options or an errno error (`EADDRINUSE`, ...) from the kernel.
+   */
+  static async bind(options) {
+    const signal = options && typeof options === 'object' ? checkSignal(options.signal, 'options.signal') : undefined
+    if (signal && signal.aborted) throw errors.abortError(signal)
+    return new UdpSocket(options)
+  }
+
+  /** Synchronous form of `bind`: throws instead of rejecting. */
+  static bindSync(options) {
+    return new UdpSocket(options)
+  }
+
+  constructor(options) {
+    super()
+    const { type, native: nopts } = normalize(options)
+    this._native = callNative(() => new NativeSocket(nopts, makeDispatch(new WeakRef(this))))
+    this._type = type
+    this._family = type === 'udp6' ? 6 : 4
+    this._connected = nopts.connectAddress !== undefined
+    this._closed = false
+    this._reading = false
+    this._refed = true
+    this._queue = []
+    this._waiters = []
+    this._iterators = 0
+    this._errors = []
+    this._errorsDropped = 0
+    this._sendQueue = []
+    this._scratch = new PackScratch()
+    this._readingScheduled = false
+    live.add(this)
+    this.on('newListener', onListenerChange)
+    this.on('removeListener', onListenerChange)
+    this._warnIfCapped(nopts)
+  }
+
+  _warnIfCapped(nopts) {
+    const sizes = this.bufferSizes()
+    const check = (requested, granted, forced, which, sysctl) => {
+      if (requested === undefined || forced || process.platform !== 'linux') return
+      // Linux reports twice the accepted request; less than that means rmem_max/wmem_max capped it.
+      if (granted >= 2 * requested) return
+      const key = `${which}:${requested}:${granted}`
+      if (warned.has(key)) return
+      warned.add(key)
+      process.emitWarning(
+        `udp-mmsg: ${which} ${requested} was capped by net.core.${sysctl} (the kernel granted ${granted}, which is doubled for bookkeeping). ` +
+          `Raise net.core.${sysctl}, or pass forceBufferSize: true with CAP_NET_ADMIN.`,
+        { code: 'UDP_MMSG_BUFFER_CAPPED' },
+      )
+    }
+    check(nopts.recvBufferSize, sizes.recvBufferSize, sizes.recvForced, 'recvBufferSize', 'rmem_max')
+    check(nopts.sendBufferSize, sizes.sendBufferSize, sizes.sendForced, 'sendBufferSize', 'wmem_max')
+  }
+
+  /** `'udp4'` or `'udp6'`. */
+  get type() {
+    return this._type
+  }
+
+  /** True once `close()` was called. */
+  get closed() {
+    return this._closed
+  }
+
+  /** True when this socket makes one system call per datagram (the portable fallback). */
+  get portable() {
+    return this._native.portable
+  }
+
+  /** The bound address: `{ address, port, family }`. */
+  localAddress() {
+    return callNative(() => this._native.localAddress())
+  }
+
+  /** The connected peer, or `null`. */
+  remoteAddress() {
+    return callNative(() => this._native.remoteAddress())
+  }
+
+  /** Connects to a peer: sends then need no destination, and only its datagrams arrive. */
+  connect(address, port) {
+    const fam = ipOf(address, 'address')
+    if (fam === 6 && this._family === 4) throw errors.invalidArgValue('address', address, "is IPv6 but the socket is 'udp4'")
+    portOf(port, 'port', false)
+    callNative(() => this._native.connect(address, port))
+    this._connected = true
+  }
+
+  /** Dissolves the association made by `connect`. */
+  disconnect() {
+    callNative(() => this._native.disconnect())
+    this._connected = false
+  }
+
+  /** Kernel-granted buffer sizes: `{ recvBufferSize, sendBufferSize, recvForced, sendForced }`. */
+  bufferSizes() {
+    return callNative(() => this._native.bufferSizes())
+  }
+
+  /** Sets SO_RCVBUF after creation (the kernel may cap it; read `bufferSizes()`). */
+  setRecvBufferSize(size) {
+    this._setBuffer(false, size, 'size')
+  }
+
+  /** Sets SO_SNDBUF after creation (the kernel may cap it; read `bufferSizes()`). */
+  setSendBufferSize(size) {
+    this._setBuffer(true, size, 'size')
+  }
+
+  _setBuffer(send, size, name) {
+    if (typeof size !== 'number') throw errors.invalidArgType(name, 'of type number', size)
+    if (!Number.isInteger(size) || size < 1 || size > 0x7fffffff) throw errors.outOfRange(name, 'an integer >= 1 and <= 2147483647', size)
+    callNative(() => this._native.setBufferSize(send, size))
+  }
+
+  // ---- receiving -------------------------------------------------------------------------
+
+  /** Calls `listener` with every received batch; returns a function that unsubscribes. */
+  onBatch(listener) {
+    if (typeof listener !== 'function') throw errors.invalidArgType('listener', 'of type function', listener)
+    this.on('batch', listener)
+    return () => this.off('batch', listener)
+  }
+
+  /**
+   * Resolves with the next batch, or with an empty batch (`count === 0`) when `timeoutMs`
+   * passes first. Rejects with a pending receive error when nobody listens for 'error'.
+   */
+  recvBatch(options) {
+    try {
+      let timeoutMs = Infinity
+      let signal
+      if (options !== undefined) {
+        if (options === null || typeof options !== 'object') throw errors.invalidArgType('options', 'of type object', options)
+        if (options.timeoutMs !== undefined) {
+          timeoutMs = options.timeoutMs
+          if (typeof timeoutMs !== 'number') throw errors.invalidArgType('options.timeoutMs', 'of type number', timeoutMs)
+          if (Number.isNaN(timeoutMs) || timeoutMs < 0) throw errors.outOfRange('options.timeoutMs', '>= 0 (or Infinity)', timeoutMs)
+        }
+        signal = checkSignal(options.signal, 'options.signal')
+      }
+      if (this._errors.length > 0) return Promise.reject(this._errors.shift())
+      if (this._queue.length > 0) {
+        const b = this._queue.shift()
+        this._updateReading()
+        return Promise.resolve(b)
+      }
+      if (this._closed) throw errors.socketClosed()
+      if (signal && signal.aborted) throw errors.abortError(signal)
+      return new Promise((resolve, reject) => {
+        const w = { resolve, reject, iterator: false, timer: null, signal, onAbort: null }
+        if (timeoutMs !== Infinity) {
+          w.timer = setTimeout(() => {
+            this._removeWaiter(w)
+            resolve(Batch.empty())
+          }, Math.min(timeoutMs, 0x7fffffff))
+          if (!this._refed) w.timer.unref()
+        }
+        if (signal) {
+          w.onAbort = () => {
+            this._removeWaiter(w)
+            reject(errors.abortError(signal))
+          }
+          signal.addEventListener('abort', w.onAbort, { once: true })
+        }
+        this._waiters.push(w)
+        this._updateReading()
+      })
+    } catch (e) {
+      return Promise.reject(e)
+    }
+  }
+
+  /** `for await (const batch of socket)`: yields batches until the socket closes. */
+  [Symbol.asyncIterator]() {
+    let done = false
+    this._iterators++
+    this._updateReading()
+    const finish = () => {
+      if (!done) {
+        done = true
+        this._iterators--
+        this._updateReading()
+      }
+    }
+    const next = () => {
+      if (done) return Promise.resolve({ value: undefined, done: true })
+      if (this._errors.length > 0) {
+        finish()
+        return Promise.reject(this._errors.shift())
+      }
+      if (this._queue.length > 0) {
+        const value = this._queue.shift()
+        this._updateReading()
+        return Promise.resolve({ value, done: false })
+      }
+      if (this._closed) {
+        finish()
+        return Promise.resolve({ value: undefined, done: true })
+      }
+      return new Promise((resolve, reject) => {
+        this._waiters.push({
+          resolve: (value) => resolve({ value, done: false }),
+          reject: (err) => {
+            finish()
+            reject(err)
+          },
+          end: () => {
+            finish()
+            resolve({ value: undefined, done: true })
+          },
+          iterator: true,
+          timer: null,
+          signal: undefined,
+          onAbort: null,
+        })
+        this._updateReading()
+      })
+    }
+    return {
+      next,
+      return: (value) => {
+        finish()
+        return Promise.resolve({ value, done: true })
+      },
+      [Symbol.asyncIterator]() {
+        return this
+      },
+    }
+  }
+
+  _removeWaiter(w) {
+    const i = this._waiters.indexOf(w)
+    if (i !== -1) this._waiters.splice(i, 1)
+    this._settled(w)
+    this._updateReading()
+  }
+
+  _settled(w) {
+    if (w.timer !== null) clearTimeout(w.timer)
+    if (w.onAbort !== null) w.signal.removeEventListener('abort', w.onAbort)
+  }
+
+  _updateReading() {
+    const want =
+      !this._closed &&
+      (this.listenerCount('batch') > 0 ||
+        this._waiters.length > 0 ||
+        (this._iterators > 0 && this._queue.length < ITERATOR_HIGH_WATER))
+    if (want !== this._reading) {
+      this._reading = want
+      this._native.setReading(want)
+    }
+  }
+
+  _onNative(kind, data, meta, n, drops, syscall) {
+    if (this._closed) return
+    if (kind === KIND_BATCH) {
+      const batch = new Batch(data, meta, n, drops)
+      const listening = this.listenerCount('batch') > 0
+      if (listening) this.emit('batch', batch)
+      if (this._closed) return
+      if (!listening || this._waiters.length > 0 || this._iterators > 0) {
+        // A batch nobody was listening for (a listener left while it was in flight) is kept
+        // for the next pull rather than lost.
+        if (this._waiters.length > 0) {
+          const w = this._waiters.shift()
+          this._settled(w)
+          w.resolve(batch)
+        } else {
+          this._queue.push(batch)
+        }
+      }
+      this._updateReading()
+    } else if (kind === KIND_ERROR) {
+      this._onError(errors.errnoError(n, syscall || 'recvmsg'))
+    } else if (kind === KIND_WRITABLE) {
+      this._flushSends()
+    }
+  }
+
+  _onError(err) {
+    if (this.listenerCount('error') > 0) {
+      this.emit('error', err)
+    } else if (this._waiters.length > 0) {
+      const w = this._waiters.shift()
+      this._settled(w)
+      w.reject(err)
+      this._updateReading()
+    } else if (this._errors.length < MAX_PENDING_ERRORS) {
+      this._errors.push(err)
+    } else {
+      this._errorsDropped++
+    }
+  }
+
+  // ---- sending ---------------------------------------------------------------------------
+
+  _sock() {
+    return { family: this._family, connected: this._connected }
+  }
+
+  /** Sends from datagram `start`; returns the new start. Throws an errno error with `sent`. */
+  _sendFrom(p, start) {
+    const r = callNative(() => this._native.send(p.data, p.lens, p.parts, p.dest, p.addrs, p.ports, start))
+    const at = start + r.sent
+    if (r.errno !== 0) {
+      throw errors.errnoError(r.errno, r.syscall, `(datagram ${at} of ${p.count})`, { sent: at, index: at })
+    }
+    return at
+  }
+
+  /**
+   * Hands every message to the kernel, many per system call; waits (without blocking the
+   * thread) while the send buffer is full. Resolves with the number sent. On an error,
+   * rejects with an errno error whose `sent` says how many went before the failing one
+   * (`index`).
+   */
+  sendBatch(messages, options) {
+    try {
+      if (this._closed) throw errors.socketClosed({ sent: 0 })
+      let signal
+      if (options !== undefined) {
+        if (options === null || typeof options !== 'object') throw errors.invalidArgType('options', 'of type object', options)
+        signal = checkSignal(options.signal, 'options.signal')
+      }
+      if (signal && signal.aborted) throw errors.abortError(signal, { sent: 0 })
+      const p = pack(messages, this._sock(), this._scratch)
+      if (p.count === 0) return Promise.resolve(0)
+      let start = 0
+      if (this._sendQueue.length === 0) {
+        start = this._sendFrom(p, 0)
+        if (start === p.count) return Promise.resolve(p.count)
+      }
+      return new Promise((resolve, reject) => {
+        const op = { p: detach(p), start, resolve, reject, signal, onAbort: null }
+        if (signal) {
+          op.onAbort = () => {
+            const i = this._sendQueue.indexOf(op)
+            if (i !== -1) this._sendQueue.splice(i, 1)
+            reject(errors.abortError(signal, { sent: op.start }))
+          }
+          signal.addEventListener('abort', op.onAbort, { once: true })
+        }
+        this._sendQueue.push(op)
+        this._native.requestWritable()
+      })
+    } catch (e) {
+      return Promise.reject(e)
+    }
+  }
+
+  /**
+   * Sends what fits in the send buffer now, never waiting: returns how many messages were
+   * handed to the kernel (0 while earlier sendBatch calls still wait, to keep order).
+   * Throws an errno error with `sent` when a datagram fails.
+   */
+  trySendBatch(messages) {
+    if (this._closed) throw errors.socketClosed({ sent: 0 })
+    const p = pack(messages, this._sock(), this._scratch)
+    if (p.count === 0 || this._sendQueue.length > 0) return 0
+    return this._sendFrom(p, 0)
+  }
+
+  _flushSends() {
+    while (this._sendQueue.length > 0 && !this._closed) {
+      const op = this._sendQueue[0]
+      try {
+        op.start = this._sendFrom(op.p, op.start)
+      } catch (e) {
+        this._sendQueue.shift()
+        this._endOp(op)
+        op.reject(e)
+        continue
+      }
+      if (op.start < op.p.count) {
+        this._native.requestWritable()
+        return
+      }
+      this._sendQueue.shift()
+      this._endOp(op)
+      op.resolve(op.p.count)
+    }
+  }
+
+  _endOp(op) {
+    if (op.onAbort !== null) op.signal.removeEventListener('abort', op.onAbort)
+  }
+
+  // ---- lifetime --------------------------------------------------------------------------
+
+  /** Counters since the socket was opened. */
+  stats() {
+    const s = this._native.stats()
+    s.queuedBatches = this._queue.length
+    s.pendingSends = this._sendQueue.length
+    s.pendingErrors = this._errors.length
+    s.errorsDropped = this._errorsDropped + s.eventsDropped
+    return s
+  }
+
+  /** Keeps the process alive while the socket is open (the default). */
+  ref() {
+    if (!this._closed && !this._refed) {
+      this._refed = true
+      live.add(this)
+      this._native.ref()
+      for (const w of this._waiters) if (w.timer !== null) w.timer.ref()
+    }
+    return this
+  }
+
+  /** Lets the process exit while the socket is open. An unreferenced socket that is no longer
+   * reachable from JS may be garbage-collected, which closes it. */
+  unref() {
+    if (!this._closed && this._refed) {
+      this._refed = false
+      live.delete(this)
+      this._native.unref()
+      for (const w of this._waiters) if (w.timer !== null) w.timer.unref()
+    }
+    return this
+  }
+
+  /**
+   * Closes the socket: stops its I/O thread, closes the fd, rejects pending recvBatch and
+   * sendBatch calls with ERR_SOCKET_CLOSED, ends async iterators, then emits 'close'.
+   * Calling it again does nothing.
+   */
+  close() {
+    if (this._closed) return
+    this._closed = true
+    this._reading = false
+    live.delete(this)
+    this._native.close()
+    const waiters = this._waiters
+    this._waiters = []
+    for (const w of waiters) {
+      this._settled(w)
+      if (w.iterator) w.end()
+      else w.reject(errors.socketClosed())
+    }
+    this._queue = []
+    const sends = this._sendQueue
+    this._sendQueue = []
+    for (const op of sends) {
+      this._endOp(op)
+      op.reject(errors.socketClosed({ sent: op.start }))
+    }
+    process.nextTick(() => this.emit('close'))
+  }
+}
+
+function onListenerChange(event) {
+  if (event === 'batch' && !this._readingScheduled) {
+    this._readingScheduled = true
+    queueMicrotask(() => {
+      this._readingScheduled = false
+      this._updateReading()
+    })
+  }
+}
+
+module.exports = { UdpSocket }

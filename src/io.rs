@@ -1,0 +1,281 @@
+//! The per-socket I/O thread. It waits with `poll` on the socket and a wake-up fd, receives
+//! whole batches without blocking (`recvmmsg` + `MSG_DONTWAIT` until `EAGAIN` or the batch
+//! is full), and hands them to a sink (the JS thread's queue). It never blocks on the JS
+//! thread: a credit window bounds how many batches may wait in the queue, and when it is
+//! used up the thread stops reading (the kernel buffer absorbs the burst) until JS returns
+//! credit through [`Shared::return_credit`].
+
+use std::io;
+use std::os::fd::RawFd;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering::*};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::batch::{RawBatch, FLAG_TRUNCATED};
+use crate::error::OsError;
+use crate::recv::{RecvMode, RecvSlab};
+use crate::stats::Counters;
+use crate::wake::Waker;
+
+/// What the I/O thread tells JS.
+pub enum Event {
+  Batch(RawBatch),
+  Error(OsError),
+  Writable,
+}
+
+/// Result of offering an event to the sink.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Delivery {
+  Queued,
+  /// JS is gone (socket closed, environment torn down): the thread must exit.
+  Closed,
+}
+
+/// Most error events waiting for JS at once.
+pub const MAX_ERRORS_IN_FLIGHT: u32 = 64;
+
+/// State shared by the JS thread and the I/O thread.
+pub struct Shared {
+  pub fd: RawFd,
+  pub waker: Waker,
+  pub mode: RecvMode,
+  pub batch_size: usize,
+  /// Most batches allowed in the JS queue at once.
+  pub max_in_flight: u32,
+  pub reading: AtomicBool,
+  pub want_writable: AtomicBool,
+  pub stop: AtomicBool,
+  in_flight: AtomicU32,
+  waiting_credit: AtomicBool,
+  errors_in_flight: AtomicU32,
+  pub counters: Counters,
+}
+
+impl Shared {
+  pub fn new(fd: RawFd, waker: Waker, mode: RecvMode, batch_size: usize, max_in_flight: u32) -> Self {
+    Shared {
+      fd,
+      waker,
+      mode,
+      batch_size,
+      max_in_flight: max_in_flight.max(1),
+      reading: AtomicBool::new(false),
+      want_writable: AtomicBool::new(false),
+      stop: AtomicBool::new(false),
+      in_flight: AtomicU32::new(0),
+      waiting_credit: AtomicBool::new(false),
+      errors_in_flight: AtomicU32::new(0),
+      counters: Counters::default(),
+    }
+  }
+
+  /// Called on the JS thread when a batch has been taken off the queue.
+  pub fn return_credit(&self) {
+    let left = self.in_flight.fetch_sub(1, SeqCst).saturating_sub(1);
+    if left <= self.max_in_flight / 2 && self.waiting_credit.swap(false, SeqCst) {
+      self.waker.wake();
+    }
+  }
+
+  /// Called on the JS thread when an error event has been handled.
+  pub fn error_handled(&self) {
+    self.errors_in_flight.fetch_sub(1, SeqCst);
+  }
+
+  /// Starts or pauses reading from the socket.
+  pub fn set_reading(&self, on: bool) {
+    if self.reading.swap(on, SeqCst) != on {
+      self.waker.wake();
+    }
+  }
+
+  /// Asks for one `Writable` event when the send buffer has room.
+  pub fn request_writable(&self) {
+    if !self.want_writable.swap(true, SeqCst) {
+      self.waker.wake();
+    }
+  }
+
+  /// Asks the thread to exit.
+  pub fn request_stop(&self) {
+    self.stop.store(true, SeqCst);
+    self.waker.wake();
+  }
+
+  fn has_credit(&self) -> bool {
+    self.in_flight.load(SeqCst) < self.max_in_flight
+  }
+}
+
+/// Runs the I/O loop until stopped or the sink closes.
+pub fn run(shared: Arc<Shared>, mut slab: RecvSlab, mut sink: impl FnMut(Event) -> Delivery) {
+  let mut consecutive_errors = 0u32;
+  let syscall = if shared.mode == RecvMode::Batched {
+    "recvmmsg"
+  } else {
+    "recvmsg"
+  };
+  while !shared.stop.load(SeqCst) {
+    let reading = shared.reading.load(SeqCst);
+    let mut can_read = reading && shared.has_credit();
+    if reading && !can_read {
+      // Publish that we wait for credit, then re-check so a return in between is not lost.
+      shared.waiting_credit.store(true, SeqCst);
+      can_read = shared.has_credit();
+      if can_read {
+        shared.waiting_credit.store(false, SeqCst);
+      }
+    }
+    let want_write = shared.want_writable.load(SeqCst);
+    let mut events: libc::c_short = 0;
+    if can_read {
+      events |= libc::POLLIN;
+    }
+    if want_write {
+      events |= libc::POLLOUT;
+    }
+    let mut fds = [
+      libc::pollfd {
+        fd: shared.waker.fd(),
+        events: libc::POLLIN,
+        revents: 0,
+      },
+      libc::pollfd {
+        fd: shared.fd,
+        events,
+        revents: 0,
+      },
+    ];
+    // SAFETY: `fds` is a live array of two pollfds; -1 waits until an event or a wake-up.
+    let rc = unsafe { libc::poll(fds.as_mut_ptr(), 2, -1) };
+    if rc < 0 {
+      let e = io::Error::last_os_error();
+      if e.kind() != io::ErrorKind::Interrupted
+        && !offer(&shared, &mut sink, Event::Error(OsError::from_io(&e, "poll")))
+      {
+        return;
+      }
+      continue;
+    }
+    if fds[0].revents != 0 {
+      shared.waker.drain();
+    }
+    let rev = fds[1].revents;
+    if want_write && rev & (libc::POLLOUT | libc::POLLERR) != 0 {
+      shared.want_writable.store(false, SeqCst);
+      if !offer(&shared, &mut sink, Event::Writable) {
+        return;
+      }
+    }
+    if can_read && rev & (libc::POLLIN | libc::POLLERR | libc::POLLHUP) != 0 {
+      match drain(&shared, &mut slab, &mut sink, syscall) {
+        Drained::Ok => consecutive_errors = 0,
+        Drained::Errored => consecutive_errors += 1,
+        Drained::Closed => return,
+      }
+    } else if rev & libc::POLLERR != 0 {
+      // A pending socket error (e.g. ICMP port unreachable on a connected socket) while we
+      // are not reading: poll would report it forever, so fetch (and clear) it now.
+      if let Some(errno) = take_socket_error(shared.fd) {
+        Counters::add(&shared.counters.recv_errors, 1);
+        if !offer(&shared, &mut sink, Event::Error(OsError { errno, syscall })) {
+          return;
+        }
+      }
+      consecutive_errors += 1;
+    }
+    if consecutive_errors > 8 {
+      // A persistent error: keep the loop alive but do not spin.
+      std::thread::sleep(Duration::from_millis(10));
+    }
+  }
+}
+
+enum Drained {
+  Ok,
+  Errored,
+  Closed,
+}
+
+/// Receives batches until the socket is empty, credit runs out or reading is paused.
+fn drain(
+  shared: &Shared,
+  slab: &mut RecvSlab,
+  sink: &mut impl FnMut(Event) -> Delivery,
+  syscall: &'static str,
+) -> Drained {
+  let fd = shared.fd;
+  while shared.reading.load(Relaxed) && !shared.stop.load(Relaxed) && shared.has_credit() {
+    Counters::add(&shared.counters.recv_syscalls, 1);
+    match slab.receive(fd, shared.mode, shared.batch_size) {
+      Ok(n) => {
+        let batch = slab.take(n);
+        let c = &shared.counters;
+        Counters::add(&c.datagrams_received, n as u64);
+        Counters::add(&c.bytes_received, batch.data.len() as u64);
+        Counters::add(&c.batches_received, 1);
+        let cut = batch.meta[15 * n..16 * n]
+          .iter()
+          .filter(|&&f| f & FLAG_TRUNCATED != 0)
+          .count();
+        Counters::add(&c.truncated, cut as u64);
+        if let Some(d) = batch.kernel_drops {
+          Counters::raise(&c.kernel_drops, d);
+        }
+        shared.in_flight.fetch_add(1, SeqCst);
+        if !offer(shared, sink, Event::Batch(batch)) {
+          return Drained::Closed;
+        }
+        if n < shared.batch_size {
+          // Probably empty now; poll (level-triggered) tells us if more arrived.
+          return Drained::Ok;
+        }
+      }
+      Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Drained::Ok,
+      Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+      Err(e) => {
+        // Possibly an error parked by the kernel after an earlier partial batch, or an ICMP
+        // error: report it and keep the loop alive.
+        Counters::add(&shared.counters.recv_errors, 1);
+        if !offer(shared, sink, Event::Error(OsError::from_io(&e, syscall))) {
+          return Drained::Closed;
+        }
+        return Drained::Errored;
+      }
+    }
+  }
+  Drained::Ok
+}
+
+/// Offers an event to the sink. The JS queue is unbounded, so batches are bounded by the
+/// credit window and errors by [`MAX_ERRORS_IN_FLIGHT`] (further errors while JS has not
+/// caught up are counted in `eventsDropped`, never silently). Returns false when the thread
+/// must exit.
+fn offer(shared: &Shared, sink: &mut impl FnMut(Event) -> Delivery, event: Event) -> bool {
+  if matches!(event, Event::Error(_)) {
+    if shared.errors_in_flight.load(SeqCst) >= MAX_ERRORS_IN_FLIGHT {
+      Counters::add(&shared.counters.events_dropped, 1);
+      return true;
+    }
+    shared.errors_in_flight.fetch_add(1, SeqCst);
+  }
+  sink(event) == Delivery::Queued
+}
+
+/// Reads and clears `SO_ERROR`.
+fn take_socket_error(fd: RawFd) -> Option<i32> {
+  let mut err: libc::c_int = 0;
+  let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+  // SAFETY: passes a live c_int and its size; the kernel writes at most `len` bytes.
+  let rc = unsafe {
+    libc::getsockopt(
+      fd,
+      libc::SOL_SOCKET,
+      libc::SO_ERROR,
+      &mut err as *mut libc::c_int as *mut libc::c_void,
+      &mut len,
+    )
+  };
+  (rc == 0 && err != 0).then_some(err)
+}

@@ -1,0 +1,20 @@
+//! udp-mmsg: batched UDP sockets for Node.js.
+//!
+//! One module per concern: `socket` creates and configures, `recv` and `send` move batches,
+//! `io` runs the per-socket poll thread, `batch` is the wire format to JS, `addr` and `cmsg`
+//! convert addresses and control messages, `native` is the napi class.
+
+#![deny(clippy::all)]
+
+pub mod addr;
+pub mod batch;
+pub mod cmsg;
+pub mod error;
+pub mod io;
+pub mod linux;
+pub mod native;
+pub mod recv;
+pub mod send;
+pub mod socket;
+pub mod stats;
+pub mod wake;

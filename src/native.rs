@@ -1,0 +1,684 @@
+//! The napi class JS talks to: one owned UDP socket, its I/O thread and its counters.
+//! `lib/socket.js` wraps it in the public `UdpSocket` API; argument validation with
+//! `TypeError`/`RangeError` happens there, and this layer checks again without trusting it.
+
+use std::cell::RefCell;
+use std::net::SocketAddr;
+use std::os::fd::AsRawFd;
+use std::rc::Rc;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use napi::bindgen_prelude::*;
+use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
+use napi_derive::napi;
+use socket2::{SockAddr, Socket};
+
+use crate::addr::{self, AddrError};
+use crate::error::{closed, invalid_arg, os_error, OsError};
+use crate::io::{self, Delivery, Event, Shared};
+use crate::recv::{RecvMode, RecvSlab};
+use crate::send::{self, Packed, SendScratch};
+use crate::socket::{self, SocketConfig};
+use crate::stats::Counters;
+use crate::wake::Waker;
+
+/// Largest batch (`recvmmsg`/`sendmmsg` vlen is capped at UIO_MAXIOV).
+pub const MAX_BATCH_SIZE: u32 = 1024;
+/// Largest UDP payload the slab can hold per datagram.
+pub const MAX_DATAGRAM_SIZE: u32 = 65535;
+
+/// Options for `NativeSocket`, already normalised by `lib/socket.js`.
+#[napi(object)]
+pub struct NativeOptions {
+  /// Local IP literal to bind (`'0.0.0.0'`, `'::'`, `'127.0.0.1'`, `'::1'`, ...).
+  pub address: String,
+  /// Local port; 0 asks the kernel for a free one.
+  pub port: u32,
+  /// Create an IPv6 socket (`'udp6'`); otherwise IPv4.
+  pub ipv6: bool,
+  /// `IPV6_V6ONLY`; left to the system default when absent.
+  pub ipv6_only: Option<bool>,
+  /// `SO_REUSEADDR`.
+  pub reuse_addr: bool,
+  /// `SO_REUSEPORT` (Linux: load-balances datagrams across sockets bound to the same port).
+  pub reuse_port: bool,
+  /// `SO_BROADCAST`.
+  pub broadcast: bool,
+  /// Requested `SO_RCVBUF` in bytes.
+  pub recv_buffer_size: Option<u32>,
+  /// Requested `SO_SNDBUF` in bytes.
+  pub send_buffer_size: Option<u32>,
+  /// Try `SO_RCVBUFFORCE`/`SO_SNDBUFFORCE` first (needs CAP_NET_ADMIN).
+  pub force_buffer_size: bool,
+  /// Unicast TTL / hop limit.
+  pub ttl: Option<u32>,
+  /// Datagrams per receive call (1..=1024).
+  pub batch_size: u32,
+  /// Bytes per datagram slot; longer datagrams are truncated and flagged (1..=65535).
+  pub max_datagram_size: u32,
+  /// Batches that may wait for the JS thread before the I/O thread stops reading.
+  pub max_pending_batches: u32,
+  /// Connect to this peer after binding.
+  pub connect_address: Option<String>,
+  /// Port of the peer to connect to.
+  pub connect_port: Option<u32>,
+  /// Use one `recvmsg`/`sendmsg` per datagram instead of `recvmmsg`/`sendmmsg`.
+  pub portable: bool,
+}
+
+/// An address as Node reports it.
+#[napi(object)]
+pub struct AddressInfo {
+  /// IP address as text.
+  pub address: String,
+  /// Port number.
+  pub port: u32,
+  /// `'IPv4'` or `'IPv6'`.
+  pub family: String,
+}
+
+/// Socket buffer sizes the kernel granted.
+#[napi(object)]
+pub struct BufferSizes {
+  /// `SO_RCVBUF` as reported by the kernel (Linux doubles the request for bookkeeping).
+  pub recv_buffer_size: u32,
+  /// `SO_SNDBUF` as reported by the kernel.
+  pub send_buffer_size: u32,
+  /// True when the receive size was set with `SO_RCVBUFFORCE`, past `net.core.rmem_max`.
+  pub recv_forced: bool,
+  /// True when the send size was set with `SO_SNDBUFFORCE`, past `net.core.wmem_max`.
+  pub send_forced: bool,
+}
+
+/// Outcome of one native send call.
+#[napi(object)]
+pub struct NativeSendResult {
+  /// Datagrams handed to the kernel by this call.
+  pub sent: u32,
+  /// Bytes in those datagrams.
+  pub bytes: f64,
+  /// The send buffer is full: wait for `writable`, then resume at `start + sent`.
+  pub would_block: bool,
+  /// Errno of the error that stopped the call at datagram `start + sent`, or 0.
+  pub errno: i32,
+  /// System call that failed, when `errno` is not 0.
+  pub syscall: String,
+}
+
+/// Counters of one socket (cumulative since it was opened).
+#[napi(object)]
+pub struct NativeStats {
+  pub datagrams_received: f64,
+  pub bytes_received: f64,
+  pub batches_received: f64,
+  pub truncated: f64,
+  pub recv_syscalls: f64,
+  pub recv_errors: f64,
+  pub kernel_drops: f64,
+  pub datagrams_sent: f64,
+  pub bytes_sent: f64,
+  pub send_syscalls: f64,
+  pub send_retries: f64,
+  pub send_errors: f64,
+  pub events_dropped: f64,
+  pub recv_queue_bytes: f64,
+}
+
+type Dispatch = Arc<DispatchFn>;
+type DispatchFn = ThreadsafeFunction<Event, (), DispatchArgs, Status, false, false, 0>;
+/// (kind, data, meta, count-or-errno, kernel drops, syscall): kind 0 = batch, 1 = error,
+/// 2 = writable.
+type DispatchArgs = FnArgs<(u32, Option<Buffer>, Option<Buffer>, i32, f64, Option<String>)>;
+
+struct Open {
+  socket: Socket,
+  shared: Arc<Shared>,
+  thread: Option<JoinHandle<()>>,
+  dispatch: Dispatch,
+  scratch: SendScratch,
+  ipv6: bool,
+  granted: socket::Granted,
+  connected: bool,
+  referenced: bool,
+}
+
+impl Open {
+  /// Stops and joins the I/O thread; the fd closes when `self` drops. The thread never
+  /// blocks on the JS thread, so the join returns promptly.
+  fn shutdown(&mut self) {
+    self.shared.request_stop();
+    if let Some(t) = self.thread.take() {
+      let _ = t.join();
+    }
+  }
+}
+
+/// One UDP socket owned by Rust. Use the `UdpSocket` class from the package instead.
+#[napi]
+pub struct NativeSocket {
+  /// Shared with the environment cleanup hook, which closes the socket on worker teardown.
+  inner: Rc<RefCell<Option<Open>>>,
+  hook: Option<napi::CleanupEnvHook<Rc<RefCell<Option<Open>>>>>,
+  env: napi::sys::napi_env,
+}
+
+fn addr_error(e: AddrError, what: &str) -> Error {
+  match e {
+    AddrError::NotAnIp => invalid_arg(&format!("{what} must be an IP address literal")),
+    AddrError::BadScope => invalid_arg(&format!("{what} has an unknown IPv6 scope")),
+  }
+}
+
+fn port(p: u32, what: &str) -> Result<u16> {
+  u16::try_from(p).map_err(|_| invalid_arg(&format!("{what} must be 0..65535")))
+}
+
+fn address_info(a: &SocketAddr) -> AddressInfo {
+  // An IPv4-mapped peer on a dual-stack socket is still reported as IPv6, as Node does.
+  AddressInfo {
+    address: addr::ip_to_string(a),
+    port: a.port() as u32,
+    family: if a.is_ipv4() { "IPv4" } else { "IPv6" }.to_string(),
+  }
+}
+
+#[napi]
+impl NativeSocket {
+  /// Creates, configures and binds the socket, and starts its I/O thread (paused).
+  /// `dispatch` receives every event the I/O thread produces.
+  #[napi(constructor)]
+  pub fn new(
+    env: Env,
+    options: NativeOptions,
+    #[napi(
+      ts_arg_type = "(kind: number, data: Buffer | null, meta: Buffer | null, n: number, drops: number, syscall: string | null) => void"
+    )]
+    dispatch: Function<'_, (), ()>,
+  ) -> Result<Self> {
+    if options.batch_size == 0 || options.batch_size > MAX_BATCH_SIZE {
+      return Err(invalid_arg("batchSize must be 1..1024"));
+    }
+    if options.max_datagram_size == 0 || options.max_datagram_size > MAX_DATAGRAM_SIZE {
+      return Err(invalid_arg("maxDatagramSize must be 1..65535"));
+    }
+    let bind = addr::socket_addr(&options.address, port(options.port, "port")?)
+      .map_err(|e| addr_error(e, "address"))?;
+    let connect = match (&options.connect_address, options.connect_port) {
+      (Some(a), Some(p)) => {
+        Some(addr::socket_addr(a, port(p, "connect port")?).map_err(|e| addr_error(e, "connect address"))?)
+      }
+      (None, None) => None,
+      _ => return Err(invalid_arg("connect needs both address and port")),
+    };
+    if bind.is_ipv6() && !options.ipv6 {
+      return Err(invalid_arg("an IPv6 address needs a udp6 socket"));
+    }
+    let cfg = SocketConfig {
+      bind,
+      ipv6: options.ipv6,
+      ipv6_only: options.ipv6_only,
+      reuse_addr: options.reuse_addr,
+      reuse_port: options.reuse_port,
+      broadcast: options.broadcast,
+      recv_buffer_size: options.recv_buffer_size.map(|s| s as usize),
+      send_buffer_size: options.send_buffer_size.map(|s| s as usize),
+      force_buffer_size: options.force_buffer_size,
+      ttl: options.ttl,
+      connect,
+    };
+    let (sock, granted) = socket::open(&cfg).map_err(|e| os_error(e.os, &e.detail))?;
+    let batched = cfg!(target_os = "linux") && !options.portable;
+    let mode = if batched {
+      RecvMode::Batched
+    } else {
+      RecvMode::Portable
+    };
+    enable_drop_counter(&sock);
+    let waker = Waker::new().map_err(|e| os_error(OsError::from_io(&e, "eventfd"), ""))?;
+    let shared = Arc::new(Shared::new(
+      sock.as_raw_fd(),
+      waker,
+      mode,
+      options.batch_size as usize,
+      options.max_pending_batches.clamp(1, 1024),
+    ));
+
+    let credit = shared.clone();
+    let tsfn: Dispatch = Arc::new(
+      dispatch
+        .build_threadsafe_function::<Event>()
+        .callee_handled::<false>()
+        .max_queue_size::<0>()
+        .build_callback(move |ctx| {
+          Ok(match ctx.value {
+            Event::Batch(b) => {
+              credit.return_credit();
+              let drops = b.kernel_drops.map_or(-1.0, |d| d as f64);
+              (
+                0,
+                Some(Buffer::from(b.data)),
+                Some(Buffer::from(b.meta)),
+                b.count as i32,
+                drops,
+                None,
+              )
+                .into()
+            }
+            Event::Error(e) => {
+              credit.error_handled();
+              (1, None, None, e.errno, 0.0, Some(e.syscall.to_string())).into()
+            }
+            Event::Writable => (2, None, None, 0, 0.0, None).into(),
+          })
+        })?,
+    );
+
+    let slab = RecvSlab::new(options.batch_size as usize, options.max_datagram_size as usize);
+    let thread_shared = shared.clone();
+    let sink_tsfn = Arc::clone(&tsfn);
+    let thread = std::thread::Builder::new()
+      .name("udp-mmsg-io".into())
+      .stack_size(256 * 1024)
+      .spawn(move || {
+        io::run(thread_shared, slab, move |event| {
+          match sink_tsfn.call(event, ThreadsafeFunctionCallMode::NonBlocking) {
+            Status::Ok => Delivery::Queued,
+            _ => Delivery::Closed,
+          }
+        })
+      })
+      .map_err(|e| os_error(OsError::from_io(&e, "pthread_create"), ""))?;
+
+    let open = Open {
+      socket: sock,
+      shared,
+      thread: Some(thread),
+      dispatch: tsfn,
+      scratch: SendScratch::default(),
+      ipv6: options.ipv6,
+      granted,
+      connected: connect.is_some(),
+      referenced: true,
+    };
+    // Worker teardown: the environment's cleanup hook closes a socket JS never closed.
+    let inner = Rc::new(RefCell::new(Some(open)));
+    let hook = env
+      .add_env_cleanup_hook(inner.clone(), |slot: Rc<RefCell<Option<Open>>>| {
+        let taken = slot.try_borrow_mut().ok().and_then(|mut g| g.take());
+        if let Some(mut open) = taken {
+          open.shutdown();
+        }
+      })
+      .ok();
+    Ok(NativeSocket {
+      inner,
+      hook,
+      env: env.raw(),
+    })
+  }
+
+  /// Runs `f` on the open socket, or fails with the closed-socket error.
+  fn with<T>(&self, f: impl FnOnce(&mut Open) -> Result<T>) -> Result<T> {
+    let mut guard = self.inner.try_borrow_mut().map_err(|_| closed())?;
+    match guard.as_mut() {
+      Some(o) => f(o),
+      None => Err(closed()),
+    }
+  }
+
+  /// The local address the socket is bound to (the real port when bound to port 0).
+  #[napi]
+  pub fn local_address(&self) -> Result<AddressInfo> {
+    self.with(|o| {
+      let a = o
+        .socket
+        .local_addr()
+        .map_err(|e| os_error(OsError::from_io(&e, "getsockname"), ""))?;
+      a.as_socket()
+        .map(|a| address_info(&a))
+        .ok_or_else(|| invalid_arg("not an IP socket"))
+    })
+  }
+
+  /// The connected peer, or null when not connected.
+  #[napi]
+  pub fn remote_address(&self) -> Result<Option<AddressInfo>> {
+    self.with(|o| {
+      if !o.connected {
+        return Ok(None);
+      }
+      match o.socket.peer_addr() {
+        Ok(a) => Ok(a.as_socket().map(|a| address_info(&a))),
+        Err(e) if e.raw_os_error() == Some(libc::ENOTCONN) => Ok(None),
+        Err(e) => Err(os_error(OsError::from_io(&e, "getpeername"), "")),
+      }
+    })
+  }
+
+  /// Connects the socket to a peer: sends without a destination go there, and only its
+  /// datagrams are received.
+  #[napi]
+  pub fn connect(&self, address: String, port_number: u32) -> Result<()> {
+    let peer =
+      addr::socket_addr(&address, port(port_number, "port")?).map_err(|e| addr_error(e, "address"))?;
+    self.with(|o| {
+      let peer = if o.ipv6 { addr::to_v6_mapped(peer) } else { peer };
+      o.socket
+        .connect(&SockAddr::from(peer))
+        .map_err(|e| os_error(OsError::from_io(&e, "connect"), &peer.to_string()))?;
+      o.connected = true;
+      Ok(())
+    })
+  }
+
+  /// Dissolves the association made by `connect`.
+  #[napi]
+  pub fn disconnect(&self) -> Result<()> {
+    self.with(|o| {
+      // SAFETY: an all-zero sockaddr with AF_UNSPEC is the documented way to disconnect UDP.
+      let mut sa: libc::sockaddr = unsafe { std::mem::zeroed() };
+      sa.sa_family = libc::AF_UNSPEC as libc::sa_family_t;
+      // SAFETY: passes a live sockaddr and its exact size.
+      let rc = unsafe {
+        libc::connect(
+          o.socket.as_raw_fd(),
+          &sa,
+          std::mem::size_of::<libc::sockaddr>() as libc::socklen_t,
+        )
+      };
+      if rc != 0 {
+        let e = std::io::Error::last_os_error();
+        // Some systems answer EAFNOSUPPORT yet do disconnect.
+        if e.raw_os_error() != Some(libc::EAFNOSUPPORT) {
+          return Err(os_error(OsError::from_io(&e, "connect"), "AF_UNSPEC"));
+        }
+      }
+      o.connected = false;
+      Ok(())
+    })
+  }
+
+  /// Buffer sizes the kernel granted (read back with getsockopt, not the requested ones).
+  #[napi]
+  pub fn buffer_sizes(&self) -> Result<BufferSizes> {
+    self.with(|o| {
+      let r = o.socket.recv_buffer_size().unwrap_or(o.granted.recv_buffer_size);
+      let s = o.socket.send_buffer_size().unwrap_or(o.granted.send_buffer_size);
+      Ok(BufferSizes {
+        recv_buffer_size: r.min(u32::MAX as usize) as u32,
+        send_buffer_size: s.min(u32::MAX as usize) as u32,
+        recv_forced: o.granted.recv_forced,
+        send_forced: o.granted.send_forced,
+      })
+    })
+  }
+
+  /// Sets `SO_RCVBUF` (or `SO_SNDBUF` when `send` is true) after creation.
+  #[napi]
+  pub fn set_buffer_size(&self, send: bool, size: u32) -> Result<()> {
+    self.with(|o| {
+      let r = if send {
+        o.socket.set_send_buffer_size(size as usize)
+      } else {
+        o.socket.set_recv_buffer_size(size as usize)
+      };
+      r.map_err(|e| {
+        os_error(
+          OsError::from_io(&e, "setsockopt"),
+          if send { "SO_SNDBUF" } else { "SO_RCVBUF" },
+        )
+      })
+    })
+  }
+
+  /// True when this socket uses one system call per datagram (the portable path).
+  #[napi(getter)]
+  pub fn portable(&self) -> bool {
+    self
+      .with(|o| Ok(o.shared.mode == RecvMode::Portable))
+      .unwrap_or(false)
+  }
+
+  /// Starts (true) or pauses (false) reading; while paused, datagrams wait in the kernel.
+  #[napi]
+  pub fn set_reading(&self, on: bool) -> Result<()> {
+    self.with(|o| {
+      o.shared.set_reading(on);
+      Ok(())
+    })
+  }
+
+  /// Asks for one writable event (kind 2) when the send buffer has room again.
+  #[napi]
+  pub fn request_writable(&self) -> Result<()> {
+    self.with(|o| {
+      o.shared.request_writable();
+      Ok(())
+    })
+  }
+
+  /// Sends datagrams `start..` of a packed batch without blocking; see `lib/pack.js` for the
+  /// format. Returns how many went and why it stopped.
+  #[allow(clippy::too_many_arguments)]
+  #[napi]
+  pub fn send(
+    &self,
+    data: &[u8],
+    part_lens: &[u32],
+    parts_per_msg: Option<&[u32]>,
+    dest_index: Option<&[u32]>,
+    dest_addresses: Vec<String>,
+    dest_ports: Vec<u32>,
+    start: u32,
+  ) -> Result<NativeSendResult> {
+    self.with(|o| {
+      if dest_addresses.len() != dest_ports.len() {
+        return Err(invalid_arg("destination addresses and ports differ in length"));
+      }
+      let mut dests = Vec::with_capacity(dest_addresses.len());
+      for (a, &p) in dest_addresses.iter().zip(dest_ports.iter()) {
+        let sa = addr::socket_addr(a, port(p, "port")?).map_err(|e| addr_error(e, "address"))?;
+        dests.push(SockAddr::from(if o.ipv6 { addr::to_v6_mapped(sa) } else { sa }));
+      }
+      let packed = Packed {
+        data,
+        part_lens,
+        parts_per_msg,
+        dest_index,
+        dests: &dests,
+      };
+      packed.validate().map_err(invalid_arg)?;
+      if start as usize > packed.count() {
+        return Err(invalid_arg("start is past the end of the batch"));
+      }
+      if dests.is_empty() && !o.connected && packed.count() > start as usize {
+        return Err(invalid_arg("a destination is required on an unconnected socket"));
+      }
+      let batched = o.shared.mode == RecvMode::Batched;
+      let out = send::send(
+        o.socket.as_raw_fd(),
+        &packed,
+        start as usize,
+        batched,
+        &mut o.scratch,
+      );
+      let c = &o.shared.counters;
+      Counters::add(&c.datagrams_sent, out.sent as u64);
+      Counters::add(&c.bytes_sent, out.bytes);
+      Counters::add(&c.send_syscalls, out.syscalls);
+      if out.would_block {
+        Counters::add(&c.send_retries, 1);
+      }
+      if out.error.is_some() {
+        Counters::add(&c.send_errors, 1);
+      }
+      Ok(NativeSendResult {
+        sent: out.sent as u32,
+        bytes: out.bytes as f64,
+        would_block: out.would_block,
+        errno: out.error.map_or(0, |e| e.errno),
+        syscall: out.error.map_or("", |e| e.syscall).to_string(),
+      })
+    })
+  }
+
+  /// Counters since the socket was opened (zeros after close).
+  #[napi]
+  pub fn stats(&self) -> NativeStats {
+    self
+      .with(|o| {
+        let meminfo = read_meminfo(&o.socket);
+        if let Some(m) = &meminfo {
+          Counters::raise(&o.shared.counters.kernel_drops, m.drops);
+        }
+        Ok(NativeStats::from_counters(&o.shared.counters, meminfo))
+      })
+      .unwrap_or_else(|_| NativeStats::from_counters(&Counters::default(), None))
+  }
+
+  /// Keeps the Node event loop alive while the socket is open (the default).
+  #[napi(js_name = "ref")]
+  pub fn ref_(&self, env: Env) -> Result<()> {
+    self.set_ref(env, true)
+  }
+
+  /// Lets the process exit even though the socket is open.
+  #[napi]
+  pub fn unref(&self, env: Env) -> Result<()> {
+    self.set_ref(env, false)
+  }
+
+  fn set_ref(&self, env: Env, on: bool) -> Result<()> {
+    let mut guard = self.inner.try_borrow_mut().map_err(|_| closed())?;
+    let Some(o) = guard.as_mut() else { return Ok(()) };
+    if o.referenced != on {
+      let raw = o.dispatch.raw();
+      // SAFETY: called on the JS thread that owns the (still open) threadsafe function.
+      let status = unsafe {
+        if on {
+          napi::sys::napi_ref_threadsafe_function(env.raw(), raw)
+        } else {
+          napi::sys::napi_unref_threadsafe_function(env.raw(), raw)
+        }
+      };
+      check(status)?;
+      o.referenced = on;
+    }
+    Ok(())
+  }
+
+  /// Stops the I/O thread, closes the fd and releases the event-loop reference. Idempotent.
+  #[napi]
+  pub fn close(&mut self) {
+    self.shutdown();
+  }
+
+  /// True once `close()` has run.
+  #[napi(getter)]
+  pub fn closed(&self) -> bool {
+    self.inner.try_borrow().map(|g| g.is_none()).unwrap_or(false)
+  }
+
+  fn shutdown(&mut self) {
+    let taken = self.inner.try_borrow_mut().ok().and_then(|mut g| g.take());
+    if let Some(mut o) = taken {
+      o.shutdown();
+    }
+    if let Some(hook) = self.hook.take() {
+      if !self.env.is_null() {
+        let _ = Env::from_raw(self.env).remove_env_cleanup_hook(hook);
+      }
+    }
+  }
+}
+
+impl Drop for NativeSocket {
+  /// Runs when the JS object is garbage-collected without `close()`: same as `close()`.
+  fn drop(&mut self) {
+    self.shutdown();
+  }
+}
+
+fn check(status: napi::sys::napi_status) -> Result<()> {
+  if status == napi::sys::Status::napi_ok {
+    Ok(())
+  } else {
+    Err(Error::new(
+      Status::from(status),
+      "threadsafe function (un)ref failed".to_string(),
+    ))
+  }
+}
+
+struct MemInfo {
+  drops: u64,
+  queued: u64,
+}
+
+#[cfg(target_os = "linux")]
+fn read_meminfo(s: &Socket) -> Option<MemInfo> {
+  let mut v = [0u32; 16];
+  let mut len = std::mem::size_of_val(&v) as libc::socklen_t;
+  // SAFETY: passes a live u32 array and its size; the kernel writes at most `len` bytes.
+  let rc = unsafe {
+    libc::getsockopt(
+      s.as_raw_fd(),
+      libc::SOL_SOCKET,
+      crate::linux::SO_MEMINFO,
+      v.as_mut_ptr() as *mut libc::c_void,
+      &mut len,
+    )
+  };
+  let have = len as usize / 4;
+  (rc == 0 && have > crate::linux::SK_MEMINFO_DROPS).then(|| MemInfo {
+    drops: v[crate::linux::SK_MEMINFO_DROPS] as u64,
+    queued: v[crate::linux::SK_MEMINFO_RMEM_ALLOC] as u64,
+  })
+}
+
+#[cfg(not(target_os = "linux"))]
+fn read_meminfo(_s: &Socket) -> Option<MemInfo> {
+  None
+}
+
+#[cfg(target_os = "linux")]
+fn enable_drop_counter(s: &Socket) {
+  let one: libc::c_int = 1;
+  // SAFETY: passes a live c_int and its size. Failure only means no drop counter.
+  unsafe {
+    libc::setsockopt(
+      s.as_raw_fd(),
+      libc::SOL_SOCKET,
+      crate::linux::SO_RXQ_OVFL,
+      &one as *const libc::c_int as *const libc::c_void,
+      std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+    )
+  };
+}
+
+#[cfg(not(target_os = "linux"))]
+fn enable_drop_counter(_s: &Socket) {}
+
+impl NativeStats {
+  fn from_counters(c: &Counters, m: Option<MemInfo>) -> Self {
+    let g = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed) as f64;
+    NativeStats {
+      datagrams_received: g(&c.datagrams_received),
+      bytes_received: g(&c.bytes_received),
+      batches_received: g(&c.batches_received),
+      truncated: g(&c.truncated),
+      recv_syscalls: g(&c.recv_syscalls),
+      recv_errors: g(&c.recv_errors),
+      kernel_drops: g(&c.kernel_drops),
+      datagrams_sent: g(&c.datagrams_sent),
+      bytes_sent: g(&c.bytes_sent),
+      send_syscalls: g(&c.send_syscalls),
+      send_retries: g(&c.send_retries),
+      send_errors: g(&c.send_errors),
+      events_dropped: g(&c.events_dropped),
+      recv_queue_bytes: m.map_or(0.0, |m| m.queued as f64),
+    }
+  }
+}

@@ -1,0 +1,154 @@
+//! Socket creation and configuration with `socket2`: family, options, bind, connect.
+//! The resulting socket is non-blocking; the I/O thread does all waiting with `poll`.
+
+use std::net::SocketAddr;
+
+use socket2::{Domain, Protocol, SockAddr, Socket, Type};
+
+use crate::error::OsError;
+
+/// Everything needed to create a socket, already validated.
+#[derive(Debug, Clone)]
+pub struct SocketConfig {
+  pub bind: SocketAddr,
+  /// Create an IPv6 socket even when `bind` is IPv4 is not allowed; this is the family used.
+  pub ipv6: bool,
+  pub ipv6_only: Option<bool>,
+  pub reuse_addr: bool,
+  pub reuse_port: bool,
+  pub broadcast: bool,
+  pub recv_buffer_size: Option<usize>,
+  pub send_buffer_size: Option<usize>,
+  /// Use `SO_RCVBUFFORCE`/`SO_SNDBUFFORCE` first (needs CAP_NET_ADMIN), then the plain option.
+  pub force_buffer_size: bool,
+  pub ttl: Option<u32>,
+  pub connect: Option<SocketAddr>,
+}
+
+/// Buffer sizes the kernel actually granted (Linux reports double the request, capped by
+/// `net.core.rmem_max`/`wmem_max` unless forced).
+#[derive(Debug, Clone, Copy)]
+pub struct Granted {
+  pub recv_buffer_size: usize,
+  pub send_buffer_size: usize,
+  /// True when a forced size was applied (the process had CAP_NET_ADMIN).
+  pub recv_forced: bool,
+  pub send_forced: bool,
+}
+
+/// A failure while opening: the OS error plus which step failed.
+#[derive(Debug)]
+pub struct OpenError {
+  pub os: OsError,
+  pub detail: String,
+}
+
+fn step<T>(r: std::io::Result<T>, syscall: &'static str, detail: &str) -> Result<T, OpenError> {
+  r.map_err(|e| OpenError {
+    os: OsError::from_io(&e, syscall),
+    detail: detail.to_string(),
+  })
+}
+
+/// Creates, configures, binds and (optionally) connects a UDP socket.
+pub fn open(cfg: &SocketConfig) -> Result<(Socket, Granted), OpenError> {
+  let domain = if cfg.ipv6 { Domain::IPV6 } else { Domain::IPV4 };
+  let socket = step(
+    Socket::new(domain, Type::DGRAM.cloexec(), Some(Protocol::UDP)),
+    "socket",
+    "",
+  )?;
+  step(socket.set_nonblocking(true), "fcntl", "O_NONBLOCK")?;
+  if cfg.ipv6 {
+    if let Some(only) = cfg.ipv6_only {
+      step(socket.set_only_v6(only), "setsockopt", "IPV6_V6ONLY")?;
+    }
+  }
+  if cfg.reuse_addr {
+    step(socket.set_reuse_address(true), "setsockopt", "SO_REUSEADDR")?;
+  }
+  #[cfg(all(
+    unix,
+    not(any(target_os = "solaris", target_os = "illumos", target_os = "cygwin"))
+  ))]
+  if cfg.reuse_port {
+    step(socket.set_reuse_port(true), "setsockopt", "SO_REUSEPORT")?;
+  }
+  if cfg.broadcast {
+    step(socket.set_broadcast(true), "setsockopt", "SO_BROADCAST")?;
+  }
+  let mut recv_forced = false;
+  let mut send_forced = false;
+  if let Some(size) = cfg.recv_buffer_size {
+    recv_forced = cfg.force_buffer_size && force_buffer(&socket, size, true);
+    if !recv_forced {
+      step(socket.set_recv_buffer_size(size), "setsockopt", "SO_RCVBUF")?;
+    }
+  }
+  if let Some(size) = cfg.send_buffer_size {
+    send_forced = cfg.force_buffer_size && force_buffer(&socket, size, false);
+    if !send_forced {
+      step(socket.set_send_buffer_size(size), "setsockopt", "SO_SNDBUF")?;
+    }
+  }
+  if let Some(ttl) = cfg.ttl {
+    if cfg.ipv6 {
+      step(socket.set_unicast_hops_v6(ttl), "setsockopt", "IPV6_UNICAST_HOPS")?;
+    } else {
+      step(socket.set_ttl_v4(ttl), "setsockopt", "IP_TTL")?;
+    }
+  }
+  let bind = if cfg.ipv6 {
+    crate::addr::to_v6_mapped(cfg.bind)
+  } else {
+    cfg.bind
+  };
+  step(socket.bind(&SockAddr::from(bind)), "bind", &bind.to_string())?;
+  if let Some(peer) = cfg.connect {
+    let peer = if cfg.ipv6 {
+      crate::addr::to_v6_mapped(peer)
+    } else {
+      peer
+    };
+    step(
+      socket.connect(&SockAddr::from(peer)),
+      "connect",
+      &peer.to_string(),
+    )?;
+  }
+  let granted = Granted {
+    recv_buffer_size: step(socket.recv_buffer_size(), "getsockopt", "SO_RCVBUF")?,
+    send_buffer_size: step(socket.send_buffer_size(), "getsockopt", "SO_SNDBUF")?,
+    recv_forced,
+    send_forced,
+  };
+  Ok((socket, granted))
+}
+
+/// Tries `SO_RCVBUFFORCE`/`SO_SNDBUFFORCE`; false when not permitted or not supported.
+#[cfg(target_os = "linux")]
+fn force_buffer(socket: &Socket, size: usize, recv: bool) -> bool {
+  use std::os::fd::AsRawFd;
+  let opt = if recv {
+    libc::SO_RCVBUFFORCE
+  } else {
+    libc::SO_SNDBUFFORCE
+  };
+  let value = size.min(i32::MAX as usize) as libc::c_int;
+  // SAFETY: passes a pointer to a live c_int and its exact size.
+  let rc = unsafe {
+    libc::setsockopt(
+      socket.as_raw_fd(),
+      libc::SOL_SOCKET,
+      opt,
+      &value as *const libc::c_int as *const libc::c_void,
+      std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+    )
+  };
+  rc == 0
+}
+
+#[cfg(not(target_os = "linux"))]
+fn force_buffer(_socket: &Socket, _size: usize, _recv: bool) -> bool {
+  false
+}
