@@ -38,10 +38,10 @@ export declare class NativeSocket {
   /** Asks for one writable event (kind 2) when the send buffer has room again. */
   requestWritable(): void
   /**
-   * Sends datagrams `start..` of a packed batch without blocking; see `lib/pack.js` for the
-   * format. Returns how many went and why it stopped.
+   * Sends at most `max_count` datagrams from `start` of a packed batch without blocking; see
+   * `lib/pack.js` for the format. Returns how many went and why it stopped.
    */
-  send(data: Uint8Array, partLens: Uint32Array, partsPerMsg: Uint32Array | undefined | null, destIndex: Uint32Array | undefined | null, destAddresses: Array<string>, destPorts: Array<number>, start: number): NativeSendResult
+  send(data: Uint8Array, partLens: Uint32Array, partsPerMsg: Uint32Array | undefined | null, destIndex: Uint32Array | undefined | null, destAddresses: Array<string>, destPorts: Array<number>, start: number, maxCount: number): NativeSendResult
   /** Counters since the socket was opened (zeros after close). */
   stats(): NativeStats
   /** Keeps the Node event loop alive while the socket is open (the default). */

@@ -13,6 +13,10 @@ const { pack, detach, PackScratch } = require('./pack.js')
 const { normalize, portOf, ipOf } = require('./options.js')
 const errors = require('./errors.js')
 
+/** Datagrams sendBatch hands to the kernel per event-loop turn, so one huge batch does not
+ * starve receives and timers in the same process (trySendBatch sends all it can at once). */
+const SEND_SLICE = 4096
+
 /** Batches an idle async iterator may buffer before reading pauses. */
 const ITERATOR_HIGH_WATER = 8
 /** Receive errors kept for the next recvBatch when nobody listens for 'error'. */
@@ -83,6 +87,7 @@ class UdpSocket extends EventEmitter {
     this._errors = []
     this._errorsDropped = 0
     this._sendQueue = []
+    this._flushScheduled = false
     this._scratch = new PackScratch()
     this._readingScheduled = false
     live.add(this)
@@ -358,9 +363,17 @@ class UdpSocket extends EventEmitter {
     return { family: this._family, connected: this._connected }
   }
 
-  /** Sends from datagram `start`; returns the new start. Throws an errno error with `sent`. */
-  _sendFrom(p, start) {
-    const r = callNative(() => this._native.send(p.data, p.lens, p.parts, p.dest, p.addrs, p.ports, start))
+  /**
+   * Sends up to `max` datagrams from `start`; returns the new start (less than the count when
+   * the send buffer is full or `max` was reached). Throws an errno error with `sent`.
+   */
+  _sendFrom(p, start, max) {
+    let r
+    try {
+      r = this._native.send(p.data, p.lens, p.parts, p.dest, p.addrs, p.ports, start, max)
+    } catch (e) {
+      throw errors.fromNative(e)
+    }
     const at = start + r.sent
     if (r.errno !== 0) {
       throw errors.errnoError(r.errno, r.syscall, `(datagram ${at} of ${p.count})`, { sent: at, index: at })
@@ -387,7 +400,7 @@ class UdpSocket extends EventEmitter {
       if (p.count === 0) return Promise.resolve(0)
       let start = 0
       if (this._sendQueue.length === 0) {
-        start = this._sendFrom(p, 0)
+        start = this._sendFrom(p, 0, SEND_SLICE)
         if (start === p.count) return Promise.resolve(p.count)
       }
       return new Promise((resolve, reject) => {
@@ -401,7 +414,7 @@ class UdpSocket extends EventEmitter {
           signal.addEventListener('abort', op.onAbort, { once: true })
         }
         this._sendQueue.push(op)
-        this._native.requestWritable()
+        if (this._sendQueue.length === 1) this._scheduleFlush(start < SEND_SLICE)
       })
     } catch (e) {
       return Promise.reject(e)
@@ -417,14 +430,29 @@ class UdpSocket extends EventEmitter {
     if (this._closed) throw errors.socketClosed({ sent: 0 })
     const p = pack(messages, this._sock(), this._scratch)
     if (p.count === 0 || this._sendQueue.length > 0) return 0
-    return this._sendFrom(p, 0)
+    return this._sendFrom(p, 0, 0xffffffff)
+  }
+
+  /** Continues queued sends: after a writable event when the buffer was full, or on the next
+   * turn of the event loop when a slice was used up. */
+  _scheduleFlush(bufferFull) {
+    if (bufferFull) {
+      this._native.requestWritable()
+    } else if (!this._flushScheduled) {
+      this._flushScheduled = true
+      setImmediate(() => {
+        this._flushScheduled = false
+        this._flushSends()
+      })
+    }
   }
 
   _flushSends() {
     while (this._sendQueue.length > 0 && !this._closed) {
       const op = this._sendQueue[0]
+      const before = op.start
       try {
-        op.start = this._sendFrom(op.p, op.start)
+        op.start = this._sendFrom(op.p, op.start, SEND_SLICE)
       } catch (e) {
         this._sendQueue.shift()
         this._endOp(op)
@@ -432,7 +460,7 @@ class UdpSocket extends EventEmitter {
         continue
       }
       if (op.start < op.p.count) {
-        this._native.requestWritable()
+        this._scheduleFlush(op.start - before < SEND_SLICE)
         return
       }
       this._sendQueue.shift()

@@ -459,8 +459,8 @@ impl NativeSocket {
     })
   }
 
-  /// Sends datagrams `start..` of a packed batch without blocking; see `lib/pack.js` for the
-  /// format. Returns how many went and why it stopped.
+  /// Sends at most `max_count` datagrams from `start` of a packed batch without blocking; see
+  /// `lib/pack.js` for the format. Returns how many went and why it stopped.
   #[allow(clippy::too_many_arguments)]
   #[napi]
   pub fn send(
@@ -472,6 +472,7 @@ impl NativeSocket {
     dest_addresses: Vec<String>,
     dest_ports: Vec<u32>,
     start: u32,
+    max_count: u32,
   ) -> Result<NativeSendResult> {
     self.with(|o| {
       if dest_addresses.len() != dest_ports.len() {
@@ -497,13 +498,8 @@ impl NativeSocket {
         return Err(invalid_arg("a destination is required on an unconnected socket"));
       }
       let batched = o.shared.mode == RecvMode::Batched;
-      let out = send::send(
-        o.socket.as_raw_fd(),
-        &packed,
-        start as usize,
-        batched,
-        &mut o.scratch,
-      );
+      let end = (start as usize).saturating_add(max_count as usize);
+      let out = send::send(o.socket.as_raw_fd(), &packed, start as usize, end, batched, &mut o.scratch);
       let c = &o.shared.counters;
       Counters::add(&c.datagrams_sent, out.sent as u64);
       Counters::add(&c.bytes_sent, out.bytes);

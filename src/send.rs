@@ -137,10 +137,10 @@ fn is_would_block(errno: i32) -> bool {
   errno == libc::EAGAIN || errno == libc::EWOULDBLOCK
 }
 
-/// Sends datagrams `start..` of `p` without blocking, as many per system call as allowed.
-/// `p` must have passed [`Packed::validate`].
-pub fn send(fd: RawFd, p: &Packed, start: usize, batched: bool, scratch: &mut SendScratch) -> SendOutcome {
-  let n = p.count();
+/// Sends datagrams `start..end` of `p` without blocking, as many per system call as allowed.
+/// `p` must have passed [`Packed::validate`]; `end` is clamped to the datagram count.
+pub fn send(fd: RawFd, p: &Packed, start: usize, end: usize, batched: bool, scratch: &mut SendScratch) -> SendOutcome {
+  let n = p.count().min(end);
   let mut out = SendOutcome::default();
   let mut cursor = advance(p, Cursor { part: 0, byte: 0 }, 0, start);
   let mut i = start;
@@ -315,7 +315,7 @@ mod tests {
     };
     p.validate().unwrap();
     let mut scratch = SendScratch::default();
-    let out = send(tx.as_raw_fd(), &p, 0, batched, &mut scratch);
+    let out = send(tx.as_raw_fd(), &p, 0, usize::MAX, batched, &mut scratch);
     assert_eq!(
       (out.sent, out.bytes, out.error, out.would_block),
       (3, 7, None, false)
@@ -323,7 +323,7 @@ mod tests {
     assert_eq!(recv_all(&rx1, 2), vec![b"onetwo".to_vec(), b"".to_vec()]);
     assert_eq!(recv_all(&rx2, 1), vec![b"x".to_vec()]);
     // Resume from the middle.
-    let out = send(tx.as_raw_fd(), &p, 2, batched, &mut scratch);
+    let out = send(tx.as_raw_fd(), &p, 2, usize::MAX, batched, &mut scratch);
     assert_eq!(out.sent, 1);
     assert_eq!(recv_all(&rx1, 1), vec![b"".to_vec()]);
   }
@@ -354,7 +354,7 @@ mod tests {
       dests: &dests,
     };
     for batched in [true, false] {
-      let out = send(tx.as_raw_fd(), &p, 0, batched, &mut SendScratch::default());
+      let out = send(tx.as_raw_fd(), &p, 0, usize::MAX, batched, &mut SendScratch::default());
       assert_eq!(out.sent, 2);
       assert_eq!(out.error.map(|e| e.errno), Some(libc::EMSGSIZE));
     }
