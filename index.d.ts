@@ -15,7 +15,7 @@ export declare class NativeSocket {
    * Creates, configures and binds the socket, and starts its I/O thread (paused).
    * `dispatch` receives every event the I/O thread produces.
    */
-  constructor(options: NativeOptions, dispatch: (kind: number, data: Buffer | null, meta: Buffer | null, n: number, drops: number, syscall: string | null) => void)
+  constructor(options: NativeOptions, dispatch: (kind: number, bytes: Buffer | null, unused: null, n: number, drops: number, syscall: string | null) => void)
   /** The local address the socket is bound to (the real port when bound to port 0). */
   localAddress(): AddressInfo
   /** The connected peer, or null when not connected. */
@@ -106,6 +106,8 @@ export interface NativeOptions {
   maxDatagramSize: number
   /** Batches that may wait for the JS thread before the I/O thread stops reading. */
   maxPendingBatches: number
+  /** Microseconds a partial batch may wait for more datagrams before delivery (0..=1000000). */
+  coalesceMicros: number
   /** Connect to this peer after binding. */
   connectAddress?: string
   /** Port of the peer to connect to. */

@@ -121,6 +121,12 @@ class Batch {
     }
   }
 
+  /** Wraps what the native layer delivers: metadata (32 bytes per datagram) then payloads. */
+  static fromNative(bytes, count, kernelDrops) {
+    const metaLen = 32 * count
+    return new Batch(bytes.subarray(metaLen), bytes.subarray(0, metaLen), count, kernelDrops)
+  }
+
   /** A batch with no datagrams (what `recvBatch` resolves with when its timeout fires). */
   static empty() {
     return new Batch(EMPTY, EMPTY_META, 0, -1)

@@ -9,6 +9,7 @@ const DEFAULTS = Object.freeze({
   batchSize: 64,
   maxDatagramSize: 2048,
   maxPendingBatches: 16,
+  coalesceMicros: 200,
 })
 
 function int(opts, name, min, max, dflt) {
@@ -87,6 +88,7 @@ function normalize(options) {
       batchSize: int(options, 'batchSize', 1, 1024, DEFAULTS.batchSize),
       maxDatagramSize: int(options, 'maxDatagramSize', 1, 65535, DEFAULTS.maxDatagramSize),
       maxPendingBatches: int(options, 'maxPendingBatches', 1, 1024, DEFAULTS.maxPendingBatches),
+      coalesceMicros: int(options, 'coalesceMicros', 0, 1000000, DEFAULTS.coalesceMicros),
       connectAddress: connect ? connect.address : undefined,
       connectPort: connect ? connect.port : undefined,
       portable: bool(options, 'portable', process.platform !== 'linux'),

@@ -319,7 +319,7 @@ class UdpSocket extends EventEmitter {
   _onNative(kind, data, meta, n, drops, syscall) {
     if (this._closed) return
     if (kind === KIND_BATCH) {
-      const batch = new Batch(data, meta, n, drops)
+      const batch = Batch.fromNative(data, n, drops)
       const listening = this.listenerCount('batch') > 0
       if (listening) this.emit('batch', batch)
       if (this._closed) return

@@ -33,10 +33,7 @@ pub fn parse_ip(text: &str) -> Result<(IpAddr, u32), AddrError> {
     let v6: Ipv6Addr = ip.parse().map_err(|_| AddrError::NotAnIp)?;
     return Ok((IpAddr::V6(v6), parse_scope(scope)?));
   }
-  text
-    .parse::<IpAddr>()
-    .map(|ip| (ip, 0))
-    .map_err(|_| AddrError::NotAnIp)
+  text.parse::<IpAddr>().map(|ip| (ip, 0)).map_err(|_| AddrError::NotAnIp)
 }
 
 fn parse_scope(scope: &str) -> Result<u32, AddrError> {
@@ -85,12 +82,7 @@ pub fn decode_sockaddr(storage: &libc::sockaddr_storage, len: libc::socklen_t) -
       let sin = unsafe { &*(storage as *const libc::sockaddr_storage as *const libc::sockaddr_in) };
       let mut bytes = [0u8; 16];
       bytes[..4].copy_from_slice(&sin.sin_addr.s_addr.to_ne_bytes());
-      CompactAddr {
-        family: FAMILY_V4,
-        port: u16::from_be(sin.sin_port),
-        bytes,
-        scope_id: 0,
-      }
+      CompactAddr { family: FAMILY_V4, port: u16::from_be(sin.sin_port), bytes, scope_id: 0 }
     }
     libc::AF_INET6 if len >= std::mem::size_of::<libc::sockaddr_in6>() => {
       // SAFETY: the family is AF_INET6 and the kernel wrote at least sizeof(sockaddr_in6)
@@ -114,12 +106,7 @@ pub fn compact_to_socket_addr(c: &CompactAddr) -> Option<SocketAddr> {
       let ip = Ipv4Addr::new(c.bytes[0], c.bytes[1], c.bytes[2], c.bytes[3]);
       Some(SocketAddr::V4(SocketAddrV4::new(ip, c.port)))
     }
-    FAMILY_V6 => Some(SocketAddr::V6(SocketAddrV6::new(
-      Ipv6Addr::from(c.bytes),
-      c.port,
-      0,
-      c.scope_id,
-    ))),
+    FAMILY_V6 => Some(SocketAddr::V6(SocketAddrV6::new(Ipv6Addr::from(c.bytes), c.port, 0, c.scope_id))),
     _ => None,
   }
 }
@@ -157,29 +144,15 @@ mod tests {
     assert!(parse_ip("::ffff:1.2.3.4").is_ok());
     assert_eq!(parse_ip("fe80::1%1").unwrap().1, 1);
     assert_eq!(parse_ip("fe80::1%lo").unwrap().1, 1, "lo is interface 1");
-    for bad in [
-      "256.1.1.1",
-      "",
-      "localhost",
-      "1.2.3",
-      "::g",
-      "127.0.0.1%lo",
-      "fe80::1%",
-      "fe80::1%nosuchif0",
-    ] {
+    for bad in ["256.1.1.1", "", "localhost", "1.2.3", "::g", "127.0.0.1%lo", "fe80::1%", "fe80::1%nosuchif0"]
+    {
       assert!(parse_ip(bad).is_err(), "{bad} must be refused");
     }
   }
 
   #[test]
   fn sockaddr_round_trips() {
-    for text in [
-      "127.0.0.1:9",
-      "[::1]:65535",
-      "[fe80::1%1]:53",
-      "0.0.0.0:0",
-      "[::ffff:10.0.0.1]:1",
-    ] {
+    for text in ["127.0.0.1:9", "[::1]:65535", "[fe80::1%1]:53", "0.0.0.0:0", "[::ffff:10.0.0.1]:1"] {
       let addr: SocketAddr = text.parse().unwrap();
       let c = round_trip(addr);
       assert_eq!(compact_to_socket_addr(&c), Some(addr), "{text}");

@@ -1,5 +1,6 @@
-//! The compact form in which a received batch travels to JS: one payload buffer with the
-//! datagrams back to back, and one metadata buffer laid out as parallel arrays.
+//! The compact form in which a received batch travels to JS: one buffer holding the metadata,
+//! laid out as parallel arrays, followed by the payloads back to back. One allocation and one
+//! JS object per batch.
 //!
 //! Metadata layout for a batch of `n` datagrams (byte offsets; every section starts aligned
 //! for its element type because the sections are ordered by element size):
@@ -56,22 +57,33 @@ impl MetaLayout {
   }
 }
 
-/// A received batch ready to hand to JS: payloads and metadata, both owned.
+/// A received batch ready to hand to JS: metadata (`meta_len` bytes) then payloads.
 #[derive(Debug, Default)]
 pub struct RawBatch {
-  pub data: Vec<u8>,
-  pub meta: Vec<u8>,
+  pub bytes: Vec<u8>,
+  pub meta_len: usize,
   pub count: u32,
   /// Kernel's cumulative drop counter (`SO_RXQ_OVFL`) as of this batch, if enabled.
   pub kernel_drops: Option<u64>,
+}
+
+impl RawBatch {
+  /// The metadata section.
+  pub fn meta(&self) -> &[u8] {
+    &self.bytes[..self.meta_len]
+  }
+  /// The payloads, back to back.
+  pub fn data(&self) -> &[u8] {
+    &self.bytes[self.meta_len..]
+  }
 }
 
 /// Builds a [`RawBatch`] datagram by datagram. Capacity is reserved up front, so pushing never
 /// reallocates when the caller passes the right totals.
 pub struct BatchBuilder {
   layout: MetaLayout,
-  data: Vec<u8>,
-  meta: Vec<u8>,
+  /// Metadata (`layout.total()` bytes, zeroed) followed by the payloads pushed so far.
+  buf: Vec<u8>,
   next: usize,
 }
 
@@ -79,12 +91,9 @@ impl BatchBuilder {
   /// Reserves room for `count` datagrams carrying `payload_bytes` bytes in all.
   pub fn new(count: usize, payload_bytes: usize) -> Self {
     let layout = MetaLayout { count };
-    BatchBuilder {
-      layout,
-      data: Vec::with_capacity(payload_bytes),
-      meta: vec![0u8; layout.total()],
-      next: 0,
-    }
+    let mut buf = Vec::with_capacity(layout.total() + payload_bytes);
+    buf.resize(layout.total(), 0);
+    BatchBuilder { layout, buf, next: 0 }
   }
 
   /// Appends one datagram. Returns false (and appends nothing) once `count` datagrams are in.
@@ -94,17 +103,18 @@ impl BatchBuilder {
       return false;
     }
     let l = self.layout;
-    let offset = self.data.len() as u32;
-    self.data.extend_from_slice(payload);
-    put_u32(&mut self.meta, l.lengths() + 4 * i, payload.len() as u32);
-    put_u32(&mut self.meta, l.offsets() + 4 * i, offset);
-    put_u32(&mut self.meta, l.scopes() + 4 * i, from.scope_id);
+    let offset = (self.buf.len() - l.total()) as u32;
+    self.buf.extend_from_slice(payload);
+    let meta = &mut self.buf[..l.total()];
+    put_u32(meta, l.lengths() + 4 * i, payload.len() as u32);
+    put_u32(meta, l.offsets() + 4 * i, offset);
+    put_u32(meta, l.scopes() + 4 * i, from.scope_id);
     let p = l.ports() + 2 * i;
-    self.meta[p..p + 2].copy_from_slice(&from.port.to_ne_bytes());
-    self.meta[l.families() + i] = from.family;
-    self.meta[l.flags() + i] = flags;
+    meta[p..p + 2].copy_from_slice(&from.port.to_ne_bytes());
+    meta[l.families() + i] = from.family;
+    meta[l.flags() + i] = flags;
     let a = l.addresses() + 16 * i;
-    self.meta[a..a + 16].copy_from_slice(&from.bytes);
+    meta[a..a + 16].copy_from_slice(&from.bytes);
     self.next += 1;
     true
   }
@@ -113,17 +123,15 @@ impl BatchBuilder {
   /// re-laid out for the real count so the JS side can rely on `MetaLayout { count }`.
   pub fn finish(self, kernel_drops: Option<u64>) -> RawBatch {
     let n = self.next;
-    let meta = if n == self.layout.count {
-      self.meta
+    let total = self.layout.total();
+    let bytes = if n == self.layout.count {
+      self.buf
     } else {
-      relayout(&self.meta, self.layout, n)
+      let mut out = relayout(&self.buf[..total], self.layout, n);
+      out.extend_from_slice(&self.buf[total..]);
+      out
     };
-    RawBatch {
-      data: self.data,
-      meta,
-      count: n as u32,
-      kernel_drops,
-    }
+    RawBatch { bytes, meta_len: MetaLayout { count: n }.total(), count: n as u32, kernel_drops }
   }
 }
 
@@ -160,12 +168,7 @@ mod tests {
   fn addr(port: u16, last: u8) -> CompactAddr {
     let mut bytes = [0u8; 16];
     bytes[..4].copy_from_slice(&[127, 0, 0, last]);
-    CompactAddr {
-      family: 4,
-      port,
-      bytes,
-      scope_id: 0,
-    }
+    CompactAddr { family: 4, port, bytes, scope_id: 0 }
   }
 
   #[test]
@@ -188,18 +191,12 @@ mod tests {
     assert!(!b.push(b"x", &addr(1, 1), 0), "a full builder refuses more");
     let r = b.finish(Some(7));
     assert_eq!(r.count, 3);
-    assert_eq!(r.data, b"abcdefghi");
+    assert_eq!(r.data(), b"abcdefghi");
     let l = MetaLayout { count: 3 };
-    assert_eq!(
-      [read_u32(&r.meta, 0), read_u32(&r.meta, 4), read_u32(&r.meta, 8)],
-      [3, 0, 6]
-    );
-    assert_eq!(
-      [read_u32(&r.meta, l.offsets()), read_u32(&r.meta, l.offsets() + 8)],
-      [0, 3]
-    );
-    assert_eq!(r.meta[l.flags() + 1], FLAG_TRUNCATED);
-    assert_eq!(&r.meta[l.addresses() + 32..l.addresses() + 36], &[127, 0, 0, 3]);
+    assert_eq!([read_u32(r.meta(), 0), read_u32(r.meta(), 4), read_u32(r.meta(), 8)], [3, 0, 6]);
+    assert_eq!([read_u32(r.meta(), l.offsets()), read_u32(r.meta(), l.offsets() + 8)], [0, 3]);
+    assert_eq!(r.meta()[l.flags() + 1], FLAG_TRUNCATED);
+    assert_eq!(&r.meta()[l.addresses() + 32..l.addresses() + 36], &[127, 0, 0, 3]);
     assert_eq!(r.kernel_drops, Some(7));
   }
 
@@ -210,15 +207,13 @@ mod tests {
     b.push(b"world!", &addr(5354, 8), FLAG_TRUNCATED);
     let r = b.finish(None);
     let l = MetaLayout { count: 2 };
-    assert_eq!(r.meta.len(), l.total());
-    assert_eq!(read_u32(&r.meta, l.lengths() + 4), 6);
-    assert_eq!(read_u32(&r.meta, l.offsets() + 4), 5);
-    assert_eq!(
-      u16::from_ne_bytes([r.meta[l.ports() + 2], r.meta[l.ports() + 3]]),
-      5354
-    );
-    assert_eq!(r.meta[l.families()], 4);
-    assert_eq!(r.meta[l.flags() + 1], FLAG_TRUNCATED);
-    assert_eq!(r.meta[l.addresses() + 16 + 3], 8);
+    assert_eq!(r.meta().len(), l.total());
+    assert_eq!(r.data(), b"helloworld!");
+    assert_eq!(read_u32(r.meta(), l.lengths() + 4), 6);
+    assert_eq!(read_u32(r.meta(), l.offsets() + 4), 5);
+    assert_eq!(u16::from_ne_bytes([r.meta()[l.ports() + 2], r.meta()[l.ports() + 3]]), 5354);
+    assert_eq!(r.meta()[l.families()], 4);
+    assert_eq!(r.meta()[l.flags() + 1], FLAG_TRUNCATED);
+    assert_eq!(r.meta()[l.addresses() + 16 + 3], 8);
   }
 }

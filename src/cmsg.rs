@@ -27,10 +27,7 @@ pub const fn space(data_len: usize) -> usize {
 
 /// Iterates the control messages in the first `len` bytes of `buf`.
 pub fn parse(buf: &[u8], len: usize) -> CmsgIter<'_> {
-  CmsgIter {
-    buf: &buf[..len.min(buf.len())],
-    pos: 0,
-  }
+  CmsgIter { buf: &buf[..len.min(buf.len())], pos: 0 }
 }
 
 /// Iterator returned by [`parse`].
@@ -56,19 +53,13 @@ impl<'a> Iterator for CmsgIter<'a> {
     }
     let data = &rest[HDR..total];
     self.pos += align(total).max(HDR);
-    Some(Cmsg {
-      level: hdr.cmsg_level,
-      kind: hdr.cmsg_type,
-      data,
-    })
+    Some(Cmsg { level: hdr.cmsg_level, kind: hdr.cmsg_type, data })
   }
 }
 
 /// Reads a native-endian u32 payload (e.g. `SO_RXQ_OVFL`), if the payload is big enough.
 pub fn read_u32(data: &[u8]) -> Option<u32> {
-  data
-    .get(..4)
-    .map(|b| u32::from_ne_bytes([b[0], b[1], b[2], b[3]]))
+  data.get(..4).map(|b| u32::from_ne_bytes([b[0], b[1], b[2], b[3]]))
 }
 
 /// Reads a native-endian u16 or i32 payload (e.g. `UDP_GRO`'s segment size, which the kernel
@@ -142,14 +133,8 @@ mod tests {
     let b = write(&mut buf[a..], 17, 104, &1400i32.to_ne_bytes()).unwrap();
     let found: Vec<_> = parse(&buf, a + b).collect();
     assert_eq!(found.len(), 2);
-    assert_eq!(
-      (found[0].level, found[0].kind, read_u32(found[0].data)),
-      (1, 40, Some(7))
-    );
-    assert_eq!(
-      (found[1].level, found[1].kind, read_int(found[1].data)),
-      (17, 104, Some(1400))
-    );
+    assert_eq!((found[0].level, found[0].kind, read_u32(found[0].data)), (1, 40, Some(7)));
+    assert_eq!((found[1].level, found[1].kind, read_int(found[1].data)), (17, 104, Some(1400)));
   }
 
   #[test]

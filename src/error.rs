@@ -13,25 +13,16 @@ pub struct OsError {
 
 impl OsError {
   pub fn last(syscall: &'static str) -> Self {
-    OsError {
-      errno: io::Error::last_os_error().raw_os_error().unwrap_or(libc::EIO),
-      syscall,
-    }
+    OsError { errno: io::Error::last_os_error().raw_os_error().unwrap_or(libc::EIO), syscall }
   }
   pub fn from_io(err: &io::Error, syscall: &'static str) -> Self {
-    OsError {
-      errno: err.raw_os_error().unwrap_or(libc::EIO),
-      syscall,
-    }
+    OsError { errno: err.raw_os_error().unwrap_or(libc::EIO), syscall }
   }
 }
 
 /// Converts an OS error into the napi error `lib/errors.js` decodes.
 pub fn os_error(e: OsError, detail: &str) -> napi::Error {
-  napi::Error::new(
-    napi::Status::GenericFailure,
-    format!("OSERR {} {} {}", e.errno, e.syscall, detail),
-  )
+  napi::Error::new(napi::Status::GenericFailure, format!("OSERR {} {} {}", e.errno, e.syscall, detail))
 }
 
 /// Error for an argument the JS layer should already have rejected (defence in depth).
@@ -41,10 +32,7 @@ pub fn invalid_arg(what: &str) -> napi::Error {
 
 /// Error for use after `close()`.
 pub fn closed() -> napi::Error {
-  napi::Error::new(
-    napi::Status::GenericFailure,
-    "CLOSED socket is closed".to_string(),
-  )
+  napi::Error::new(napi::Status::GenericFailure, "CLOSED socket is closed".to_string())
 }
 
 /// Returns the current thread's errno.

@@ -9,7 +9,7 @@ use std::io;
 use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering::*};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::batch::{RawBatch, FLAG_TRUNCATED};
 use crate::error::OsError;
@@ -41,6 +41,8 @@ pub struct Shared {
   pub waker: Waker,
   pub mode: RecvMode,
   pub batch_size: usize,
+  /// How long a partial batch may wait for more datagrams (0: deliver at once).
+  pub coalesce: Duration,
   /// Most batches allowed in the JS queue at once.
   pub max_in_flight: u32,
   pub reading: AtomicBool,
@@ -53,12 +55,20 @@ pub struct Shared {
 }
 
 impl Shared {
-  pub fn new(fd: RawFd, waker: Waker, mode: RecvMode, batch_size: usize, max_in_flight: u32) -> Self {
+  pub fn new(
+    fd: RawFd,
+    waker: Waker,
+    mode: RecvMode,
+    batch_size: usize,
+    coalesce: Duration,
+    max_in_flight: u32,
+  ) -> Self {
     Shared {
       fd,
       waker,
       mode,
       batch_size,
+      coalesce,
       max_in_flight: max_in_flight.max(1),
       reading: AtomicBool::new(false),
       want_writable: AtomicBool::new(false),
@@ -103,6 +113,28 @@ impl Shared {
     self.waker.wake();
   }
 
+  /// Sleeps up to `d`, returning early when woken (close, pause, a send waiting).
+  fn sleep(&self, d: Duration) {
+    let mut fds = [libc::pollfd { fd: self.waker.fd(), events: libc::POLLIN, revents: 0 }];
+    #[cfg(target_os = "linux")]
+    {
+      let ts =
+        libc::timespec { tv_sec: d.as_secs() as libc::time_t, tv_nsec: d.subsec_nanos() as libc::c_long };
+      // SAFETY: one live pollfd, a live timespec and no signal mask.
+      unsafe { libc::ppoll(fds.as_mut_ptr(), 1, &ts, std::ptr::null()) };
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+      let ms = d.as_micros().div_ceil(1000).min(i32::MAX as u128) as libc::c_int;
+      // SAFETY: one live pollfd.
+      unsafe { libc::poll(fds.as_mut_ptr(), 1, ms) };
+    }
+    // A wake-up consumed here is not lost: the loop re-reads every flag before polling again.
+    if fds[0].revents != 0 {
+      self.waker.drain();
+    }
+  }
+
   fn has_credit(&self) -> bool {
     self.in_flight.load(SeqCst) < self.max_in_flight
   }
@@ -111,11 +143,7 @@ impl Shared {
 /// Runs the I/O loop until stopped or the sink closes.
 pub fn run(shared: Arc<Shared>, mut slab: RecvSlab, mut sink: impl FnMut(Event) -> Delivery) {
   let mut consecutive_errors = 0u32;
-  let syscall = if shared.mode == RecvMode::Batched {
-    "recvmmsg"
-  } else {
-    "recvmsg"
-  };
+  let syscall = if shared.mode == RecvMode::Batched { "recvmmsg" } else { "recvmsg" };
   while !shared.stop.load(SeqCst) {
     let reading = shared.reading.load(SeqCst);
     let mut can_read = reading && shared.has_credit();
@@ -136,16 +164,8 @@ pub fn run(shared: Arc<Shared>, mut slab: RecvSlab, mut sink: impl FnMut(Event) 
       events |= libc::POLLOUT;
     }
     let mut fds = [
-      libc::pollfd {
-        fd: shared.waker.fd(),
-        events: libc::POLLIN,
-        revents: 0,
-      },
-      libc::pollfd {
-        fd: shared.fd,
-        events,
-        revents: 0,
-      },
+      libc::pollfd { fd: shared.waker.fd(), events: libc::POLLIN, revents: 0 },
+      libc::pollfd { fd: shared.fd, events, revents: 0 },
     ];
     // SAFETY: `fds` is a live array of two pollfds; -1 waits until an event or a wake-up.
     let rc = unsafe { libc::poll(fds.as_mut_ptr(), 2, -1) };
@@ -199,6 +219,11 @@ enum Drained {
 }
 
 /// Receives batches until the socket is empty, credit runs out or reading is paused.
+///
+/// Coalescing: when a receive returns fewer datagrams than the batch holds, the thread sleeps
+/// for what is left of `shared.coalesce` (measured from the first datagram of the batch) and
+/// then fills the rest of the same batch, so a slow trickle costs one wake-up per window
+/// instead of one per few datagrams. Full batches never wait; a close interrupts the sleep.
 fn drain(
   shared: &Shared,
   slab: &mut RecvSlab,
@@ -206,43 +231,69 @@ fn drain(
   syscall: &'static str,
 ) -> Drained {
   let fd = shared.fd;
+  let cap = shared.batch_size.min(slab.capacity());
   while shared.reading.load(Relaxed) && !shared.stop.load(Relaxed) && shared.has_credit() {
-    Counters::add(&shared.counters.recv_syscalls, 1);
-    match slab.receive(fd, shared.mode, shared.batch_size) {
-      Ok(n) => {
-        let batch = slab.take(n);
-        let c = &shared.counters;
-        Counters::add(&c.datagrams_received, n as u64);
-        Counters::add(&c.bytes_received, batch.data.len() as u64);
-        Counters::add(&c.batches_received, 1);
-        let cut = batch.meta[15 * n..16 * n]
-          .iter()
-          .filter(|&&f| f & FLAG_TRUNCATED != 0)
-          .count();
-        Counters::add(&c.truncated, cut as u64);
-        if let Some(d) = batch.kernel_drops {
-          Counters::raise(&c.kernel_drops, d);
+    let mut n = 0usize;
+    let mut started: Option<Instant> = None;
+    let mut error: Option<io::Error> = None;
+    loop {
+      Counters::add(&shared.counters.recv_syscalls, 1);
+      match slab.receive(fd, shared.mode, n, cap - n) {
+        Ok(k) => {
+          n += k;
+          if n >= cap {
+            break;
+          }
         }
-        shared.in_flight.fetch_add(1, SeqCst);
-        if !offer(shared, sink, Event::Batch(batch)) {
-          return Drained::Closed;
+        Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+          if n == 0 {
+            return Drained::Ok;
+          }
         }
-        if n < shared.batch_size {
-          // Probably empty now; poll (level-triggered) tells us if more arrived.
-          return Drained::Ok;
+        Err(e) => {
+          // Possibly an error parked by the kernel after an earlier partial batch, or an
+          // ICMP error: deliver what we have, then report it; the loop stays alive.
+          error = Some(e);
+          break;
         }
       }
-      Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Drained::Ok,
-      Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-      Err(e) => {
-        // Possibly an error parked by the kernel after an earlier partial batch, or an ICMP
-        // error: report it and keep the loop alive.
-        Counters::add(&shared.counters.recv_errors, 1);
-        if !offer(shared, sink, Event::Error(OsError::from_io(&e, syscall))) {
-          return Drained::Closed;
-        }
-        return Drained::Errored;
+      if shared.coalesce.is_zero() || shared.stop.load(Relaxed) {
+        break;
       }
+      let first = *started.get_or_insert_with(Instant::now);
+      let elapsed = first.elapsed();
+      if elapsed >= shared.coalesce {
+        break;
+      }
+      shared.sleep(shared.coalesce - elapsed);
+    }
+    if n > 0 {
+      let batch = slab.take(n);
+      let c = &shared.counters;
+      Counters::add(&c.datagrams_received, n as u64);
+      Counters::add(&c.bytes_received, (batch.bytes.len() - batch.meta_len) as u64);
+      Counters::add(&c.batches_received, 1);
+      let cut = batch.meta()[15 * n..16 * n].iter().filter(|&&f| f & FLAG_TRUNCATED != 0).count();
+      Counters::add(&c.truncated, cut as u64);
+      if let Some(d) = batch.kernel_drops {
+        Counters::raise(&c.kernel_drops, d);
+      }
+      shared.in_flight.fetch_add(1, SeqCst);
+      if !offer(shared, sink, Event::Batch(batch)) {
+        return Drained::Closed;
+      }
+    }
+    if let Some(e) = error {
+      Counters::add(&shared.counters.recv_errors, 1);
+      if !offer(shared, sink, Event::Error(OsError::from_io(&e, syscall))) {
+        return Drained::Closed;
+      }
+      return Drained::Errored;
+    }
+    if n < cap {
+      // Drained (or the window closed on a partial batch): back to poll.
+      return Drained::Ok;
     }
   }
   Drained::Ok

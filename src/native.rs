@@ -60,6 +60,8 @@ pub struct NativeOptions {
   pub max_datagram_size: u32,
   /// Batches that may wait for the JS thread before the I/O thread stops reading.
   pub max_pending_batches: u32,
+  /// Microseconds a partial batch may wait for more datagrams before delivery (0..=1000000).
+  pub coalesce_micros: u32,
   /// Connect to this peer after binding.
   pub connect_address: Option<String>,
   /// Port of the peer to connect to.
@@ -128,8 +130,8 @@ pub struct NativeStats {
 
 type Dispatch = Arc<DispatchFn>;
 type DispatchFn = ThreadsafeFunction<Event, (), DispatchArgs, Status, false, false, 0>;
-/// (kind, data, meta, count-or-errno, kernel drops, syscall): kind 0 = batch, 1 = error,
-/// 2 = writable.
+/// (kind, bytes, unused, count-or-errno, kernel drops, syscall): kind 0 = batch (metadata
+/// then payloads, see `batch.rs`), 1 = error, 2 = writable.
 type DispatchArgs = FnArgs<(u32, Option<Buffer>, Option<Buffer>, i32, f64, Option<String>)>;
 
 struct Open {
@@ -193,7 +195,7 @@ impl NativeSocket {
     env: Env,
     options: NativeOptions,
     #[napi(
-      ts_arg_type = "(kind: number, data: Buffer | null, meta: Buffer | null, n: number, drops: number, syscall: string | null) => void"
+      ts_arg_type = "(kind: number, bytes: Buffer | null, unused: null, n: number, drops: number, syscall: string | null) => void"
     )]
     dispatch: Function<'_, (), ()>,
   ) -> Result<Self> {
@@ -230,11 +232,7 @@ impl NativeSocket {
     };
     let (sock, granted) = socket::open(&cfg).map_err(|e| os_error(e.os, &e.detail))?;
     let batched = cfg!(target_os = "linux") && !options.portable;
-    let mode = if batched {
-      RecvMode::Batched
-    } else {
-      RecvMode::Portable
-    };
+    let mode = if batched { RecvMode::Batched } else { RecvMode::Portable };
     enable_drop_counter(&sock);
     let waker = Waker::new().map_err(|e| os_error(OsError::from_io(&e, "eventfd"), ""))?;
     let shared = Arc::new(Shared::new(
@@ -242,6 +240,7 @@ impl NativeSocket {
       waker,
       mode,
       options.batch_size as usize,
+      std::time::Duration::from_micros(options.coalesce_micros.min(1_000_000) as u64),
       options.max_pending_batches.clamp(1, 1024),
     ));
 
@@ -256,15 +255,7 @@ impl NativeSocket {
             Event::Batch(b) => {
               credit.return_credit();
               let drops = b.kernel_drops.map_or(-1.0, |d| d as f64);
-              (
-                0,
-                Some(Buffer::from(b.data)),
-                Some(Buffer::from(b.meta)),
-                b.count as i32,
-                drops,
-                None,
-              )
-                .into()
+              (0, Some(Buffer::from(b.bytes)), None, b.count as i32, drops, None).into()
             }
             Event::Error(e) => {
               credit.error_handled();
@@ -312,11 +303,7 @@ impl NativeSocket {
         }
       })
       .ok();
-    Ok(NativeSocket {
-      inner,
-      hook,
-      env: env.raw(),
-    })
+    Ok(NativeSocket { inner, hook, env: env.raw() })
   }
 
   /// Runs `f` on the open socket, or fails with the closed-socket error.
@@ -332,13 +319,8 @@ impl NativeSocket {
   #[napi]
   pub fn local_address(&self) -> Result<AddressInfo> {
     self.with(|o| {
-      let a = o
-        .socket
-        .local_addr()
-        .map_err(|e| os_error(OsError::from_io(&e, "getsockname"), ""))?;
-      a.as_socket()
-        .map(|a| address_info(&a))
-        .ok_or_else(|| invalid_arg("not an IP socket"))
+      let a = o.socket.local_addr().map_err(|e| os_error(OsError::from_io(&e, "getsockname"), ""))?;
+      a.as_socket().map(|a| address_info(&a)).ok_or_else(|| invalid_arg("not an IP socket"))
     })
   }
 
@@ -382,11 +364,7 @@ impl NativeSocket {
       sa.sa_family = libc::AF_UNSPEC as libc::sa_family_t;
       // SAFETY: passes a live sockaddr and its exact size.
       let rc = unsafe {
-        libc::connect(
-          o.socket.as_raw_fd(),
-          &sa,
-          std::mem::size_of::<libc::sockaddr>() as libc::socklen_t,
-        )
+        libc::connect(o.socket.as_raw_fd(), &sa, std::mem::size_of::<libc::sockaddr>() as libc::socklen_t)
       };
       if rc != 0 {
         let e = std::io::Error::last_os_error();
@@ -425,10 +403,7 @@ impl NativeSocket {
         o.socket.set_recv_buffer_size(size as usize)
       };
       r.map_err(|e| {
-        os_error(
-          OsError::from_io(&e, "setsockopt"),
-          if send { "SO_SNDBUF" } else { "SO_RCVBUF" },
-        )
+        os_error(OsError::from_io(&e, "setsockopt"), if send { "SO_SNDBUF" } else { "SO_RCVBUF" })
       })
     })
   }
@@ -436,9 +411,7 @@ impl NativeSocket {
   /// True when this socket uses one system call per datagram (the portable path).
   #[napi(getter)]
   pub fn portable(&self) -> bool {
-    self
-      .with(|o| Ok(o.shared.mode == RecvMode::Portable))
-      .unwrap_or(false)
+    self.with(|o| Ok(o.shared.mode == RecvMode::Portable)).unwrap_or(false)
   }
 
   /// Starts (true) or pauses (false) reading; while paused, datagrams wait in the kernel.
@@ -483,13 +456,7 @@ impl NativeSocket {
         let sa = addr::socket_addr(a, port(p, "port")?).map_err(|e| addr_error(e, "address"))?;
         dests.push(SockAddr::from(if o.ipv6 { addr::to_v6_mapped(sa) } else { sa }));
       }
-      let packed = Packed {
-        data,
-        part_lens,
-        parts_per_msg,
-        dest_index,
-        dests: &dests,
-      };
+      let packed = Packed { data, part_lens, parts_per_msg, dest_index, dests: &dests };
       packed.validate().map_err(invalid_arg)?;
       if start as usize > packed.count() {
         return Err(invalid_arg("start is past the end of the batch"));
@@ -601,10 +568,7 @@ fn check(status: napi::sys::napi_status) -> Result<()> {
   if status == napi::sys::Status::napi_ok {
     Ok(())
   } else {
-    Err(Error::new(
-      Status::from(status),
-      "threadsafe function (un)ref failed".to_string(),
-    ))
+    Err(Error::new(Status::from(status), "threadsafe function (un)ref failed".to_string()))
   }
 }
 

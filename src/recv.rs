@@ -104,36 +104,36 @@ impl RecvSlab {
     h
   }
 
-  /// Receives up to `max` datagrams without blocking. Returns how many arrived (0 < n <= max),
-  /// or an error (`WouldBlock` when nothing is queued).
-  pub fn receive(&mut self, fd: RawFd, mode: RecvMode, max: usize) -> io::Result<usize> {
-    let max = max.clamp(1, self.batch);
+  /// Receives without blocking into slots `from..from + max` (clamped to the slab). Returns
+  /// how many arrived (at least one), or an error (`WouldBlock` when nothing is queued).
+  pub fn receive(&mut self, fd: RawFd, mode: RecvMode, from: usize, max: usize) -> io::Result<usize> {
+    if from >= self.batch {
+      return Ok(0);
+    }
+    let max = max.clamp(1, self.batch - from);
     if let Some(e) = self.pending_error.take() {
       return Err(e);
     }
     match mode {
       #[cfg(target_os = "linux")]
-      RecvMode::Batched => self.receive_mmsg(fd, max),
-      _ => self.receive_portable(fd, max),
+      RecvMode::Batched => self.receive_mmsg(fd, from, max),
+      _ => self.receive_portable(fd, from, max),
     }
   }
 
   #[cfg(target_os = "linux")]
-  fn receive_mmsg(&mut self, fd: RawFd, max: usize) -> io::Result<usize> {
-    for i in 0..max {
+  fn receive_mmsg(&mut self, fd: RawFd, from: usize, max: usize) -> io::Result<usize> {
+    for i in from..from + max {
       let h = self.header(i);
-      self.hdrs[i] = libc::mmsghdr {
-        msg_hdr: h,
-        msg_len: 0,
-      };
+      self.hdrs[i] = libc::mmsghdr { msg_hdr: h, msg_len: 0 };
     }
-    // SAFETY: `hdrs[..max]` are valid mmsghdrs whose pointers reference live buffers owned
-    // by `self` (name, iovec -> slot, control) of the advertised sizes; the timeout is NULL
-    // (recvmmsg's own timeout is broken, we never block: MSG_DONTWAIT).
+    // SAFETY: `hdrs[from..from + max]` are valid mmsghdrs whose pointers reference live
+    // buffers owned by `self` (name, iovec -> slot, control) of the advertised sizes; the
+    // timeout is NULL (recvmmsg's own timeout is broken; we never block: MSG_DONTWAIT).
     let n = unsafe {
       libc::recvmmsg(
         fd,
-        self.hdrs.as_mut_ptr(),
+        self.hdrs.as_mut_ptr().add(from),
         max as libc::c_uint,
         libc::MSG_DONTWAIT,
         std::ptr::null_mut(),
@@ -143,7 +143,7 @@ impl RecvSlab {
       return Err(io::Error::last_os_error());
     }
     let n = n as usize;
-    for i in 0..n {
+    for i in from..from + n {
       let h = &self.hdrs[i];
       self.results[i] = SlotResult {
         len: h.msg_len as usize,
@@ -156,10 +156,10 @@ impl RecvSlab {
     Ok(n)
   }
 
-  fn receive_portable(&mut self, fd: RawFd, max: usize) -> io::Result<usize> {
+  fn receive_portable(&mut self, fd: RawFd, from: usize, max: usize) -> io::Result<usize> {
     let mut n = 0;
     while n < max {
-      let mut h = self.header(n);
+      let mut h = self.header(from + n);
       // SAFETY: `h` references live buffers owned by `self` of the advertised sizes.
       let r = unsafe { libc::recvmsg(fd, &mut h, libc::MSG_DONTWAIT) };
       if r < 0 {
@@ -172,7 +172,7 @@ impl RecvSlab {
         }
         break;
       }
-      self.results[n] = SlotResult {
+      self.results[from + n] = SlotResult {
         len: r as usize,
         flags: h.msg_flags,
         namelen: h.msg_namelen,
@@ -234,35 +234,24 @@ mod tests {
   fn check_mode(mode: RecvMode) {
     let (rx, tx) = pair();
     let mut slab = RecvSlab::new(4, 8);
-    assert_eq!(
-      slab.receive(rx.as_raw_fd(), mode, 4).unwrap_err().kind(),
-      io::ErrorKind::WouldBlock
-    );
+    assert_eq!(slab.receive(rx.as_raw_fd(), mode, 0, 4).unwrap_err().kind(), io::ErrorKind::WouldBlock);
     for msg in [&b"one"[..], b"", b"twelve bytes", b"four"] {
       tx.send(msg).unwrap();
     }
     tx.send(b"fifth").unwrap();
-    let n = slab.receive(rx.as_raw_fd(), mode, 4).unwrap();
+    let n = slab.receive(rx.as_raw_fd(), mode, 0, 4).unwrap();
     assert_eq!(n, 4);
     let b = slab.take(n);
     assert_eq!(b.count, 4);
-    assert_eq!(b.data, b"onetwelve bfour");
+    assert_eq!(b.data(), b"onetwelve bfour");
     let l = MetaLayout { count: 4 };
-    let len = |i: usize| u32::from_ne_bytes(b.meta[4 * i..4 * i + 4].try_into().unwrap());
+    let len = |i: usize| u32::from_ne_bytes(b.meta()[4 * i..4 * i + 4].try_into().unwrap());
     assert_eq!([len(0), len(1), len(2), len(3)], [3, 0, 8, 4]);
-    assert_eq!(
-      b.meta[l.flags() + 2],
-      FLAG_TRUNCATED,
-      "12 bytes into an 8-byte slot is truncated"
-    );
-    assert_eq!(b.meta[l.flags() + 3], 0);
-    let port = u16::from_ne_bytes([b.meta[l.ports()], b.meta[l.ports() + 1]]);
+    assert_eq!(b.meta()[l.flags() + 2], FLAG_TRUNCATED, "12 bytes into an 8-byte slot is truncated");
+    assert_eq!(b.meta()[l.flags() + 3], 0);
+    let port = u16::from_ne_bytes([b.meta()[l.ports()], b.meta()[l.ports() + 1]]);
     assert_eq!(port, tx.local_addr().unwrap().port());
-    assert_eq!(
-      slab.receive(rx.as_raw_fd(), mode, 4).unwrap(),
-      1,
-      "the fifth is still queued"
-    );
+    assert_eq!(slab.receive(rx.as_raw_fd(), mode, 0, 4).unwrap(), 1, "the fifth is still queued");
   }
 
   #[test]

@@ -139,7 +139,14 @@ fn is_would_block(errno: i32) -> bool {
 
 /// Sends datagrams `start..end` of `p` without blocking, as many per system call as allowed.
 /// `p` must have passed [`Packed::validate`]; `end` is clamped to the datagram count.
-pub fn send(fd: RawFd, p: &Packed, start: usize, end: usize, batched: bool, scratch: &mut SendScratch) -> SendOutcome {
+pub fn send(
+  fd: RawFd,
+  p: &Packed,
+  start: usize,
+  end: usize,
+  batched: bool,
+  scratch: &mut SendScratch,
+) -> SendOutcome {
   let n = p.count().min(end);
   let mut out = SendOutcome::default();
   let mut cursor = advance(p, Cursor { part: 0, byte: 0 }, 0, start);
@@ -164,10 +171,7 @@ pub fn send(fd: RawFd, p: &Packed, start: usize, end: usize, batched: bool, scra
         break;
       }
       Some(e) => {
-        out.error = Some(OsError {
-          errno: e,
-          syscall: if batched { "sendmmsg" } else { "sendmsg" },
-        });
+        out.error = Some(OsError { errno: e, syscall: if batched { "sendmmsg" } else { "sendmsg" } });
         break;
       }
     }
@@ -204,32 +208,19 @@ fn send_chunk_mmsg(
     let parts = p.parts(m);
     // SAFETY: at + parts <= iovecs.len() because exactly these iovecs were pushed above.
     let iov = unsafe { base.add(at) };
-    s.hdrs.push(libc::mmsghdr {
-      msg_hdr: header(p, m, iov, parts),
-      msg_len: 0,
-    });
+    s.hdrs.push(libc::mmsghdr { msg_hdr: header(p, m, iov, parts), msg_len: 0 });
     at += parts;
   }
   // SAFETY: hdrs[..count] point at iovecs and destination addresses that stay alive and
   // unmoved for the duration of the call; MSG_DONTWAIT makes it non-blocking.
   let r = unsafe { libc::sendmmsg(fd, s.hdrs.as_mut_ptr(), count as libc::c_uint, libc::MSG_DONTWAIT) };
   if r < 0 {
-    return ChunkResult {
-      sent: 0,
-      bytes: 0,
-      syscalls: 1,
-      errno: Some(crate::error::errno()),
-    };
+    return ChunkResult { sent: 0, bytes: 0, syscalls: 1, errno: Some(crate::error::errno()) };
   }
   let sent = r as usize;
   let bytes = s.hdrs[..sent].iter().map(|h| h.msg_len as u64).sum();
   // A short count means the next datagram would block or fail; the next call reports which.
-  ChunkResult {
-    sent,
-    bytes,
-    syscalls: 1,
-    errno: None,
-  }
+  ChunkResult { sent, bytes, syscalls: 1, errno: None }
 }
 
 #[cfg(not(target_os = "linux"))]
@@ -252,12 +243,7 @@ fn send_chunk_portable(
   mut c: Cursor,
   s: &mut SendScratch,
 ) -> ChunkResult {
-  let mut out = ChunkResult {
-    sent: 0,
-    bytes: 0,
-    syscalls: 0,
-    errno: None,
-  };
+  let mut out = ChunkResult { sent: 0, bytes: 0, syscalls: 0, errno: None };
   for m in first..first + count {
     s.iovecs.clear();
     push_iovecs(p, &mut s.iovecs, m, &mut c);
@@ -282,8 +268,7 @@ mod tests {
   use std::os::fd::AsRawFd;
 
   fn recv_all(rx: &UdpSocket, n: usize) -> Vec<Vec<u8>> {
-    rx.set_read_timeout(Some(std::time::Duration::from_secs(2)))
-      .unwrap();
+    rx.set_read_timeout(Some(std::time::Duration::from_secs(2))).unwrap();
     let mut buf = [0u8; 2048];
     (0..n)
       .map(|_| {
@@ -297,10 +282,7 @@ mod tests {
     let rx1 = UdpSocket::bind("127.0.0.1:0").unwrap();
     let rx2 = UdpSocket::bind("127.0.0.1:0").unwrap();
     let tx = UdpSocket::bind("127.0.0.1:0").unwrap();
-    let dests = [
-      SockAddr::from(rx1.local_addr().unwrap()),
-      SockAddr::from(rx2.local_addr().unwrap()),
-    ];
+    let dests = [SockAddr::from(rx1.local_addr().unwrap()), SockAddr::from(rx2.local_addr().unwrap())];
     // Datagrams: "one"+"two" (two parts) -> rx1, "x" -> rx2, "" -> rx1.
     let data = b"onetwox";
     let part_lens = [3u32, 3, 1, 0];
@@ -316,10 +298,7 @@ mod tests {
     p.validate().unwrap();
     let mut scratch = SendScratch::default();
     let out = send(tx.as_raw_fd(), &p, 0, usize::MAX, batched, &mut scratch);
-    assert_eq!(
-      (out.sent, out.bytes, out.error, out.would_block),
-      (3, 7, None, false)
-    );
+    assert_eq!((out.sent, out.bytes, out.error, out.would_block), (3, 7, None, false));
     assert_eq!(recv_all(&rx1, 2), vec![b"onetwo".to_vec(), b"".to_vec()]);
     assert_eq!(recv_all(&rx2, 1), vec![b"x".to_vec()]);
     // Resume from the middle.
@@ -346,13 +325,7 @@ mod tests {
     let dests = [SockAddr::from(rx.local_addr().unwrap())];
     let data = vec![7u8; 2 + 70000];
     let lens = [1u32, 1, 70000];
-    let p = Packed {
-      data: &data,
-      part_lens: &lens,
-      parts_per_msg: None,
-      dest_index: None,
-      dests: &dests,
-    };
+    let p = Packed { data: &data, part_lens: &lens, parts_per_msg: None, dest_index: None, dests: &dests };
     for batched in [true, false] {
       let out = send(tx.as_raw_fd(), &p, 0, usize::MAX, batched, &mut SendScratch::default());
       assert_eq!(out.sent, 2);
@@ -362,9 +335,7 @@ mod tests {
 
   #[test]
   fn validate_catches_inconsistent_arrays() {
-    let dests = [SockAddr::from(
-      "127.0.0.1:9".parse::<std::net::SocketAddr>().unwrap(),
-    )];
+    let dests = [SockAddr::from("127.0.0.1:9".parse::<std::net::SocketAddr>().unwrap())];
     let mk = |lens: &'static [u32], parts: Option<&'static [u32]>, idx: Option<&'static [u32]>| Packed {
       data: b"abc",
       part_lens: lens,
@@ -374,17 +345,9 @@ mod tests {
     };
     assert!(mk(&[1, 1], None, None).validate().is_err());
     assert!(mk(&[1, 2], Some(&[1]), None).validate().is_err());
-    assert!(
-      mk(&[3], None, Some(&[0])).validate().is_err(),
-      "no table to index"
-    );
-    let ok = Packed {
-      data: b"abc",
-      part_lens: &[3],
-      parts_per_msg: None,
-      dest_index: Some(&[0]),
-      dests: &dests,
-    };
+    assert!(mk(&[3], None, Some(&[0])).validate().is_err(), "no table to index");
+    let ok =
+      Packed { data: b"abc", part_lens: &[3], parts_per_msg: None, dest_index: Some(&[0]), dests: &dests };
     assert!(ok.validate().is_ok());
   }
 }

@@ -44,20 +44,13 @@ pub struct OpenError {
 }
 
 fn step<T>(r: std::io::Result<T>, syscall: &'static str, detail: &str) -> Result<T, OpenError> {
-  r.map_err(|e| OpenError {
-    os: OsError::from_io(&e, syscall),
-    detail: detail.to_string(),
-  })
+  r.map_err(|e| OpenError { os: OsError::from_io(&e, syscall), detail: detail.to_string() })
 }
 
 /// Creates, configures, binds and (optionally) connects a UDP socket.
 pub fn open(cfg: &SocketConfig) -> Result<(Socket, Granted), OpenError> {
   let domain = if cfg.ipv6 { Domain::IPV6 } else { Domain::IPV4 };
-  let socket = step(
-    Socket::new(domain, Type::DGRAM.cloexec(), Some(Protocol::UDP)),
-    "socket",
-    "",
-  )?;
+  let socket = step(Socket::new(domain, Type::DGRAM.cloexec(), Some(Protocol::UDP)), "socket", "")?;
   step(socket.set_nonblocking(true), "fcntl", "O_NONBLOCK")?;
   if cfg.ipv6 {
     if let Some(only) = cfg.ipv6_only {
@@ -67,10 +60,7 @@ pub fn open(cfg: &SocketConfig) -> Result<(Socket, Granted), OpenError> {
   if cfg.reuse_addr {
     step(socket.set_reuse_address(true), "setsockopt", "SO_REUSEADDR")?;
   }
-  #[cfg(all(
-    unix,
-    not(any(target_os = "solaris", target_os = "illumos", target_os = "cygwin"))
-  ))]
+  #[cfg(all(unix, not(any(target_os = "solaris", target_os = "illumos", target_os = "cygwin"))))]
   if cfg.reuse_port {
     step(socket.set_reuse_port(true), "setsockopt", "SO_REUSEPORT")?;
   }
@@ -98,23 +88,11 @@ pub fn open(cfg: &SocketConfig) -> Result<(Socket, Granted), OpenError> {
       step(socket.set_ttl_v4(ttl), "setsockopt", "IP_TTL")?;
     }
   }
-  let bind = if cfg.ipv6 {
-    crate::addr::to_v6_mapped(cfg.bind)
-  } else {
-    cfg.bind
-  };
+  let bind = if cfg.ipv6 { crate::addr::to_v6_mapped(cfg.bind) } else { cfg.bind };
   step(socket.bind(&SockAddr::from(bind)), "bind", &bind.to_string())?;
   if let Some(peer) = cfg.connect {
-    let peer = if cfg.ipv6 {
-      crate::addr::to_v6_mapped(peer)
-    } else {
-      peer
-    };
-    step(
-      socket.connect(&SockAddr::from(peer)),
-      "connect",
-      &peer.to_string(),
-    )?;
+    let peer = if cfg.ipv6 { crate::addr::to_v6_mapped(peer) } else { peer };
+    step(socket.connect(&SockAddr::from(peer)), "connect", &peer.to_string())?;
   }
   let granted = Granted {
     recv_buffer_size: step(socket.recv_buffer_size(), "getsockopt", "SO_RCVBUF")?,
@@ -129,11 +107,7 @@ pub fn open(cfg: &SocketConfig) -> Result<(Socket, Granted), OpenError> {
 #[cfg(target_os = "linux")]
 fn force_buffer(socket: &Socket, size: usize, recv: bool) -> bool {
   use std::os::fd::AsRawFd;
-  let opt = if recv {
-    libc::SO_RCVBUFFORCE
-  } else {
-    libc::SO_SNDBUFFORCE
-  };
+  let opt = if recv { libc::SO_RCVBUFFORCE } else { libc::SO_SNDBUFFORCE };
   let value = size.min(i32::MAX as usize) as libc::c_int;
   // SAFETY: passes a pointer to a live c_int and its exact size.
   let rc = unsafe {

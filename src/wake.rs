@@ -20,9 +20,7 @@ impl Waker {
       return Err(io::Error::last_os_error());
     }
     // SAFETY: `fd` is a freshly created descriptor that nothing else owns.
-    Ok(Waker {
-      read: unsafe { OwnedFd::from_raw_fd(fd) },
-    })
+    Ok(Waker { read: unsafe { OwnedFd::from_raw_fd(fd) } })
   }
 
   #[cfg(not(target_os = "linux"))]
@@ -35,21 +33,12 @@ impl Waker {
     for fd in fds {
       // SAFETY: fcntl on descriptors we just created; failures are harmless (blocking pipe).
       unsafe {
-        libc::fcntl(
-          fd,
-          libc::F_SETFL,
-          libc::fcntl(fd, libc::F_GETFL) | libc::O_NONBLOCK,
-        );
+        libc::fcntl(fd, libc::F_SETFL, libc::fcntl(fd, libc::F_GETFL) | libc::O_NONBLOCK);
         libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC);
       }
     }
     // SAFETY: both descriptors are fresh and owned by nobody else.
-    Ok(unsafe {
-      Waker {
-        read: OwnedFd::from_raw_fd(fds[0]),
-        write: OwnedFd::from_raw_fd(fds[1]),
-      }
-    })
+    Ok(unsafe { Waker { read: OwnedFd::from_raw_fd(fds[0]), write: OwnedFd::from_raw_fd(fds[1]) } })
   }
 
   /// Descriptor to poll for `POLLIN`.
@@ -74,13 +63,7 @@ impl Waker {
     let mut buf = [0u8; 64];
     loop {
       // SAFETY: reads into a live local buffer of the given length.
-      let n = unsafe {
-        libc::read(
-          self.read.as_raw_fd(),
-          buf.as_mut_ptr() as *mut libc::c_void,
-          buf.len(),
-        )
-      };
+      let n = unsafe { libc::read(self.read.as_raw_fd(), buf.as_mut_ptr() as *mut libc::c_void, buf.len()) };
       if n <= 0 || cfg!(target_os = "linux") {
         break;
       }
@@ -93,11 +76,7 @@ mod tests {
   use super::*;
 
   fn readable(fd: RawFd) -> bool {
-    let mut p = libc::pollfd {
-      fd,
-      events: libc::POLLIN,
-      revents: 0,
-    };
+    let mut p = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
     // SAFETY: one valid pollfd, zero timeout.
     unsafe { libc::poll(&mut p, 1, 0) == 1 }
   }

@@ -51,11 +51,7 @@ impl Args {
   }
 
   fn raw(&self, name: &str) -> Option<&str> {
-    self
-      .pairs
-      .iter()
-      .find(|(n, _)| n == name)
-      .and_then(|(_, v)| v.as_deref())
+    self.pairs.iter().find(|(n, _)| n == name).and_then(|(_, v)| v.as_deref())
   }
 
   /// True if the boolean flag was given.
@@ -71,10 +67,8 @@ impl Args {
   /// An optional unsigned integer within `min..=max`.
   pub fn u64_in(&self, name: &str, min: u64, max: u64) -> Option<u64> {
     let text = self.raw(name)?;
-    let value: u64 = text
-      .trim()
-      .parse()
-      .unwrap_or_else(|_| fail(format!("{name}: not an unsigned integer: {text:?}")));
+    let value: u64 =
+      text.trim().parse().unwrap_or_else(|_| fail(format!("{name}: not an unsigned integer: {text:?}")));
     if value < min || value > max {
       fail(format!("{name}: {value} is outside {min}..={max}"));
     }
@@ -83,18 +77,13 @@ impl Args {
 
   /// A required unsigned integer within `min..=max`.
   pub fn req_u64(&self, name: &str, min: u64, max: u64) -> u64 {
-    self
-      .u64_in(name, min, max)
-      .unwrap_or_else(|| fail(format!("{name} is required")))
+    self.u64_in(name, min, max).unwrap_or_else(|| fail(format!("{name} is required")))
   }
 
   /// An optional positive finite number (seconds, rates) up to `max`.
   pub fn f64_pos(&self, name: &str, max: f64) -> Option<f64> {
     let text = self.raw(name)?;
-    let value: f64 = text
-      .trim()
-      .parse()
-      .unwrap_or_else(|_| fail(format!("{name}: not a number: {text:?}")));
+    let value: f64 = text.trim().parse().unwrap_or_else(|_| fail(format!("{name}: not a number: {text:?}")));
     if !value.is_finite() || value <= 0.0 || value > max {
       fail(format!("{name}: {value} must be > 0 and <= {max}"));
     }

@@ -37,12 +37,8 @@ fn align(len: usize) -> usize {
 pub fn write_udp_segment(buf: &mut CtrlBuf, seg_size: u16) -> usize {
   let data_len = mem::size_of::<u16>();
   // SAFETY: CMSG_SPACE/CMSG_LEN are pure arithmetic.
-  let (space, len) = unsafe {
-    (
-      libc::CMSG_SPACE(data_len as u32) as usize,
-      libc::CMSG_LEN(data_len as u32) as usize,
-    )
-  };
+  let (space, len) =
+    unsafe { (libc::CMSG_SPACE(data_len as u32) as usize, libc::CMSG_LEN(data_len as u32) as usize) };
   assert!(space <= CTRL_LEN, "control buffer too small");
   buf.0 = [0; CTRL_LEN];
   // SAFETY: an all-zero cmsghdr is a valid value of this plain C struct.

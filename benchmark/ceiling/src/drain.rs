@@ -38,17 +38,11 @@ fn settle(fd: std::os::fd::RawFd) {
 
 /// `ceiling drain --count N --size S --batch B [--rcvbuf BYTES] [--family 4|6]`
 pub fn run(argv: &[String]) {
-  let args = Args::parse(
-    argv,
-    &["--count", "--size", "--batch", "--rcvbuf", "--family"],
-    &[],
-  );
+  let args = Args::parse(argv, &["--count", "--size", "--batch", "--rcvbuf", "--family"], &[]);
   let count = args.req_u64("--count", 1, MAX_COUNT);
   let size = args.req_u64("--size", 1, MAX_PAYLOAD as u64) as usize;
   let batch = (args.req_u64("--batch", 1, u64::MAX) as usize).min(MAX_BATCH);
-  let rcvbuf = args
-    .u64_in("--rcvbuf", 1, i32::MAX as u64)
-    .unwrap_or(DEFAULT_RCVBUF);
+  let rcvbuf = args.u64_in("--rcvbuf", 1, i32::MAX as u64).unwrap_or(DEFAULT_RCVBUF);
   let host = match args.str("--family").unwrap_or("4") {
     "4" => crate::loopback_host("127.0.0.1"),
     "6" => crate::loopback_host("::1"),
@@ -107,10 +101,7 @@ pub fn run(argv: &[String]) {
     net::meminfo_drops(rx_fd)
   );
   if received + drops < sent {
-    warn(format!(
-      "{} datagrams neither received nor counted as dropped",
-      sent - received - drops
-    ));
+    warn(format!("{} datagrams neither received nor counted as dropped", sent - received - drops));
   }
   emit(&[
     ("mode", Json::S("drain")),

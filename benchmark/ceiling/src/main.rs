@@ -7,6 +7,8 @@
 //!                 (--count N | --duration SECS) [--rate PPS] [--gso SEGS] [--seq]
 //!   ceiling recv  --port P [--host 127.0.0.1|::1] --batch B --duration SECS
 //!                 [--rcvbuf BYTES] [--expect N] [--bufsize BYTES]
+//!   ceiling sink  --port P [--host 127.0.0.1|::1] --duration SECS [--rcvbuf BYTES]
+//!   ceiling setbuf --pid P --fd N --rcvbuf BYTES
 //!
 //! Every subcommand prints exactly one line of JSON to stdout when it is done
 //! (`recv --port 0` first prints a `{"listening":PORT}` line). Progress and
@@ -18,6 +20,7 @@ mod drain;
 mod net;
 mod recv;
 mod send;
+mod sink;
 
 use std::io::Write;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -34,6 +37,8 @@ usage:
                 (--count N | --duration SECS) [--rate PPS] [--gso SEGS] [--seq]
   ceiling recv  --port P [--host 127.0.0.1|::1] --batch B --duration SECS
                 [--rcvbuf BYTES] [--expect N] [--bufsize BYTES]
+  ceiling sink  --port P [--host 127.0.0.1|::1] --duration SECS [--rcvbuf BYTES]
+  ceiling setbuf --pid P --fd N --rcvbuf BYTES
 Only loopback (127.0.0.1 / ::1) is ever used. Output: one JSON line on stdout.";
 
 /// Print `ceiling: error: MSG` to stderr and exit with status 2.
@@ -100,9 +105,7 @@ pub fn loopback_host(text: &str) -> IpAddr {
   match text {
     "127.0.0.1" => IpAddr::V4(Ipv4Addr::LOCALHOST),
     "::1" | "[::1]" => IpAddr::V6(Ipv6Addr::LOCALHOST),
-    other => fail(format!(
-      "--host must be 127.0.0.1 or ::1 (loopback only), got {other:?}"
-    )),
+    other => fail(format!("--host must be 127.0.0.1 or ::1 (loopback only), got {other:?}")),
   }
 }
 
@@ -117,6 +120,8 @@ fn main() {
     "drain" => drain::run(rest),
     "send" => send::run(rest),
     "recv" => recv::run(rest),
+    "sink" => sink::run(rest),
+    "setbuf" => sink::setbuf(rest),
     "-h" | "--help" | "help" => {
       eprintln!("{USAGE}");
     }

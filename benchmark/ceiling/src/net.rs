@@ -17,9 +17,7 @@ pub fn udp_socket(ip: IpAddr) -> Socket {
   };
   let sock =
     Socket::new(domain, Type::DGRAM, Some(Protocol::UDP)).unwrap_or_else(|e| fail(format!("socket(): {e}")));
-  sock
-    .set_nonblocking(true)
-    .unwrap_or_else(|e| fail(format!("set non-blocking: {e}")));
+  sock.set_nonblocking(true).unwrap_or_else(|e| fail(format!("set non-blocking: {e}")));
   sock
 }
 
@@ -28,9 +26,7 @@ pub fn bind_udp(ip: IpAddr, port: u16) -> (Socket, u16) {
   debug_assert!(ip.is_loopback(), "only loopback is ever bound");
   let sock = udp_socket(ip);
   let addr = SocketAddr::new(ip, port);
-  sock
-    .bind(&SockAddr::from(addr))
-    .unwrap_or_else(|e| fail(format!("bind {addr}: {e}")));
+  sock.bind(&SockAddr::from(addr)).unwrap_or_else(|e| fail(format!("bind {addr}: {e}")));
   let local = sock
     .local_addr()
     .ok()
@@ -44,13 +40,7 @@ pub fn setsockopt_int(fd: RawFd, level: i32, name: i32, value: i32) -> io::Resul
   // SAFETY: `value` is a live c_int and we pass its exact size; the kernel
   // only reads it during the call.
   let rc = unsafe {
-    libc::setsockopt(
-      fd,
-      level,
-      name,
-      (&value as *const i32).cast(),
-      mem::size_of::<i32>() as libc::socklen_t,
-    )
+    libc::setsockopt(fd, level, name, (&value as *const i32).cast(), mem::size_of::<i32>() as libc::socklen_t)
   };
   if rc == 0 {
     Ok(())
@@ -60,7 +50,7 @@ pub fn setsockopt_int(fd: RawFd, level: i32, name: i32, value: i32) -> io::Resul
 }
 
 /// getsockopt() of an `int` value.
-fn getsockopt_int(fd: RawFd, level: i32, name: i32) -> io::Result<i32> {
+pub fn getsockopt_int(fd: RawFd, level: i32, name: i32) -> io::Result<i32> {
   let mut value: i32 = 0;
   let mut len = mem::size_of::<i32>() as libc::socklen_t;
   // SAFETY: `value`/`len` are live locals; `len` tells the kernel how much
@@ -121,15 +111,8 @@ pub fn meminfo(fd: RawFd) -> Option<[u32; 9]> {
   let mut len = mem::size_of_val(&info) as libc::socklen_t;
   // SAFETY: `info` is a live 36-byte array and `len` holds its size, so the
   // kernel writes at most that many bytes.
-  let rc = unsafe {
-    libc::getsockopt(
-      fd,
-      libc::SOL_SOCKET,
-      libc::SO_MEMINFO,
-      info.as_mut_ptr().cast(),
-      &mut len,
-    )
-  };
+  let rc =
+    unsafe { libc::getsockopt(fd, libc::SOL_SOCKET, libc::SO_MEMINFO, info.as_mut_ptr().cast(), &mut len) };
   (rc == 0).then_some(info)
 }
 
@@ -147,11 +130,7 @@ pub fn meminfo_rmem(fd: RawFd) -> u64 {
 
 /// poll() one fd for `events`. Ok(true) if ready, Ok(false) on timeout or EINTR.
 pub fn poll_one(fd: RawFd, events: i16, timeout_ms: i32) -> io::Result<bool> {
-  let mut pfd = libc::pollfd {
-    fd,
-    events,
-    revents: 0,
-  };
+  let mut pfd = libc::pollfd { fd, events, revents: 0 };
   // SAFETY: one valid pollfd, nfds = 1.
   let rc = unsafe { libc::poll(&mut pfd, 1, timeout_ms) };
   if rc < 0 {

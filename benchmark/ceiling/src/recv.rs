@@ -53,10 +53,7 @@ impl RecvBatch {
     let mut names = vec![zero_name; vlen].into_boxed_slice();
     let mut ctrls = vec![CtrlBuf::ZERO; vlen].into_boxed_slice();
     let mut iovs: Box<[libc::iovec]> = (0..vlen)
-      .map(|k| libc::iovec {
-        iov_base: bufs[k * slot..].as_mut_ptr().cast(),
-        iov_len: slot,
-      })
+      .map(|k| libc::iovec { iov_base: bufs[k * slot..].as_mut_ptr().cast(), iov_len: slot })
       .collect();
     let hdrs: Box<[libc::mmsghdr]> = (0..vlen)
       .map(|k| {
@@ -139,19 +136,13 @@ impl RecvBatch {
         self.max_drops = self.max_drops.max(u64::from(d));
       }
     }
-    Ok(Some(Got {
-      datagrams: n as u64,
-      bytes,
-    }))
+    Ok(Some(Got { datagrams: n as u64, bytes }))
   }
 
   /// Warn about truncation seen during the run.
   pub fn report_truncation(&self) {
     if self.truncated > 0 {
-      warn(format!(
-        "{} datagrams were truncated (buffer too small)",
-        self.truncated
-      ));
+      warn(format!("{} datagrams were truncated (buffer too small)", self.truncated));
     }
     if self.ctrunc > 0 {
       warn(format!("{} control messages were truncated", self.ctrunc));
@@ -160,34 +151,22 @@ impl RecvBatch {
 }
 
 /// `ceiling recv --port P [--host H] --batch B --duration SECS [--rcvbuf BYTES]
-///  [--expect N] [--bufsize BYTES]`
+///  [--expect N] [--bufsize BYTES] [--idle-ms MS]`
 pub fn run(argv: &[String]) {
   let args = Args::parse(
     argv,
-    &[
-      "--port",
-      "--host",
-      "--batch",
-      "--duration",
-      "--rcvbuf",
-      "--expect",
-      "--bufsize",
-    ],
+    &["--port", "--host", "--batch", "--duration", "--rcvbuf", "--expect", "--bufsize", "--idle-ms"],
     &[],
   );
   let port = args.req_u64("--port", 0, 65535) as u16;
   let host = crate::loopback_host(args.str("--host").unwrap_or("127.0.0.1"));
   let batch = (args.req_u64("--batch", 1, u64::MAX) as usize).min(MAX_BATCH);
-  let duration = args
-    .f64_pos("--duration", 86_400.0)
-    .unwrap_or_else(|| fail("--duration is required"));
-  let rcvbuf = args
-    .u64_in("--rcvbuf", 1, i32::MAX as u64)
-    .unwrap_or(DEFAULT_RCVBUF);
+  let duration = args.f64_pos("--duration", 86_400.0).unwrap_or_else(|| fail("--duration is required"));
+  let rcvbuf = args.u64_in("--rcvbuf", 1, i32::MAX as u64).unwrap_or(DEFAULT_RCVBUF);
   let expect = args.u64_in("--expect", 1, u64::MAX);
-  let bufsize = args
-    .u64_in("--bufsize", 1, MAX_PAYLOAD as u64)
-    .unwrap_or(DEFAULT_BUFSIZE) as usize;
+  let bufsize = args.u64_in("--bufsize", 1, MAX_PAYLOAD as u64).unwrap_or(DEFAULT_BUFSIZE) as usize;
+  // Stop once this long has passed without a datagram (after the first one).
+  let idle = args.u64_in("--idle-ms", 1, 86_400_000).map(Duration::from_millis);
 
   let (sock, bound) = net::bind_udp(host, port);
   let (granted, forced) = net::set_rcvbuf(&sock, rcvbuf);
@@ -229,6 +208,11 @@ pub fn run(argv: &[String]) {
         bytes += got.bytes;
       }
       Ok(None) => {
+        if let (Some(limit), Some(_)) = (idle, first) {
+          if now.duration_since(last) >= limit {
+            break;
+          }
+        }
         let left = deadline.saturating_duration_since(now);
         let wait = left.as_millis().clamp(1, 100) as i32;
         if let Err(e) = net::poll_one(fd, libc::POLLIN, wait) {

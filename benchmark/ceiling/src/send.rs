@@ -84,10 +84,7 @@ impl SendBatch {
       0
     };
     let mut iovs: Box<[libc::iovec]> = (0..vlen)
-      .map(|k| libc::iovec {
-        iov_base: bufs[k * stride..].as_mut_ptr().cast(),
-        iov_len: stride,
-      })
+      .map(|k| libc::iovec { iov_base: bufs[k * stride..].as_mut_ptr().cast(), iov_len: stride })
       .collect();
     let hdrs: Box<[libc::mmsghdr]> = (0..vlen)
       .map(|k| {
@@ -249,9 +246,7 @@ pub fn run_plan(fd: RawFd, plan: &SendPlan) -> SendReport {
   let mut sent = 0u64;
   let target = plan.count.unwrap_or(u64::MAX);
   // Pacing wakes up for ~0.5 ms of traffic at a time (at least 1 datagram).
-  let quantum = plan
-    .rate
-    .map(|r| ((r * 0.0005) as u64).clamp(1, batch.capacity() as u64));
+  let quantum = plan.rate.map(|r| ((r * 0.0005) as u64).clamp(1, batch.capacity() as u64));
   let start = Instant::now();
   let deadline = start + plan.time_limit;
   // Safety bound on loop iterations: far above anything reachable in time.
@@ -296,12 +291,7 @@ pub fn run_plan(fd: RawFd, plan: &SendPlan) -> SendReport {
     }
   }
   let ns = start.elapsed().as_nanos() as u64;
-  SendReport {
-    sent,
-    ns,
-    stats,
-    gso: batch.gso(),
-  }
+  SendReport { sent, ns, stats, gso: batch.gso() }
 }
 
 /// `ceiling send --port P [--host H] --size S --batch B (--count N | --duration SECS)
@@ -309,16 +299,7 @@ pub fn run_plan(fd: RawFd, plan: &SendPlan) -> SendReport {
 pub fn run(argv: &[String]) {
   let args = Args::parse(
     argv,
-    &[
-      "--port",
-      "--host",
-      "--size",
-      "--batch",
-      "--count",
-      "--duration",
-      "--rate",
-      "--gso",
-    ],
+    &["--port", "--host", "--size", "--batch", "--count", "--duration", "--rate", "--gso"],
     &["--seq"],
   );
   let port = args.req_u64("--port", 1, 65535) as u16;
@@ -366,23 +347,12 @@ pub fn run(argv: &[String]) {
   net::minimize_timer_slack();
   let sock = net::udp_socket(host);
   net::set_sndbuf(&sock, SNDBUF);
-  let plan = SendPlan {
-    dest: SocketAddr::new(host, port),
-    size,
-    batch,
-    segs,
-    seq,
-    count,
-    rate,
-    time_limit,
-  };
+  let plan = SendPlan { dest: SocketAddr::new(host, port), size, batch, segs, seq, count, rate, time_limit };
   let report = run_plan(sock.as_raw_fd(), &plan);
   if let Some(r) = rate {
     let got = per_second(report.sent, report.ns);
     if got < r * 0.98 {
-      warn(format!(
-        "could not keep up: {got:.0} pps achieved of {r:.0} requested"
-      ));
+      warn(format!("could not keep up: {got:.0} pps achieved of {r:.0} requested"));
     }
   }
   eprintln!(
