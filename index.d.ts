@@ -41,7 +41,33 @@ export declare class NativeSocket {
    * Sends at most `max_count` datagrams from `start` of a packed batch without blocking; see
    * `lib/pack.js` for the format. Returns how many went and why it stopped.
    */
-  send(data: Uint8Array, partLens: Uint32Array, partsPerMsg: Uint32Array | undefined | null, destIndex: Uint32Array | undefined | null, destAddresses: Array<string>, destPorts: Array<number>, start: number, maxCount: number): NativeSendResult
+  send(data: Uint8Array, partLens: Uint32Array, partsPerMsg: Uint32Array | undefined | null, destIndex: Uint32Array | undefined | null, destAddresses: Array<string>, destPorts: Array<number>, start: number, maxCount: number, sourceIndex?: Uint32Array | undefined | null, sources?: Array<string> | undefined | null, tos?: Int32Array | undefined | null): NativeSendResult
+  /** What this socket can do (probed once at open; `gso` turns false after a fallback). */
+  capabilities(): Capabilities
+  /** Sets `SO_BROADCAST`. */
+  setBroadcast(on: boolean): void
+  /** Reads `SO_BROADCAST`. */
+  getBroadcast(): boolean
+  /** Sets the unicast TTL (IPv4) or hop limit (IPv6). */
+  setTtl(ttl: number): void
+  /** Sets the TOS (IPv4) or traffic class (IPv6) of everything this socket sends. */
+  setTos(tos: number): void
+  /** Sets the multicast TTL (IPv4) or hop limit (IPv6). */
+  setMulticastTtl(ttl: number): void
+  /** Sets whether multicast sent from this socket loops back to local receivers. */
+  setMulticastLoopback(on: boolean): void
+  /** Reads whether multicast loops back. */
+  getMulticastLoopback(): boolean
+  /**
+   * Chooses the interface for outgoing multicast: an IPv4 address of the interface, or for
+   * IPv6 an interface name, index or `::%scope`.
+   */
+  setMulticastInterface(interface: string): void
+  /**
+   * Joins (`join` true) or leaves a multicast group, optionally on one interface, optionally
+   * source-specific (`source`).
+   */
+  membership(join: boolean, group: string, interface?: string | undefined | null, source?: string | undefined | null): void
   /** Counters since the socket was opened (zeros after close). */
   stats(): NativeStats
   /** Keeps the Node event loop alive while the socket is open (the default). */
@@ -74,6 +100,28 @@ export interface BufferSizes {
   recvForced: boolean
   /** True when the send size was set with `SO_SNDBUFFORCE`, past `net.core.wmem_max`. */
   sendForced: boolean
+}
+
+/** What this socket can do, probed once when it was opened. */
+export interface Capabilities {
+  /** Many datagrams per system call (`recvmmsg`/`sendmmsg`); false on the portable path. */
+  batched: boolean
+  /** The kernel accepts `UDP_SEGMENT` on this socket. */
+  gsoSupported: boolean
+  /** GSO is in use for sends now (false after a fallback). */
+  gso: boolean
+  /** GRO receive is on. */
+  gro: boolean
+  /** The kernel's drop counter is available (`SO_RXQ_OVFL`/`SO_MEMINFO`). */
+  dropCounter: boolean
+  /** Per-datagram local address and interface index are delivered. */
+  pktinfo: boolean
+  /** Per-datagram receive timestamps are delivered. */
+  timestamps: boolean
+  /** Per-datagram TOS / ECN is delivered. */
+  recvTos: boolean
+  /** `SO_REUSEPORT` load balancing is available on this platform. */
+  reusePort: boolean
 }
 
 /** Options for `NativeSocket`, already normalised by `lib/socket.js`. */
@@ -114,6 +162,18 @@ export interface NativeOptions {
   connectPort?: number
   /** Use one `recvmsg`/`sendmsg` per datagram instead of `recvmmsg`/`sendmmsg`. */
   portable: boolean
+  /** UDP GSO on send: 0 off, 1 auto (use when the kernel supports it), 2 required. */
+  gso: number
+  /** UDP GRO on receive: coalesced receives are split back into datagrams. */
+  gro: boolean
+  /** Deliver each datagram's local (destination) address and interface index. */
+  pktinfo: boolean
+  /** Deliver each datagram's kernel receive time (`SO_TIMESTAMPNS`). */
+  timestamps: boolean
+  /** Deliver each datagram's TOS / traffic class byte (ECN in its low two bits). */
+  recvTos: boolean
+  /** TOS / traffic class for everything this socket sends. */
+  tos?: number
 }
 
 /** Outcome of one native send call. */
@@ -146,4 +206,7 @@ export interface NativeStats {
   sendErrors: number
   eventsDropped: number
   recvQueueBytes: number
+  groReceives: number
+  gsoSends: number
+  gsoFallbacks: number
 }

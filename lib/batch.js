@@ -1,13 +1,19 @@
 'use strict'
-// The view JS gets of one received batch. The native layer hands over two buffers: the
-// payloads back to back, and metadata laid out as parallel arrays (see src/batch.rs):
-//   lengths u32[n] @0 | offsets u32[n] @4n | scope ids u32[n] @8n | ports u16[n] @12n |
-//   families u8[n] @14n | flags u8[n] @15n | address bytes u8[16n] @16n
+// The view JS gets of one received batch. The native layer hands over one buffer: metadata
+// laid out as parallel arrays (see src/batch.rs), then the payloads back to back:
+//   timestamps u64[n] @0 | lengths u32[n] @8n | offsets u32[n] @12n | scope ids u32[n] @16n |
+//   interface index u32[n] @20n | ports u16[n] @24n | families u8[n] @26n | flags u8[n] @27n |
+//   tos u8[n] @28n | local families u8[n] @29n | source address bytes u8[16n] @32n |
+//   local address bytes u8[16n] @48n          (64 bytes per datagram)
 // Nothing is created per datagram unless asked for (data(i), address(i), iteration).
 
 const { formatIPv4, formatIPv6 } = require('./address.js')
 
 const FLAG_TRUNCATED = 1
+const FLAG_LOCAL = 2
+const FLAG_TIMESTAMP = 4
+const FLAG_TOS = 8
+const META_BYTES = 64
 const EMPTY = Buffer.alloc(0)
 const EMPTY_META = new Uint8Array(0)
 
@@ -26,9 +32,9 @@ class Batch {
     /** All payloads, back to back. */
     this.buffer = buffer
     /** Byte length of each datagram in `buffer`. */
-    this.lengths = new Uint32Array(ab, base, count)
+    this.lengths = new Uint32Array(ab, base + 8 * count, count)
     /** Byte offset of each datagram in `buffer`. */
-    this.offsets = new Uint32Array(ab, base + 4 * count, count)
+    this.offsets = new Uint32Array(ab, base + 12 * count, count)
     /** Kernel's cumulative count of datagrams dropped for this socket (buffer full), if known. */
     this.kernelDrops = kernelDrops >= 0 ? kernelDrops : undefined
     this._meta = meta
@@ -39,30 +45,51 @@ class Batch {
 
   /** Source ports, one per datagram. */
   get ports() {
-    if (this._ports === null) this._ports = new Uint16Array(this._meta.buffer, this._meta.byteOffset + 12 * this.count, this.count)
+    if (this._ports === null) this._ports = new Uint16Array(this._meta.buffer, this._meta.byteOffset + 24 * this.count, this.count)
     return this._ports
   }
 
   /** Source address families, one per datagram: 4 or 6. */
   get families() {
-    if (this._families === null) this._families = new Uint8Array(this._meta.buffer, this._meta.byteOffset + 14 * this.count, this.count)
+    if (this._families === null) this._families = new Uint8Array(this._meta.buffer, this._meta.byteOffset + 26 * this.count, this.count)
     return this._families
   }
 
   /** Per-datagram flags; bit 0 set means truncated. */
   get flags() {
-    if (this._flags === null) this._flags = new Uint8Array(this._meta.buffer, this._meta.byteOffset + 15 * this.count, this.count)
+    if (this._flags === null) this._flags = new Uint8Array(this._meta.buffer, this._meta.byteOffset + 27 * this.count, this.count)
     return this._flags
   }
 
   /** Source address bytes, 16 per datagram (IPv4 in the first four). */
   get addressBytes() {
-    return new Uint8Array(this._meta.buffer, this._meta.byteOffset + 16 * this.count, 16 * this.count)
+    return new Uint8Array(this._meta.buffer, this._meta.byteOffset + 32 * this.count, 16 * this.count)
+  }
+
+  /** Local (destination) address bytes, 16 per datagram (with `pktinfo: true`). */
+  get localAddressBytes() {
+    return new Uint8Array(this._meta.buffer, this._meta.byteOffset + 48 * this.count, 16 * this.count)
+  }
+
+  /** Interface index each datagram arrived on (with `pktinfo: true`; 0 when unknown). */
+  get interfaceIndexes() {
+    return new Uint32Array(this._meta.buffer, this._meta.byteOffset + 20 * this.count, this.count)
+  }
+
+  /** Kernel receive time of each datagram in nanoseconds since the Unix epoch (with
+   * `timestamps: true`; 0n when unknown). */
+  get timestamps() {
+    return new BigUint64Array(this._meta.buffer, this._meta.byteOffset, this.count)
+  }
+
+  /** TOS (IPv4) / traffic class (IPv6) byte of each datagram (with `recvTos: true`). */
+  get tosValues() {
+    return new Uint8Array(this._meta.buffer, this._meta.byteOffset + 28 * this.count, this.count)
   }
 
   /** IPv6 scope ids, one per datagram (0 when none). */
   get scopeIds() {
-    return new Uint32Array(this._meta.buffer, this._meta.byteOffset + 8 * this.count, this.count)
+    return new Uint32Array(this._meta.buffer, this._meta.byteOffset + 16 * this.count, this.count)
   }
 
   _check(i) {
@@ -81,7 +108,44 @@ class Batch {
   /** True when datagram `i` was longer than `maxDatagramSize` and was cut. */
   truncated(i) {
     this._check(i)
-    return (this._meta[15 * this.count + i] & FLAG_TRUNCATED) !== 0
+    return (this._meta[27 * this.count + i] & FLAG_TRUNCATED) !== 0
+  }
+
+  /** Local address datagram `i` was sent to (with `pktinfo: true`), or undefined. */
+  localAddress(i) {
+    this._check(i)
+    const n = this.count
+    const m = this._meta
+    if ((m[27 * n + i] & FLAG_LOCAL) === 0) return undefined
+    const o = 48 * n + 16 * i
+    return m[29 * n + i] === 6 ? formatIPv6(m, o, 0) : formatIPv4(m, o)
+  }
+
+  /** Interface index datagram `i` arrived on (with `pktinfo: true`), or undefined. */
+  interfaceIndex(i) {
+    this._check(i)
+    if ((this._meta[27 * this.count + i] & FLAG_LOCAL) === 0) return undefined
+    return this.interfaceIndexes[i]
+  }
+
+  /** Kernel receive time of datagram `i`, nanoseconds since the epoch (with `timestamps: true`), or undefined. */
+  timestamp(i) {
+    this._check(i)
+    if ((this._meta[27 * this.count + i] & FLAG_TIMESTAMP) === 0) return undefined
+    return this.timestamps[i]
+  }
+
+  /** TOS / traffic class byte of datagram `i` (with `recvTos: true`), or undefined. */
+  tos(i) {
+    this._check(i)
+    if ((this._meta[27 * this.count + i] & FLAG_TOS) === 0) return undefined
+    return this._meta[28 * this.count + i]
+  }
+
+  /** ECN codepoint of datagram `i` (low two bits of TOS: 0 Not-ECT, 1 ECT(1), 2 ECT(0), 3 CE), or undefined. */
+  ecn(i) {
+    const t = this.tos(i)
+    return t === undefined ? undefined : t & 3
   }
 
   /** Source address of datagram `i` as text (IPv6 sources, IPv4-mapped ones included, as IPv6). */
@@ -89,8 +153,8 @@ class Batch {
     this._check(i)
     const n = this.count
     const m = this._meta
-    const o = 16 * n + 16 * i
-    const fam = m[14 * n + i]
+    const o = 32 * n + 16 * i
+    const fam = m[26 * n + i]
     if (fam === 4) return formatIPv4(m, o)
     if (fam === 6) return formatIPv6(m, o, this.scopeIds[i])
     return ''
@@ -105,7 +169,7 @@ class Batch {
   /** `'IPv4'` or `'IPv6'`: the family of datagram `i`'s source. */
   family(i) {
     this._check(i)
-    return this._meta[14 * this.count + i] === 6 ? 'IPv6' : 'IPv4'
+    return this._meta[26 * this.count + i] === 6 ? 'IPv6' : 'IPv4'
   }
 
   /** One message object per datagram (created lazily as you iterate). */
@@ -121,9 +185,9 @@ class Batch {
     }
   }
 
-  /** Wraps what the native layer delivers: metadata (32 bytes per datagram) then payloads. */
+  /** Wraps what the native layer delivers: metadata (64 bytes per datagram) then payloads. */
   static fromNative(bytes, count, kernelDrops) {
-    const metaLen = 32 * count
+    const metaLen = META_BYTES * count
     return new Batch(bytes.subarray(metaLen), bytes.subarray(0, metaLen), count, kernelDrops)
   }
 

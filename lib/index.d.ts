@@ -2,9 +2,9 @@
 // the Rust `///` comments) are in ../index.d.ts; the types shared with it come from there.
 /// <reference types="node" />
 import { EventEmitter } from 'node:events'
-import type { AddressInfo, BufferSizes, NativeStats } from '../index'
+import type { AddressInfo, BufferSizes, Capabilities, NativeStats } from '../index'
 
-export type { AddressInfo, BufferSizes }
+export type { AddressInfo, BufferSizes, Capabilities }
 
 /** Options of {@link UdpSocket.bind}. Every field is optional. */
 export interface BindOptions {
@@ -40,6 +40,20 @@ export interface BindOptions {
   connect?: { address: string; port: number }
   /** Force the portable path: one `recvmsg`/`sendmsg` per datagram. Always on off Linux. */
   portable?: boolean
+  /** How long (µs) a partial batch may wait for more datagrams before delivery, 0..1000000. Default 200; 0 delivers at once. */
+  coalesceMicros?: number
+  /** UDP GSO on send (Linux): runs of same-size datagrams to one destination go as one super-datagram. `'auto'` (default) uses it when the kernel supports it and falls back if a send is refused; `true` fails the bind without support; `false` never. */
+  gso?: 'auto' | boolean
+  /** UDP GRO on receive (Linux): the kernel may coalesce datagrams; they are split back so JS sees ordinary datagrams. Default false. */
+  gro?: boolean
+  /** Deliver each datagram's local (destination) address and interface index: `batch.localAddress(i)`, `batch.interfaceIndex(i)` (IP_PKTINFO / IPV6_RECVPKTINFO). */
+  pktinfo?: boolean
+  /** Deliver each datagram's kernel receive time (SO_TIMESTAMPNS): `batch.timestamps` (BigUint64Array, ns since the epoch). */
+  timestamps?: boolean
+  /** Deliver each datagram's TOS / traffic class byte: `batch.tos(i)`, `batch.ecn(i)` (IP_RECVTOS / IPV6_RECVTCLASS). */
+  recvTos?: boolean
+  /** TOS (IPv4) / traffic class (IPv6) for everything this socket sends, 0..255. */
+  tos?: number
   /** Abort the bind (only before it starts: binding itself is immediate). */
   signal?: AbortSignal
 }
@@ -52,6 +66,10 @@ export interface OutgoingMessage {
   address?: string
   /** Destination port, 1..65535. */
   port?: number
+  /** Local address to send this datagram from (IP_PKTINFO / IPV6_PKTINFO): how a server bound to `0.0.0.0` replies from the address it was reached on. */
+  sourceAddress?: string
+  /** TOS / traffic class byte for this datagram only, 0..255 (ECN in its low two bits). */
+  tos?: number
 }
 
 /** One received datagram, as created by iterating a {@link Batch}. */
@@ -91,6 +109,14 @@ export declare class Batch implements Iterable<Message> {
   readonly addressBytes: Uint8Array
   /** IPv6 scope ids (0 when none). */
   readonly scopeIds: Uint32Array
+  /** Local (destination) address bytes, 16 per datagram (`pktinfo: true`). */
+  readonly localAddressBytes: Uint8Array
+  /** Interface index each datagram arrived on (`pktinfo: true`; 0 when unknown). */
+  readonly interfaceIndexes: Uint32Array
+  /** Kernel receive time per datagram, ns since the Unix epoch (`timestamps: true`; 0n when unknown). */
+  readonly timestamps: BigUint64Array
+  /** TOS / traffic class byte per datagram (`recvTos: true`). */
+  readonly tosValues: Uint8Array
   /** Kernel's cumulative count of datagrams dropped for this socket because its buffer was full (Linux; undefined when unknown). */
   readonly kernelDrops: number | undefined
   /** Payload of datagram `i`: a view, no copy. Throws RangeError outside 0..count-1. */
@@ -103,6 +129,16 @@ export declare class Batch implements Iterable<Message> {
   port(i: number): number
   /** Source family of datagram `i`. */
   family(i: number): 'IPv4' | 'IPv6'
+  /** Local address datagram `i` was sent to (`pktinfo: true`), else undefined. */
+  localAddress(i: number): string | undefined
+  /** Interface index datagram `i` arrived on (`pktinfo: true`), else undefined. */
+  interfaceIndex(i: number): number | undefined
+  /** Kernel receive time of datagram `i` in ns since the epoch (`timestamps: true`), else undefined. */
+  timestamp(i: number): bigint | undefined
+  /** TOS / traffic class byte of datagram `i` (`recvTos: true`), else undefined. */
+  tos(i: number): number | undefined
+  /** ECN codepoint of datagram `i`: 0 Not-ECT, 1 ECT(1), 2 ECT(0), 3 CE (`recvTos: true`), else undefined. */
+  ecn(i: number): number | undefined
   [Symbol.iterator](): Iterator<Message>
   /** A batch with no datagrams. */
   static empty(): Batch
@@ -182,6 +218,32 @@ export declare class UdpSocket extends EventEmitter implements AsyncIterable<Bat
   setRecvBufferSize(size: number): void
   /** Sets SO_SNDBUF. */
   setSendBufferSize(size: number): void
+  /** What this socket can do (batched syscalls, GSO, GRO, drop counter, pktinfo, timestamps, TOS), probed once at open. */
+  capabilities(): Capabilities
+  /** Sets SO_BROADCAST. */
+  setBroadcast(flag: boolean): void
+  /** Reads SO_BROADCAST. */
+  getBroadcast(): boolean
+  /** Unicast TTL / hop limit, 1..255. */
+  setTTL(ttl: number): void
+  /** TOS / traffic class of everything this socket sends, 0..255. */
+  setTOS(tos: number): void
+  /** Multicast TTL / hop limit, 0..255 (0 keeps multicast on this host). */
+  setMulticastTTL(ttl: number): void
+  /** Whether multicast sent by this socket loops back to local receivers. */
+  setMulticastLoopback(flag: boolean): void
+  /** Reads the multicast loopback flag. */
+  getMulticastLoopback(): boolean
+  /** Outgoing multicast interface: an IPv4 address of it, or for IPv6 a name, index or `::%scope`. */
+  setMulticastInterface(iface: string): void
+  /** Joins a multicast group, optionally on one interface. */
+  addMembership(group: string, iface?: string): void
+  /** Leaves a multicast group. */
+  dropMembership(group: string, iface?: string): void
+  /** Joins a source-specific group: only datagrams from `source` arrive. */
+  addSourceSpecificMembership(source: string, group: string, iface?: string): void
+  /** Leaves a source-specific group. */
+  dropSourceSpecificMembership(source: string, group: string, iface?: string): void
   /** Calls `listener` with every received batch. Returns a function that unsubscribes. */
   onBatch(listener: (batch: Batch) => void): () => void
   /**

@@ -71,6 +71,17 @@ function normalize(options) {
   if (ipv6Only !== undefined && !ipv6) throw errors.invalidArgValue('options.ipv6Only', ipv6Only, "applies to 'udp6' sockets only")
   const maxBuf = 0x7fffffff
   const ttl = int(options, 'ttl', 1, 255, undefined)
+  const portable = bool(options, 'portable', process.platform !== 'linux')
+  let gso = 1
+  if (options.gso !== undefined) {
+    if (options.gso === 'auto') gso = 1
+    else if (options.gso === true) gso = 2
+    else if (options.gso === false) gso = 0
+    else throw errors.invalidArgValue('options.gso', options.gso, "must be 'auto', true or false")
+  }
+  if (portable && gso === 2) throw errors.invalidArgValue('options.gso', true, 'needs the batched (non-portable) path')
+  const gro = bool(options, 'gro', false)
+  if (portable && gro) throw errors.invalidArgValue('options.gro', true, 'needs the batched (non-portable) path')
   return {
     type,
     native: {
@@ -91,7 +102,13 @@ function normalize(options) {
       coalesceMicros: int(options, 'coalesceMicros', 0, 1000000, DEFAULTS.coalesceMicros),
       connectAddress: connect ? connect.address : undefined,
       connectPort: connect ? connect.port : undefined,
-      portable: bool(options, 'portable', process.platform !== 'linux'),
+      portable,
+      gso: portable ? 0 : gso,
+      gro,
+      pktinfo: bool(options, 'pktinfo', false),
+      timestamps: bool(options, 'timestamps', false),
+      recvTos: bool(options, 'recvTos', false),
+      tos: int(options, 'tos', 0, 255, undefined),
     },
   }
 }

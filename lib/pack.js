@@ -74,6 +74,7 @@ function pack(messages, sock, scratch) {
   let lastPort
   let lastIdx = -1
   let destIdx = null
+  const ex = { srcIdx: null, sources: null, srcKeys: null, tos: null, scratch }
   for (let i = 0; i < count; i++) {
     const m = messages[i]
     if (m === null || typeof m !== 'object') throw errors.invalidArgType(`messages[${i}]`, 'an object with a data property', m)
@@ -93,13 +94,16 @@ function pack(messages, sock, scratch) {
       nparts += 1
     }
     views[i] = v
+    if (m.sourceAddress !== undefined || m.tos !== undefined) extras(m, i, count, sock, ex)
     const address = m.address
     const port = m.port
     if (sock.connected) {
       if (address !== undefined || port !== undefined) throw errors.isConnected(`messages[${i}]`)
       continue
     }
-    if (address === lastAddr && port === lastPort) {
+    // (Only once a destination was seen: before that, lastAddr/lastPort are undefined and
+    // would let a message without a destination through.)
+    if (lastIdx !== -1 && address === lastAddr && port === lastPort) {
       if (destIdx !== null) destIdx[i] = lastIdx
       continue
     }
@@ -163,6 +167,43 @@ function pack(messages, sock, scratch) {
     dest: destIdx === null ? null : destIdx.subarray(0, count),
     addrs,
     ports,
+    srcIdx: ex.srcIdx === null ? null : ex.srcIdx.subarray(0, count),
+    sources: ex.sources,
+    tos: ex.tos === null ? null : ex.tos.subarray(0, count),
+  }
+}
+
+/** Per-datagram source address (sent with IP_PKTINFO/IPV6_PKTINFO) and TOS / traffic class. */
+function extras(m, i, count, sock, ex) {
+  if (m.sourceAddress !== undefined) {
+    const a = m.sourceAddress
+    if (typeof a !== 'string') throw errors.invalidArgType(`messages[${i}].sourceAddress`, 'of type string', a)
+    const fam = isIP(a)
+    if (fam === 0) throw errors.invalidArgValue(`messages[${i}].sourceAddress`, a, 'must be an IPv4 or IPv6 address literal')
+    if (fam === 6 && sock.family === 4) throw errors.invalidArgValue(`messages[${i}].sourceAddress`, a, 'is IPv6 but the socket is udp4')
+    if (ex.srcIdx === null) {
+      ex.srcIdx = ex.scratch.src = grow(ex.scratch.src || new Uint32Array(64), count, Uint32Array)
+      ex.srcIdx.fill(0, 0, count)
+      ex.sources = []
+      ex.srcKeys = new Map()
+    }
+    let k = ex.srcKeys.get(a)
+    if (k === undefined) {
+      ex.sources.push(a)
+      k = ex.sources.length
+      ex.srcKeys.set(a, k)
+    }
+    ex.srcIdx[i] = k
+  }
+  if (m.tos !== undefined) {
+    const t = m.tos
+    if (typeof t !== 'number') throw errors.invalidArgType(`messages[${i}].tos`, 'of type number', t)
+    if (!Number.isInteger(t) || t < 0 || t > 255) throw errors.outOfRange(`messages[${i}].tos`, 'an integer >= 0 and <= 255', t)
+    if (ex.tos === null) {
+      ex.tos = ex.scratch.tos = grow(ex.scratch.tos || new Int32Array(64), count, Int32Array)
+      ex.tos.fill(-1, 0, count)
+    }
+    ex.tos[i] = t
   }
 }
 
@@ -176,6 +217,9 @@ function detach(p) {
     dest: p.dest === null ? null : p.dest.slice(),
     addrs: p.addrs,
     ports: p.ports,
+    srcIdx: p.srcIdx === null ? null : p.srcIdx.slice(),
+    sources: p.sources,
+    tos: p.tos === null ? null : p.tos.slice(),
   }
 }
 

@@ -55,6 +55,11 @@ function checkSignal(signal, name) {
   return signal
 }
 
+function checkInt(v, name, min, max) {
+  if (typeof v !== 'number') throw errors.invalidArgType(name, 'of type number', v)
+  if (!Number.isInteger(v) || v < min || v > max) throw errors.outOfRange(name, `an integer >= ${min} and <= ${max}`, v)
+}
+
 class UdpSocket extends EventEmitter {
   /**
    * Creates and binds a socket. Resolves once it is bound; rejects with a TypeError/RangeError
@@ -174,6 +179,86 @@ class UdpSocket extends EventEmitter {
     if (typeof size !== 'number') throw errors.invalidArgType(name, 'of type number', size)
     if (!Number.isInteger(size) || size < 1 || size > 0x7fffffff) throw errors.outOfRange(name, 'an integer >= 1 and <= 2147483647', size)
     callNative(() => this._native.setBufferSize(send, size))
+  }
+
+  /** What this socket can do: batched syscalls, GSO (supported / in use), GRO, the kernel drop
+   * counter, pktinfo, timestamps, TOS, SO_REUSEPORT. Probed once when the socket opened. */
+  capabilities() {
+    return callNative(() => this._native.capabilities())
+  }
+
+  /** Sets SO_BROADCAST. */
+  setBroadcast(flag) {
+    if (typeof flag !== 'boolean') throw errors.invalidArgType('flag', 'of type boolean', flag)
+    callNative(() => this._native.setBroadcast(flag))
+  }
+
+  /** Reads SO_BROADCAST. */
+  getBroadcast() {
+    return callNative(() => this._native.getBroadcast())
+  }
+
+  /** Sets the unicast TTL (IPv4) or hop limit (IPv6), 1..255. */
+  setTTL(ttl) {
+    checkInt(ttl, 'ttl', 1, 255)
+    callNative(() => this._native.setTtl(ttl))
+  }
+
+  /** Sets the TOS (IPv4) or traffic class (IPv6) of everything this socket sends, 0..255. */
+  setTOS(tos) {
+    checkInt(tos, 'tos', 0, 255)
+    callNative(() => this._native.setTos(tos))
+  }
+
+  /** Sets the multicast TTL / hop limit, 0..255 (0 keeps multicast on this host). */
+  setMulticastTTL(ttl) {
+    checkInt(ttl, 'ttl', 0, 255)
+    callNative(() => this._native.setMulticastTtl(ttl))
+  }
+
+  /** Sets whether multicast sent by this socket loops back to local receivers. */
+  setMulticastLoopback(flag) {
+    if (typeof flag !== 'boolean') throw errors.invalidArgType('flag', 'of type boolean', flag)
+    callNative(() => this._native.setMulticastLoopback(flag))
+  }
+
+  /** Reads whether multicast loops back. */
+  getMulticastLoopback() {
+    return callNative(() => this._native.getMulticastLoopback())
+  }
+
+  /** Chooses the outgoing multicast interface: an IPv4 address of it, or for IPv6 a name, an index or `::%scope`. */
+  setMulticastInterface(iface) {
+    if (typeof iface !== 'string') throw errors.invalidArgType('interface', 'of type string', iface)
+    callNative(() => this._native.setMulticastInterface(iface))
+  }
+
+  /** Joins a multicast group (optionally on one interface). */
+  addMembership(group, iface) {
+    this._membership(true, group, iface, undefined)
+  }
+
+  /** Leaves a multicast group. */
+  dropMembership(group, iface) {
+    this._membership(false, group, iface, undefined)
+  }
+
+  /** Joins a source-specific multicast group: only datagrams from `source` are received. */
+  addSourceSpecificMembership(source, group, iface) {
+    ipOf(source, 'source')
+    this._membership(true, group, iface, source)
+  }
+
+  /** Leaves a source-specific multicast group. */
+  dropSourceSpecificMembership(source, group, iface) {
+    ipOf(source, 'source')
+    this._membership(false, group, iface, source)
+  }
+
+  _membership(join, group, iface, source) {
+    ipOf(group, 'group')
+    if (iface !== undefined && typeof iface !== 'string') throw errors.invalidArgType('interface', 'of type string', iface)
+    callNative(() => this._native.membership(join, group, iface, source))
   }
 
   // ---- receiving -------------------------------------------------------------------------
@@ -370,7 +455,7 @@ class UdpSocket extends EventEmitter {
   _sendFrom(p, start, max) {
     let r
     try {
-      r = this._native.send(p.data, p.lens, p.parts, p.dest, p.addrs, p.ports, start, max)
+      r = this._native.send(p.data, p.lens, p.parts, p.dest, p.addrs, p.ports, start, max, p.srcIdx, p.sources, p.tos)
     } catch (e) {
       throw errors.fromNative(e)
     }

@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering::*};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::batch::{RawBatch, FLAG_TRUNCATED};
+use crate::batch::{MetaLayout, RawBatch, FLAG_TRUNCATED};
 use crate::error::OsError;
 use crate::recv::{RecvMode, RecvSlab};
 use crate::stats::Counters;
@@ -271,10 +271,13 @@ fn drain(
     if n > 0 {
       let batch = slab.take(n);
       let c = &shared.counters;
-      Counters::add(&c.datagrams_received, n as u64);
+      let count = batch.count as usize;
+      let flags = MetaLayout { count }.flags();
+      Counters::add(&c.datagrams_received, count as u64);
       Counters::add(&c.bytes_received, (batch.bytes.len() - batch.meta_len) as u64);
       Counters::add(&c.batches_received, 1);
-      let cut = batch.meta()[15 * n..16 * n].iter().filter(|&&f| f & FLAG_TRUNCATED != 0).count();
+      Counters::add(&c.gro_receives, batch.gro_slots as u64);
+      let cut = batch.meta()[flags..flags + count].iter().filter(|&&f| f & FLAG_TRUNCATED != 0).count();
       Counters::add(&c.truncated, cut as u64);
       if let Some(d) = batch.kernel_drops {
         Counters::raise(&c.kernel_drops, d);

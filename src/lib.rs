@@ -12,6 +12,7 @@ pub mod cmsg;
 pub mod error;
 pub mod io;
 pub mod linux;
+pub mod multicast;
 pub mod native;
 pub mod recv;
 pub mod send;

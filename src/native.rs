@@ -68,6 +68,41 @@ pub struct NativeOptions {
   pub connect_port: Option<u32>,
   /// Use one `recvmsg`/`sendmsg` per datagram instead of `recvmmsg`/`sendmmsg`.
   pub portable: bool,
+  /// UDP GSO on send: 0 off, 1 auto (use when the kernel supports it), 2 required.
+  pub gso: u32,
+  /// UDP GRO on receive: coalesced receives are split back into datagrams.
+  pub gro: bool,
+  /// Deliver each datagram's local (destination) address and interface index.
+  pub pktinfo: bool,
+  /// Deliver each datagram's kernel receive time (`SO_TIMESTAMPNS`).
+  pub timestamps: bool,
+  /// Deliver each datagram's TOS / traffic class byte (ECN in its low two bits).
+  pub recv_tos: bool,
+  /// TOS / traffic class for everything this socket sends.
+  pub tos: Option<u32>,
+}
+
+/// What this socket can do, probed once when it was opened.
+#[napi(object)]
+pub struct Capabilities {
+  /// Many datagrams per system call (`recvmmsg`/`sendmmsg`); false on the portable path.
+  pub batched: bool,
+  /// The kernel accepts `UDP_SEGMENT` on this socket.
+  pub gso_supported: bool,
+  /// GSO is in use for sends now (false after a fallback).
+  pub gso: bool,
+  /// GRO receive is on.
+  pub gro: bool,
+  /// The kernel's drop counter is available (`SO_RXQ_OVFL`/`SO_MEMINFO`).
+  pub drop_counter: bool,
+  /// Per-datagram local address and interface index are delivered.
+  pub pktinfo: bool,
+  /// Per-datagram receive timestamps are delivered.
+  pub timestamps: bool,
+  /// Per-datagram TOS / ECN is delivered.
+  pub recv_tos: bool,
+  /// `SO_REUSEPORT` load balancing is available on this platform.
+  pub reuse_port: bool,
 }
 
 /// An address as Node reports it.
@@ -126,6 +161,9 @@ pub struct NativeStats {
   pub send_errors: f64,
   pub events_dropped: f64,
   pub recv_queue_bytes: f64,
+  pub gro_receives: f64,
+  pub gso_sends: f64,
+  pub gso_fallbacks: f64,
 }
 
 type Dispatch = Arc<DispatchFn>;
@@ -144,6 +182,14 @@ struct Open {
   granted: socket::Granted,
   connected: bool,
   referenced: bool,
+  caps: CapsProbe,
+}
+
+#[derive(Clone, Copy)]
+struct CapsProbe {
+  gso_supported: bool,
+  drop_counter: bool,
+  info: socket::RecvInfo,
 }
 
 impl Open {
@@ -175,6 +221,26 @@ fn addr_error(e: AddrError, what: &str) -> Error {
 
 fn port(p: u32, what: &str) -> Result<u16> {
   u16::try_from(p).map_err(|_| invalid_arg(&format!("{what} must be 0..65535")))
+}
+
+fn ipv4(text: &str, what: &str) -> Result<std::net::Ipv4Addr> {
+  match addr::parse_ip(text) {
+    Ok((std::net::IpAddr::V4(v4), _)) => Ok(v4),
+    _ => Err(invalid_arg(&format!("{what} must be an IPv4 address"))),
+  }
+}
+
+/// An IPv6 interface given as a name (`lo`), an index (`1`) or `::%scope`.
+fn interface_index(text: &str) -> Result<u32> {
+  if let Ok(i) = text.parse::<u32>() {
+    return Ok(i);
+  }
+  if let Ok((_, scope)) = addr::parse_ip(text) {
+    return Ok(scope);
+  }
+  addr::parse_ip(&format!("::%{text}"))
+    .map(|(_, s)| s)
+    .map_err(|_| invalid_arg("interface names no known interface"))
 }
 
 fn address_info(a: &SocketAddr) -> AddressInfo {
@@ -233,7 +299,25 @@ impl NativeSocket {
     let (sock, granted) = socket::open(&cfg).map_err(|e| os_error(e.os, &e.detail))?;
     let batched = cfg!(target_os = "linux") && !options.portable;
     let mode = if batched { RecvMode::Batched } else { RecvMode::Portable };
-    enable_drop_counter(&sock);
+    let drop_counter = enable_drop_counter(&sock);
+    let info = socket::RecvInfo {
+      pktinfo: options.pktinfo,
+      timestamps: options.timestamps,
+      tos: options.recv_tos,
+      gro: options.gro && batched,
+    };
+    socket::enable_recv_info(&sock, options.ipv6, info).map_err(|e| os_error(e.os, &e.detail))?;
+    if let Some(tos) = options.tos {
+      if tos > 255 {
+        return Err(invalid_arg("tos must be 0..255"));
+      }
+      socket::set_tos(&sock, options.ipv6, tos).map_err(|e| os_error(e.os, &e.detail))?;
+    }
+    let gso_supported = batched && socket::probe_gso(&sock);
+    if options.gso == 2 && !gso_supported {
+      let e = OsError { errno: libc::ENOPROTOOPT, syscall: "getsockopt" };
+      return Err(os_error(e, "UDP_SEGMENT (gso: true needs Linux >= 4.18 and the batched path)"));
+    }
     let waker = Waker::new().map_err(|e| os_error(OsError::from_io(&e, "eventfd"), ""))?;
     let shared = Arc::new(Shared::new(
       sock.as_raw_fd(),
@@ -266,7 +350,7 @@ impl NativeSocket {
         })?,
     );
 
-    let slab = RecvSlab::new(options.batch_size as usize, options.max_datagram_size as usize);
+    let slab = RecvSlab::with_gro(options.batch_size as usize, options.max_datagram_size as usize, info.gro);
     let thread_shared = shared.clone();
     let sink_tsfn = Arc::clone(&tsfn);
     let thread = std::thread::Builder::new()
@@ -287,11 +371,16 @@ impl NativeSocket {
       shared,
       thread: Some(thread),
       dispatch: tsfn,
-      scratch: SendScratch::default(),
+      scratch: {
+        let mut s = SendScratch::default();
+        s.gso = options.gso > 0 && gso_supported;
+        s
+      },
       ipv6: options.ipv6,
       granted,
       connected: connect.is_some(),
       referenced: true,
+      caps: CapsProbe { gso_supported, drop_counter, info },
     };
     // Worker teardown: the environment's cleanup hook closes a socket JS never closed.
     let inner = Rc::new(RefCell::new(Some(open)));
@@ -446,8 +535,19 @@ impl NativeSocket {
     dest_ports: Vec<u32>,
     start: u32,
     max_count: u32,
+    source_index: Option<&[u32]>,
+    sources: Option<Vec<String>>,
+    tos: Option<&[i32]>,
   ) -> Result<NativeSendResult> {
     self.with(|o| {
+      let mut source_ips = Vec::new();
+      for a in sources.iter().flatten() {
+        let (ip, _) = addr::parse_ip(a).map_err(|e| addr_error(e, "source address"))?;
+        source_ips.push(match ip {
+          std::net::IpAddr::V4(v4) if o.ipv6 => std::net::IpAddr::V6(v4.to_ipv6_mapped()),
+          other => other,
+        });
+      }
       if dest_addresses.len() != dest_ports.len() {
         return Err(invalid_arg("destination addresses and ports differ in length"));
       }
@@ -456,7 +556,16 @@ impl NativeSocket {
         let sa = addr::socket_addr(a, port(p, "port")?).map_err(|e| addr_error(e, "address"))?;
         dests.push(SockAddr::from(if o.ipv6 { addr::to_v6_mapped(sa) } else { sa }));
       }
-      let packed = Packed { data, part_lens, parts_per_msg, dest_index, dests: &dests };
+      let packed = Packed {
+        data,
+        part_lens,
+        parts_per_msg,
+        dest_index,
+        dests: &dests,
+        source_index,
+        sources: &source_ips,
+        tos,
+      };
       packed.validate().map_err(invalid_arg)?;
       if start as usize > packed.count() {
         return Err(invalid_arg("start is past the end of the batch"));
@@ -471,6 +580,8 @@ impl NativeSocket {
       Counters::add(&c.datagrams_sent, out.sent as u64);
       Counters::add(&c.bytes_sent, out.bytes);
       Counters::add(&c.send_syscalls, out.syscalls);
+      Counters::add(&c.gso_sends, out.gso_sends);
+      Counters::add(&c.gso_fallbacks, out.gso_fallbacks);
       if out.would_block {
         Counters::add(&c.send_retries, 1);
       }
@@ -484,6 +595,158 @@ impl NativeSocket {
         errno: out.error.map_or(0, |e| e.errno),
         syscall: out.error.map_or("", |e| e.syscall).to_string(),
       })
+    })
+  }
+
+  /// What this socket can do (probed once at open; `gso` turns false after a fallback).
+  #[napi]
+  pub fn capabilities(&self) -> Result<Capabilities> {
+    self.with(|o| {
+      let batched = o.shared.mode == RecvMode::Batched;
+      Ok(Capabilities {
+        batched,
+        gso_supported: o.caps.gso_supported,
+        gso: o.scratch.gso,
+        gro: o.caps.info.gro,
+        drop_counter: o.caps.drop_counter,
+        pktinfo: o.caps.info.pktinfo,
+        timestamps: o.caps.info.timestamps,
+        recv_tos: o.caps.info.tos,
+        reuse_port: cfg!(target_os = "linux") || cfg!(target_os = "macos"),
+      })
+    })
+  }
+
+  /// Sets `SO_BROADCAST`.
+  #[napi]
+  pub fn set_broadcast(&self, on: bool) -> Result<()> {
+    self.with(|o| {
+      o.socket.set_broadcast(on).map_err(|e| os_error(OsError::from_io(&e, "setsockopt"), "SO_BROADCAST"))
+    })
+  }
+
+  /// Reads `SO_BROADCAST`.
+  #[napi]
+  pub fn get_broadcast(&self) -> Result<bool> {
+    self.with(|o| {
+      o.socket.broadcast().map_err(|e| os_error(OsError::from_io(&e, "getsockopt"), "SO_BROADCAST"))
+    })
+  }
+
+  /// Sets the unicast TTL (IPv4) or hop limit (IPv6).
+  #[napi]
+  pub fn set_ttl(&self, ttl: u32) -> Result<()> {
+    self.with(|o| {
+      let r = if o.ipv6 { o.socket.set_unicast_hops_v6(ttl) } else { o.socket.set_ttl_v4(ttl) };
+      r.map_err(|e| os_error(OsError::from_io(&e, "setsockopt"), "IP_TTL"))
+    })
+  }
+
+  /// Sets the TOS (IPv4) or traffic class (IPv6) of everything this socket sends.
+  #[napi]
+  pub fn set_tos(&self, tos: u32) -> Result<()> {
+    if tos > 255 {
+      return Err(invalid_arg("tos must be 0..255"));
+    }
+    self.with(|o| socket::set_tos(&o.socket, o.ipv6, tos).map_err(|e| os_error(e.os, &e.detail)))
+  }
+
+  /// Sets the multicast TTL (IPv4) or hop limit (IPv6).
+  #[napi]
+  pub fn set_multicast_ttl(&self, ttl: u32) -> Result<()> {
+    self.with(|o| {
+      let r = if o.ipv6 { o.socket.set_multicast_hops_v6(ttl) } else { o.socket.set_multicast_ttl_v4(ttl) };
+      r.map_err(|e| os_error(OsError::from_io(&e, "setsockopt"), "IP_MULTICAST_TTL"))
+    })
+  }
+
+  /// Sets whether multicast sent from this socket loops back to local receivers.
+  #[napi]
+  pub fn set_multicast_loopback(&self, on: bool) -> Result<()> {
+    self.with(|o| {
+      let r = if o.ipv6 { o.socket.set_multicast_loop_v6(on) } else { o.socket.set_multicast_loop_v4(on) };
+      r.map_err(|e| os_error(OsError::from_io(&e, "setsockopt"), "IP_MULTICAST_LOOP"))
+    })
+  }
+
+  /// Reads whether multicast loops back.
+  #[napi]
+  pub fn get_multicast_loopback(&self) -> Result<bool> {
+    self.with(|o| {
+      let r = if o.ipv6 { o.socket.multicast_loop_v6() } else { o.socket.multicast_loop_v4() };
+      r.map_err(|e| os_error(OsError::from_io(&e, "getsockopt"), "IP_MULTICAST_LOOP"))
+    })
+  }
+
+  /// Chooses the interface for outgoing multicast: an IPv4 address of the interface, or for
+  /// IPv6 an interface name, index or `::%scope`.
+  #[napi]
+  pub fn set_multicast_interface(&self, interface: String) -> Result<()> {
+    self.with(|o| {
+      let r = if o.ipv6 {
+        o.socket.set_multicast_if_v6(interface_index(&interface)?)
+      } else {
+        o.socket.set_multicast_if_v4(&ipv4(&interface, "interface")?)
+      };
+      r.map_err(|e| os_error(OsError::from_io(&e, "setsockopt"), "IP_MULTICAST_IF"))
+    })
+  }
+
+  /// Joins (`join` true) or leaves a multicast group, optionally on one interface, optionally
+  /// source-specific (`source`).
+  #[napi]
+  pub fn membership(
+    &self,
+    join: bool,
+    group: String,
+    interface: Option<String>,
+    source: Option<String>,
+  ) -> Result<()> {
+    let (g, _) = addr::parse_ip(&group).map_err(|e| addr_error(e, "group"))?;
+    if !g.is_multicast() {
+      return Err(invalid_arg("group must be a multicast address"));
+    }
+    self.with(|o| {
+      let what = if join { "join" } else { "leave" };
+      let err = |e: std::io::Error| os_error(OsError::from_io(&e, "setsockopt"), what);
+      match (g, source) {
+        (std::net::IpAddr::V4(g4), None) => {
+          let ifa = match &interface {
+            Some(i) => ipv4(i, "interface")?,
+            None => std::net::Ipv4Addr::UNSPECIFIED,
+          };
+          if join { o.socket.join_multicast_v4(&g4, &ifa) } else { o.socket.leave_multicast_v4(&g4, &ifa) }
+            .map_err(err)
+        }
+        (std::net::IpAddr::V4(g4), Some(src)) => {
+          let s4 = ipv4(&src, "source")?;
+          let ifa = match &interface {
+            Some(i) => ipv4(i, "interface")?,
+            None => std::net::Ipv4Addr::UNSPECIFIED,
+          };
+          if join { o.socket.join_ssm_v4(&s4, &g4, &ifa) } else { o.socket.leave_ssm_v4(&s4, &g4, &ifa) }
+            .map_err(err)
+        }
+        (std::net::IpAddr::V6(g6), None) => {
+          let idx = match &interface {
+            Some(i) => interface_index(i)?,
+            None => 0,
+          };
+          if join { o.socket.join_multicast_v6(&g6, idx) } else { o.socket.leave_multicast_v6(&g6, idx) }
+            .map_err(err)
+        }
+        (std::net::IpAddr::V6(g6), Some(src)) => {
+          let (s, _) = addr::parse_ip(&src).map_err(|e| addr_error(e, "source"))?;
+          let std::net::IpAddr::V6(s6) = s else {
+            return Err(invalid_arg("source must be IPv6 for an IPv6 group"));
+          };
+          let idx = match &interface {
+            Some(i) => interface_index(i)?,
+            None => 0,
+          };
+          crate::multicast::ssm_v6(&o.socket, join, g6, s6, idx).map_err(err)
+        }
+      }
     })
   }
 
@@ -603,23 +866,16 @@ fn read_meminfo(_s: &Socket) -> Option<MemInfo> {
   None
 }
 
+/// Asks for the kernel's drop counter with every datagram; false when unavailable.
 #[cfg(target_os = "linux")]
-fn enable_drop_counter(s: &Socket) {
-  let one: libc::c_int = 1;
-  // SAFETY: passes a live c_int and its size. Failure only means no drop counter.
-  unsafe {
-    libc::setsockopt(
-      s.as_raw_fd(),
-      libc::SOL_SOCKET,
-      crate::linux::SO_RXQ_OVFL,
-      &one as *const libc::c_int as *const libc::c_void,
-      std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-    )
-  };
+fn enable_drop_counter(s: &Socket) -> bool {
+  socket::set_int(s, libc::SOL_SOCKET, crate::linux::SO_RXQ_OVFL, 1, "SO_RXQ_OVFL").is_ok()
 }
 
 #[cfg(not(target_os = "linux"))]
-fn enable_drop_counter(_s: &Socket) {}
+fn enable_drop_counter(_s: &Socket) -> bool {
+  false
+}
 
 impl NativeStats {
   fn from_counters(c: &Counters, m: Option<MemInfo>) -> Self {
@@ -638,6 +894,9 @@ impl NativeStats {
       send_retries: g(&c.send_retries),
       send_errors: g(&c.send_errors),
       events_dropped: g(&c.events_dropped),
+      gro_receives: g(&c.gro_receives),
+      gso_sends: g(&c.gso_sends),
+      gso_fallbacks: g(&c.gso_fallbacks),
       recv_queue_bytes: m.map_or(0.0, |m| m.queued as f64),
     }
   }

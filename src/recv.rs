@@ -6,11 +6,12 @@ use std::io;
 use std::os::fd::RawFd;
 
 use crate::addr::decode_sockaddr;
-use crate::batch::{BatchBuilder, RawBatch, FLAG_TRUNCATED};
+use crate::batch::{BatchBuilder, Extra, RawBatch, FLAG_TRUNCATED};
 use crate::cmsg::{self, WrappingCounter};
 
-/// Control buffer room per datagram: enough for `SO_RXQ_OVFL` and a few more small messages.
-const CONTROL_PER_SLOT: usize = cmsg::space(4) * 4;
+/// Control buffer room per datagram: drop counter, pktinfo (IPv4 or IPv6), timestamp, TOS,
+/// GRO segment size, with room to spare.
+const CONTROL_PER_SLOT: usize = 256;
 
 /// Which system calls to use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,7 +25,10 @@ pub enum RecvMode {
 /// The receive slab: `batch` slots of `slot` bytes, with their address and control space.
 pub struct RecvSlab {
   batch: usize,
+  /// Bytes per slot in `buf` (the largest GRO super-datagram when GRO is on).
   slot: usize,
+  /// Largest datagram handed to JS; longer ones are cut and flagged.
+  limit: usize,
   buf: Vec<u8>,
   // SAFETY-relevant: these vectors are never resized after construction, so pointers into
   // them stay valid for the slab's lifetime; headers are re-pointed before every call anyway.
@@ -35,6 +39,7 @@ pub struct RecvSlab {
   hdrs: Vec<libc::mmsghdr>,
   /// Per-slot results of the last receive: bytes, flags, address length, control length.
   results: Vec<SlotResult>,
+  infos: Vec<SlotInfo>,
   /// An error met after some datagrams were already received (portable path): reported by the
   /// next call, as the kernel does for `recvmmsg`.
   pending_error: Option<io::Error>,
@@ -58,13 +63,22 @@ struct SlotResult {
 impl RecvSlab {
   /// Allocates a slab for `batch` datagrams of up to `slot` bytes each.
   pub fn new(batch: usize, slot: usize) -> Self {
+    Self::with_gro(batch, slot, false)
+  }
+
+  /// Like `new`; with `gro`, every slot holds a whole coalesced receive (64 KiB) that `take`
+  /// splits back into datagrams of at most `limit` bytes.
+  pub fn with_gro(batch: usize, limit: usize, gro: bool) -> Self {
     let batch = batch.max(1);
+    let limit = limit.max(1);
+    let slot = if gro { GRO_SLOT.max(limit) } else { limit };
     // SAFETY: all-zero bytes are a valid sockaddr_storage, iovec and mmsghdr.
     let zero_name: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
     RecvSlab {
       batch,
       slot,
-      buf: vec![0u8; batch * slot.max(1)],
+      limit,
+      buf: vec![0u8; batch * slot],
       names: vec![zero_name; batch],
       control: vec![0u8; batch * CONTROL_PER_SLOT],
       // SAFETY: see above.
@@ -73,6 +87,7 @@ impl RecvSlab {
       // SAFETY: see above.
       hdrs: vec![unsafe { std::mem::zeroed() }; batch],
       results: vec![SlotResult::default(); batch],
+      infos: vec![SlotInfo::default(); batch],
       pending_error: None,
       drops: WrappingCounter::default(),
       saw_drops: false,
@@ -184,36 +199,135 @@ impl RecvSlab {
     Ok(n)
   }
 
-  /// Copies the first `n` received datagrams into a compact [`RawBatch`], reading each
-  /// datagram's address and control messages with bounds checks.
+  /// Copies the first `n` received slots into a compact [`RawBatch`], reading each one's
+  /// address and control messages with bounds checks and splitting GRO receives back into
+  /// the datagrams they were made of.
   pub fn take(&mut self, n: usize) -> RawBatch {
     let n = n.min(self.batch);
-    let total: usize = self.results[..n].iter().map(|r| r.len.min(self.slot)).sum();
-    let mut b = BatchBuilder::new(n, total);
+    // First pass: control messages, and how many datagrams / bytes each slot yields.
+    let mut datagrams = 0usize;
+    let mut bytes = 0usize;
+    let mut gro_slots = 0u32;
     for i in 0..n {
       let r = self.results[i];
-      let len = r.len.min(self.slot);
-      let mut flags = 0u8;
-      if r.flags & libc::MSG_TRUNC != 0 || r.len > self.slot {
-        flags |= FLAG_TRUNCATED;
-      }
       let ctrl = &self.control[i * CONTROL_PER_SLOT..(i + 1) * CONTROL_PER_SLOT];
-      for c in cmsg::parse(ctrl, r.controllen) {
-        #[cfg(target_os = "linux")]
-        if c.level == libc::SOL_SOCKET && c.kind == crate::linux::SO_RXQ_OVFL {
-          if let Some(v) = cmsg::read_u32(c.data) {
-            self.drops.observe(v);
-            self.saw_drops = true;
-          }
-        }
-        let _ = c;
+      let info = read_control(ctrl, r.controllen);
+      if let Some(d) = info.drops {
+        self.drops.observe(d);
+        self.saw_drops = true;
       }
-      let from = decode_sockaddr(&self.names[i], r.namelen);
-      let start = i * self.slot;
-      b.push(&self.buf[start..start + len], &from, flags);
+      let len = r.len.min(self.slot);
+      let seg = match info.gro_segment {
+        Some(s) if s > 0 && s < len => {
+          gro_slots += 1;
+          s
+        }
+        _ => len.max(1),
+      };
+      let pieces = len.div_ceil(seg).max(1);
+      datagrams += pieces;
+      bytes += (0..pieces).map(|k| (len - k * seg).min(seg).min(self.limit)).sum::<usize>();
+      self.infos[i] = SlotInfo { extra: info.extra, seg, pieces };
     }
-    b.finish(self.saw_drops.then(|| self.drops.total()))
+    let mut b = BatchBuilder::new(datagrams, bytes);
+    for i in 0..n {
+      let r = self.results[i];
+      let SlotInfo { mut extra, seg, pieces } = self.infos[i];
+      let len = r.len.min(self.slot);
+      let from = decode_sockaddr(&self.names[i], r.namelen);
+      let base = i * self.slot;
+      let cut_by_kernel = r.flags & libc::MSG_TRUNC != 0 || r.len > self.slot;
+      for k in 0..pieces {
+        let start = k * seg;
+        let piece = (len - start).min(seg);
+        let kept = piece.min(self.limit);
+        let last = k + 1 == pieces;
+        extra.flags &= !FLAG_TRUNCATED;
+        if kept < piece || (last && cut_by_kernel) {
+          extra.flags |= FLAG_TRUNCATED;
+        }
+        b.push(&self.buf[base + start..base + start + kept], &from, &extra);
+      }
+    }
+    let mut raw = b.finish(self.saw_drops.then(|| self.drops.total()));
+    raw.gro_slots = gro_slots;
+    raw
   }
+}
+
+/// Per-slot results of the control-message pass of `take`.
+#[derive(Clone, Copy, Default)]
+struct SlotInfo {
+  extra: Extra,
+  seg: usize,
+  pieces: usize,
+}
+
+/// What one datagram's control messages said.
+#[derive(Default)]
+struct ControlInfo {
+  extra: Extra,
+  drops: Option<u32>,
+  gro_segment: Option<usize>,
+}
+
+/// A GRO receive can hold up to 64 KiB.
+const GRO_SLOT: usize = 65535;
+
+/// Reads the control messages the receive path asks for. Unknown or malformed ones are
+/// skipped; payloads shorter than their type are ignored.
+#[cfg(target_os = "linux")]
+fn read_control(ctrl: &[u8], len: usize) -> ControlInfo {
+  use crate::batch::{FLAG_LOCAL, FLAG_TIMESTAMP, FLAG_TOS};
+  let mut info = ControlInfo::default();
+  for c in cmsg::parse(ctrl, len) {
+    match (c.level, c.kind) {
+      (libc::SOL_SOCKET, crate::linux::SO_RXQ_OVFL) => info.drops = cmsg::read_u32(c.data),
+      (libc::SOL_SOCKET, libc::SCM_TIMESTAMPNS) if c.data.len() >= 16 => {
+        let sec = i64::from_ne_bytes(c.data[0..8].try_into().unwrap_or([0; 8]));
+        let nsec = i64::from_ne_bytes(c.data[8..16].try_into().unwrap_or([0; 8]));
+        if sec >= 0 && (0..1_000_000_000).contains(&nsec) {
+          info.extra.timestamp_ns = (sec as u64).saturating_mul(1_000_000_000).saturating_add(nsec as u64);
+          info.extra.flags |= FLAG_TIMESTAMP;
+        }
+      }
+      (libc::IPPROTO_IP, libc::IP_PKTINFO) if c.data.len() >= 12 => {
+        // struct in_pktinfo { int ipi_ifindex; in_addr ipi_spec_dst; in_addr ipi_addr; }
+        info.extra.ifindex = u32::from_ne_bytes(c.data[0..4].try_into().unwrap_or([0; 4]));
+        info.extra.local.family = crate::addr::FAMILY_V4;
+        info.extra.local.bytes = [0; 16];
+        info.extra.local.bytes[..4].copy_from_slice(&c.data[8..12]);
+        info.extra.flags |= FLAG_LOCAL;
+      }
+      (libc::IPPROTO_IPV6, libc::IPV6_PKTINFO) if c.data.len() >= 20 => {
+        // struct in6_pktinfo { in6_addr ipi6_addr; unsigned ipi6_ifindex; }
+        info.extra.local.family = crate::addr::FAMILY_V6;
+        info.extra.local.bytes.copy_from_slice(&c.data[0..16]);
+        info.extra.ifindex = u32::from_ne_bytes(c.data[16..20].try_into().unwrap_or([0; 4]));
+        info.extra.flags |= FLAG_LOCAL;
+      }
+      (libc::IPPROTO_IP, libc::IP_TOS) if !c.data.is_empty() => {
+        info.extra.tos = c.data[0];
+        info.extra.flags |= FLAG_TOS;
+      }
+      (libc::IPPROTO_IPV6, libc::IPV6_TCLASS) => {
+        if let Some(v) = cmsg::read_int(c.data) {
+          info.extra.tos = (v & 0xff) as u8;
+          info.extra.flags |= FLAG_TOS;
+        }
+      }
+      (libc::SOL_UDP, crate::linux::UDP_GRO) => {
+        info.gro_segment = cmsg::read_int(c.data).filter(|&s| s > 0).map(|s| s as usize);
+      }
+      _ => {}
+    }
+  }
+  info
+}
+
+#[cfg(not(target_os = "linux"))]
+fn read_control(_ctrl: &[u8], _len: usize) -> ControlInfo {
+  ControlInfo::default()
 }
 
 #[cfg(test)]
@@ -245,7 +359,9 @@ mod tests {
     assert_eq!(b.count, 4);
     assert_eq!(b.data(), b"onetwelve bfour");
     let l = MetaLayout { count: 4 };
-    let len = |i: usize| u32::from_ne_bytes(b.meta()[4 * i..4 * i + 4].try_into().unwrap());
+    let len = |i: usize| {
+      u32::from_ne_bytes(b.meta()[l.lengths() + 4 * i..l.lengths() + 4 * i + 4].try_into().unwrap())
+    };
     assert_eq!([len(0), len(1), len(2), len(3)], [3, 0, 8, 4]);
     assert_eq!(b.meta()[l.flags() + 2], FLAG_TRUNCATED, "12 bytes into an 8-byte slot is truncated");
     assert_eq!(b.meta()[l.flags() + 3], 0);
@@ -263,5 +379,58 @@ mod tests {
   #[test]
   fn portable_receive_reports_lengths_truncation_and_sources() {
     check_mode(RecvMode::Portable);
+  }
+
+  #[cfg(target_os = "linux")]
+  #[test]
+  fn gro_receives_are_split_back_into_datagrams() {
+    use crate::send::{send, Packed, SendScratch};
+    use socket2::SockAddr;
+    let (rx, tx) = pair();
+    let one: libc::c_int = 1;
+    // SAFETY: passes a live c_int and its size.
+    let rc = unsafe {
+      libc::setsockopt(
+        rx.as_raw_fd(),
+        libc::SOL_UDP,
+        crate::linux::UDP_GRO,
+        &one as *const libc::c_int as *const libc::c_void,
+        4,
+      )
+    };
+    assert_eq!(rc, 0);
+    // 10 datagrams of 300 bytes and one of 120, sent as one GSO super-datagram.
+    let mut lens = vec![300u32; 10];
+    lens.push(120);
+    let data: Vec<u8> = (0..3120u32).map(|i| (i % 251) as u8).collect();
+    let dests = [SockAddr::from(rx.local_addr().unwrap())];
+    let p = Packed {
+      data: &data,
+      part_lens: &lens,
+      parts_per_msg: None,
+      dest_index: None,
+      dests: &dests,
+      source_index: None,
+      sources: &[],
+      tos: None,
+    };
+    let mut scratch = SendScratch::default();
+    scratch.gso = true;
+    let out = send(tx.as_raw_fd(), &p, 0, usize::MAX, true, &mut scratch);
+    assert_eq!((out.sent, out.gso_sends), (11, 1));
+    let mut slab = RecvSlab::with_gro(8, 2048, true);
+    std::thread::sleep(std::time::Duration::from_millis(50));
+    let n = slab.receive(rx.as_raw_fd(), RecvMode::Batched, 0, 8).unwrap();
+    let b = slab.take(n);
+    assert_eq!(n, 1, "one coalesced receive");
+    assert_eq!(b.gro_slots, 1);
+    assert_eq!(b.count, 11);
+    assert_eq!(b.data(), &data[..]);
+    let l = MetaLayout { count: 11 };
+    let len = |i: usize| {
+      u32::from_ne_bytes(b.meta()[l.lengths() + 4 * i..l.lengths() + 4 * i + 4].try_into().unwrap())
+    };
+    assert_eq!((0..11).map(len).collect::<Vec<_>>(), lens);
+    assert!(b.meta()[l.flags()..l.flags() + 11].iter().all(|&f| f & FLAG_TRUNCATED == 0));
   }
 }

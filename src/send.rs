@@ -7,6 +7,7 @@ use std::os::fd::RawFd;
 
 use socket2::SockAddr;
 
+use crate::cmsg;
 use crate::error::OsError;
 
 /// Linux caps `vlen` and the iovec count of one message at UIO_MAXIOV.
@@ -23,6 +24,12 @@ pub struct Packed<'a> {
   /// (or to the connected peer when `dests` is empty).
   pub dest_index: Option<&'a [u32]>,
   pub dests: &'a [SockAddr],
+  /// Per datagram: index into `sources` + 1 of the source address to send from
+  /// (`IP_PKTINFO`/`IPV6_PKTINFO`), 0 for the socket's default. `None`: all default.
+  pub source_index: Option<&'a [u32]>,
+  pub sources: &'a [std::net::IpAddr],
+  /// Per datagram: TOS / traffic class byte, or -1 for the socket's default. `None`: all default.
+  pub tos: Option<&'a [i32]>,
 }
 
 impl Packed<'_> {
@@ -49,6 +56,16 @@ impl Packed<'_> {
       }
       if d.iter().any(|&i| i as usize >= self.dests.len()) {
         return Err("destination index out of range");
+      }
+    }
+    if let Some(s) = self.source_index {
+      if s.len() != self.count() || s.iter().any(|&i| i as usize > self.sources.len()) {
+        return Err("source indexes must be one per datagram and within the source table");
+      }
+    }
+    if let Some(t) = self.tos {
+      if t.len() != self.count() || t.iter().any(|&v| !(-1..=255).contains(&v)) {
+        return Err("tos must be one value per datagram, -1..255");
       }
     }
     Ok(())
@@ -79,14 +96,32 @@ pub struct SendOutcome {
   pub would_block: bool,
   /// Stopped at datagram `start + sent` because of this error.
   pub error: Option<OsError>,
+  /// GSO super-datagrams sent (each carrying several datagrams).
+  pub gso_sends: u64,
+  /// Times GSO was refused and turned off for this socket during the call.
+  pub gso_fallbacks: u64,
 }
 
-/// Reusable header and iovec storage for sends.
+/// Reusable header, iovec and control storage for sends, and the socket's GSO state.
 #[derive(Default)]
 pub struct SendScratch {
   iovecs: Vec<libc::iovec>,
   #[cfg(target_os = "linux")]
   hdrs: Vec<libc::mmsghdr>,
+  entries: Vec<Entry>,
+  control: Vec<u8>,
+  /// Send runs of same-size datagrams as GSO super-datagrams (turned off if the kernel refuses).
+  pub gso: bool,
+}
+
+/// One `sendmmsg` entry: `count` datagrams from `msg` (more than one only with GSO).
+#[derive(Clone, Copy)]
+struct Entry {
+  msg: usize,
+  count: usize,
+  iov_start: usize,
+  iovlen: usize,
+  seg: usize,
 }
 
 /// Where datagram `msg` starts: its first part index and byte offset.
@@ -152,15 +187,15 @@ pub fn send(
   let mut cursor = advance(p, Cursor { part: 0, byte: 0 }, 0, start);
   let mut i = start;
   while i < n {
-    let chunk = (n - i).min(UIO_MAXIOV);
     let result = if batched {
-      send_chunk_mmsg(fd, p, i, chunk, cursor, scratch)
+      send_chunk_mmsg(fd, p, i, n, cursor, scratch)
     } else {
-      send_chunk_portable(fd, p, i, chunk, cursor, scratch)
+      send_chunk_portable(fd, p, i, (n - i).min(UIO_MAXIOV), cursor, scratch)
     };
     out.syscalls += result.syscalls;
     out.bytes += result.bytes;
     out.sent += result.sent;
+    out.gso_sends += result.gso_sends;
     cursor = advance(p, cursor, i, i + result.sent);
     i += result.sent;
     match result.errno {
@@ -169,6 +204,13 @@ pub fn send(
       Some(e) if is_would_block(e) => {
         out.would_block = true;
         break;
+      }
+      Some(e) if result.gso_failed && scratch.gso && is_gso_refusal(e) => {
+        // The kernel or device refused segmentation offload: turn it off for this socket and
+        // resend the same datagrams without it.
+        scratch.gso = false;
+        out.gso_fallbacks += 1;
+        continue;
       }
       Some(e) => {
         out.error = Some(OsError { errno: e, syscall: if batched { "sendmmsg" } else { "sendmsg" } });
@@ -179,48 +221,174 @@ pub fn send(
   out
 }
 
+/// Errors with which a kernel or device refuses a GSO send (pitfall 8): no checksum offload
+/// (`EIO`), an unsupported path (`EINVAL`), or no support at all.
+fn is_gso_refusal(errno: i32) -> bool {
+  errno == libc::EIO || errno == libc::EINVAL || errno == libc::EOPNOTSUPP || errno == libc::ENOPROTOOPT
+}
+
 struct ChunkResult {
   sent: usize,
   bytes: u64,
   syscalls: u64,
+  gso_sends: u64,
   /// Error that stopped the chunk before all of it was sent (with `sent` possibly > 0).
   errno: Option<i32>,
+  /// The entry the error belongs to carried a GSO control message.
+  gso_failed: bool,
 }
 
+/// Control room per sendmmsg entry: pktinfo (IPv6: 20 bytes), TOS and GSO segment size.
+const CONTROL_PER_ENTRY: usize = 96;
+
+/// Writes the control messages datagram `msg` needs (source address, TOS, GSO segment size)
+/// into `buf`; returns the bytes used (0: none needed).
+fn write_send_control(buf: &mut [u8], p: &Packed, msg: usize, gso_segment: Option<u16>) -> usize {
+  let mut used = 0;
+  if let Some(src) = p.source_index.map(|s| s[msg] as usize).filter(|&i| i > 0) {
+    used += write_source(&mut buf[used..], p.sources[src - 1]);
+  }
+  if let Some(tos) = p.tos.map(|t| t[msg]).filter(|&v| v >= 0) {
+    used += write_tos(&mut buf[used..], p, msg, tos);
+  }
+  if let Some(seg) = gso_segment {
+    used += cmsg::write(&mut buf[used..], libc::SOL_UDP, crate::linux::UDP_SEGMENT, &seg.to_ne_bytes())
+      .unwrap_or(0);
+  }
+  used
+}
+
+fn write_source(buf: &mut [u8], src: std::net::IpAddr) -> usize {
+  match src {
+    std::net::IpAddr::V4(v4) => {
+      // struct in_pktinfo { int ipi_ifindex; in_addr ipi_spec_dst; in_addr ipi_addr; }
+      let mut info = [0u8; 12];
+      info[4..8].copy_from_slice(&v4.octets());
+      cmsg::write(buf, libc::IPPROTO_IP, libc::IP_PKTINFO, &info).unwrap_or(0)
+    }
+    std::net::IpAddr::V6(v6) => {
+      // struct in6_pktinfo { in6_addr ipi6_addr; unsigned ipi6_ifindex; }
+      let mut info = [0u8; 20];
+      info[..16].copy_from_slice(&v6.octets());
+      cmsg::write(buf, libc::IPPROTO_IPV6, libc::IPV6_PKTINFO, &info).unwrap_or(0)
+    }
+  }
+}
+
+fn write_tos(buf: &mut [u8], p: &Packed, msg: usize, tos: i32) -> usize {
+  let v6 = p.dest(msg).is_some_and(|d| d.is_ipv6());
+  if v6 {
+    cmsg::write(buf, libc::IPPROTO_IPV6, libc::IPV6_TCLASS, &tos.to_ne_bytes()).unwrap_or(0)
+  } else {
+    // IP_TOS as a control message takes one byte on Linux.
+    cmsg::write(buf, libc::IPPROTO_IP, libc::IP_TOS, &[tos as u8]).unwrap_or(0)
+  }
+}
+
+/// Largest payload of one UDP datagram (IPv4: 65535 - 20 - 8), and so of a GSO super-datagram.
+pub const MAX_UDP_PAYLOAD: usize = 65507;
+
+/// Bytes in datagram `msg` whose parts start at `c`.
+fn msg_len(p: &Packed, msg: usize, c: Cursor) -> usize {
+  (0..p.parts(msg)).map(|k| p.part_lens[c.part + k] as usize).sum()
+}
+
+/// How many datagrams from `first` (before `end`) can go as one GSO super-datagram: same
+/// destination, same size (the last may be shorter), at most 64 segments, 64 KiB in all and
+/// UIO_MAXIOV parts. Returns (datagrams, segment size).
+fn gso_run(p: &Packed, first: usize, end: usize, c: Cursor) -> (usize, usize) {
+  let seg = msg_len(p, first, c);
+  if seg == 0 {
+    return (1, 0);
+  }
+  let dest = p.dest_index.map(|d| d[first]);
+  let mut c = advance(p, c, first, first + 1);
+  let (mut count, mut total, mut parts) = (1usize, seg, p.parts(first));
+  while first + count < end && count < crate::linux::UDP_MAX_SEGMENTS {
+    let m = first + count;
+    if p.dest_index.map(|d| d[m]) != dest
+      || p.source_index.map(|s| s[m]) != p.source_index.map(|s| s[first])
+      || p.tos.map(|t| t[m]) != p.tos.map(|t| t[first])
+    {
+      break;
+    }
+    let len = msg_len(p, m, c);
+    if len == 0 || len > seg || total + len > MAX_UDP_PAYLOAD || parts + p.parts(m) > UIO_MAXIOV {
+      break;
+    }
+    count += 1;
+    total += len;
+    parts += p.parts(m);
+    c = advance(p, c, m, m + 1);
+    if len < seg {
+      break; // a shorter segment ends the run
+    }
+  }
+  (count, seg)
+}
+
+/// Sends datagrams from `first` (before `end`) with one `sendmmsg`: up to UIO_MAXIOV entries,
+/// each one datagram or, with GSO on, a run of same-size datagrams to the same destination.
 #[cfg(target_os = "linux")]
 fn send_chunk_mmsg(
   fd: RawFd,
   p: &Packed,
   first: usize,
-  count: usize,
+  end: usize,
   mut c: Cursor,
   s: &mut SendScratch,
 ) -> ChunkResult {
   s.iovecs.clear();
-  // First push every iovec (the vector may grow), then take pointers into it.
-  for m in first..first + count {
-    push_iovecs(p, &mut s.iovecs, m, &mut c);
+  s.entries.clear();
+  s.control.clear();
+  // First build every iovec and entry (the vectors may grow), then take pointers into them.
+  let mut m = first;
+  while m < end && s.entries.len() < UIO_MAXIOV {
+    let (count, seg) = if s.gso { gso_run(p, m, end, c) } else { (1, 0) };
+    let iov_start = s.iovecs.len();
+    for k in m..m + count {
+      push_iovecs(p, &mut s.iovecs, k, &mut c);
+    }
+    s.entries.push(Entry { msg: m, count, iov_start, iovlen: s.iovecs.len() - iov_start, seg });
+    m += count;
   }
+  s.control.resize(s.entries.len() * CONTROL_PER_ENTRY, 0);
   s.hdrs.clear();
-  let base = s.iovecs.as_mut_ptr();
-  let mut at = 0usize;
-  for m in first..first + count {
-    let parts = p.parts(m);
-    // SAFETY: at + parts <= iovecs.len() because exactly these iovecs were pushed above.
-    let iov = unsafe { base.add(at) };
-    s.hdrs.push(libc::mmsghdr { msg_hdr: header(p, m, iov, parts), msg_len: 0 });
-    at += parts;
+  let iov_base = s.iovecs.as_mut_ptr();
+  for (k, e) in s.entries.iter().enumerate() {
+    // SAFETY: iov_start + iovlen <= iovecs.len(): exactly these iovecs were pushed above.
+    let iov = unsafe { iov_base.add(e.iov_start) };
+    let mut h = header(p, e.msg, iov, e.iovlen);
+    let ctrl = &mut s.control[k * CONTROL_PER_ENTRY..(k + 1) * CONTROL_PER_ENTRY];
+    let seg = if e.count > 1 { Some(e.seg as u16) } else { None };
+    let used = write_send_control(ctrl, p, e.msg, seg);
+    if used > 0 {
+      h.msg_control = ctrl.as_mut_ptr() as *mut libc::c_void;
+      h.msg_controllen = used as _;
+    }
+    s.hdrs.push(libc::mmsghdr { msg_hdr: h, msg_len: 0 });
   }
-  // SAFETY: hdrs[..count] point at iovecs and destination addresses that stay alive and
-  // unmoved for the duration of the call; MSG_DONTWAIT makes it non-blocking.
-  let r = unsafe { libc::sendmmsg(fd, s.hdrs.as_mut_ptr(), count as libc::c_uint, libc::MSG_DONTWAIT) };
+  let entries = s.hdrs.len();
+  // SAFETY: hdrs[..entries] point at iovecs, control buffers and destination addresses that
+  // stay alive and unmoved for the duration of the call; MSG_DONTWAIT makes it non-blocking.
+  let r = unsafe { libc::sendmmsg(fd, s.hdrs.as_mut_ptr(), entries as libc::c_uint, libc::MSG_DONTWAIT) };
   if r < 0 {
-    return ChunkResult { sent: 0, bytes: 0, syscalls: 1, errno: Some(crate::error::errno()) };
+    let gso_failed = s.entries.first().is_some_and(|e| e.count > 1);
+    return ChunkResult {
+      sent: 0,
+      bytes: 0,
+      syscalls: 1,
+      gso_sends: 0,
+      errno: Some(crate::error::errno()),
+      gso_failed,
+    };
   }
-  let sent = r as usize;
-  let bytes = s.hdrs[..sent].iter().map(|h| h.msg_len as u64).sum();
-  // A short count means the next datagram would block or fail; the next call reports which.
-  ChunkResult { sent, bytes, syscalls: 1, errno: None }
+  let done = r as usize;
+  let sent = s.entries[..done].iter().map(|e| e.count).sum();
+  let bytes = s.hdrs[..done].iter().map(|h| h.msg_len as u64).sum();
+  let gso_sends = s.entries[..done].iter().filter(|e| e.count > 1).count() as u64;
+  // A short count means the next entry would block or fail; the next call reports which.
+  ChunkResult { sent, bytes, syscalls: 1, gso_sends, errno: None, gso_failed: false }
 }
 
 #[cfg(not(target_os = "linux"))]
@@ -228,11 +396,11 @@ fn send_chunk_mmsg(
   fd: RawFd,
   p: &Packed,
   first: usize,
-  count: usize,
+  end: usize,
   c: Cursor,
   s: &mut SendScratch,
 ) -> ChunkResult {
-  send_chunk_portable(fd, p, first, count, c, s)
+  send_chunk_portable(fd, p, first, (end - first).min(UIO_MAXIOV), c, s)
 }
 
 fn send_chunk_portable(
@@ -243,11 +411,17 @@ fn send_chunk_portable(
   mut c: Cursor,
   s: &mut SendScratch,
 ) -> ChunkResult {
-  let mut out = ChunkResult { sent: 0, bytes: 0, syscalls: 0, errno: None };
+  let mut out = ChunkResult { sent: 0, bytes: 0, syscalls: 0, gso_sends: 0, errno: None, gso_failed: false };
+  s.control.resize(CONTROL_PER_ENTRY, 0);
   for m in first..first + count {
     s.iovecs.clear();
     push_iovecs(p, &mut s.iovecs, m, &mut c);
-    let h = header(p, m, s.iovecs.as_mut_ptr(), s.iovecs.len());
+    let mut h = header(p, m, s.iovecs.as_mut_ptr(), s.iovecs.len());
+    let used = write_send_control(&mut s.control, p, m, None);
+    if used > 0 {
+      h.msg_control = s.control.as_mut_ptr() as *mut libc::c_void;
+      h.msg_controllen = used as _;
+    }
     out.syscalls += 1;
     // SAFETY: `h` points at iovecs and a destination that are alive for the call.
     let r = unsafe { libc::sendmsg(fd, &h, libc::MSG_DONTWAIT) };
@@ -294,6 +468,9 @@ mod tests {
       parts_per_msg: Some(&parts),
       dest_index: Some(&dest_index),
       dests: &dests,
+      source_index: None,
+      sources: &[],
+      tos: None,
     };
     p.validate().unwrap();
     let mut scratch = SendScratch::default();
@@ -325,7 +502,16 @@ mod tests {
     let dests = [SockAddr::from(rx.local_addr().unwrap())];
     let data = vec![7u8; 2 + 70000];
     let lens = [1u32, 1, 70000];
-    let p = Packed { data: &data, part_lens: &lens, parts_per_msg: None, dest_index: None, dests: &dests };
+    let p = Packed {
+      data: &data,
+      part_lens: &lens,
+      parts_per_msg: None,
+      dest_index: None,
+      dests: &dests,
+      source_index: None,
+      sources: &[],
+      tos: None,
+    };
     for batched in [true, false] {
       let out = send(tx.as_raw_fd(), &p, 0, usize::MAX, batched, &mut SendScratch::default());
       assert_eq!(out.sent, 2);
@@ -342,12 +528,71 @@ mod tests {
       parts_per_msg: parts,
       dest_index: idx,
       dests: &[],
+      source_index: None,
+      sources: &[],
+      tos: None,
     };
     assert!(mk(&[1, 1], None, None).validate().is_err());
     assert!(mk(&[1, 2], Some(&[1]), None).validate().is_err());
     assert!(mk(&[3], None, Some(&[0])).validate().is_err(), "no table to index");
-    let ok =
-      Packed { data: b"abc", part_lens: &[3], parts_per_msg: None, dest_index: Some(&[0]), dests: &dests };
+    let ok = Packed {
+      data: b"abc",
+      part_lens: &[3],
+      parts_per_msg: None,
+      dest_index: Some(&[0]),
+      dests: &dests,
+      source_index: None,
+      sources: &[],
+      tos: None,
+    };
     assert!(ok.validate().is_ok());
+  }
+
+  #[cfg(target_os = "linux")]
+  #[test]
+  fn gso_runs_arrive_as_the_same_datagrams() {
+    let rx = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let rx2 = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let tx = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let dests = [SockAddr::from(rx.local_addr().unwrap()), SockAddr::from(rx2.local_addr().unwrap())];
+    // 150 datagrams of 100 bytes to rx, one of 40 (ends a run), 3 of 100 to rx2, 5 of 100 to rx.
+    let mut lens = vec![100u32; 150];
+    lens.push(40);
+    lens.extend([100u32; 8]);
+    let mut idx = vec![0u32; 151];
+    idx.extend([1u32; 3]);
+    idx.extend([0u32; 5]);
+    let mut data = Vec::new();
+    for (i, &l) in lens.iter().enumerate() {
+      data.extend((0..l).map(|j| (i as u32 * 7 + j) as u8));
+    }
+    let p = Packed {
+      data: &data,
+      part_lens: &lens,
+      parts_per_msg: None,
+      dest_index: Some(&idx),
+      dests: &dests,
+      source_index: None,
+      sources: &[],
+      tos: None,
+    };
+    p.validate().unwrap();
+    let mut scratch = SendScratch { gso: true, ..SendScratch::default() };
+    let out = send(tx.as_raw_fd(), &p, 0, usize::MAX, true, &mut scratch);
+    assert_eq!((out.sent, out.error, out.gso_fallbacks), (159, None, 0));
+    // 150+40 -> runs of 64, 64, 23 (22 x 100 + 40); then 3 to rx2; then 5.
+    assert_eq!(out.gso_sends, 5);
+    assert_eq!(out.syscalls, 1);
+    let got = recv_all(&rx, 156);
+    let mut k = 0;
+    for (i, &l) in lens.iter().enumerate() {
+      if idx[i] != 0 {
+        continue;
+      }
+      let want: Vec<u8> = (0..l).map(|j| (i as u32 * 7 + j) as u8).collect();
+      assert_eq!(got[k], want, "datagram {i}");
+      k += 1;
+    }
+    assert_eq!(recv_all(&rx2, 3).iter().map(|d| d.len()).collect::<Vec<_>>(), vec![100, 100, 100]);
   }
 }

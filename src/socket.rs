@@ -126,3 +126,122 @@ fn force_buffer(socket: &Socket, size: usize, recv: bool) -> bool {
 fn force_buffer(_socket: &Socket, _size: usize, _recv: bool) -> bool {
   false
 }
+
+/// Sets an integer socket option; the error names the option.
+pub fn set_int(
+  socket: &Socket,
+  level: libc::c_int,
+  opt: libc::c_int,
+  value: libc::c_int,
+  name: &'static str,
+) -> Result<(), OpenError> {
+  use std::os::fd::AsRawFd;
+  // SAFETY: passes a pointer to a live c_int and its exact size.
+  let rc = unsafe {
+    libc::setsockopt(
+      socket.as_raw_fd(),
+      level,
+      opt,
+      &value as *const libc::c_int as *const libc::c_void,
+      std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+    )
+  };
+  if rc == 0 {
+    Ok(())
+  } else {
+    Err(OpenError { os: OsError::last("setsockopt"), detail: name.to_string() })
+  }
+}
+
+/// Reads an integer socket option.
+pub fn get_int(socket: &Socket, level: libc::c_int, opt: libc::c_int) -> std::io::Result<libc::c_int> {
+  use std::os::fd::AsRawFd;
+  let mut value: libc::c_int = 0;
+  let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+  // SAFETY: passes a live c_int and its size; the kernel writes at most `len` bytes.
+  let rc = unsafe {
+    libc::getsockopt(
+      socket.as_raw_fd(),
+      level,
+      opt,
+      &mut value as *mut libc::c_int as *mut libc::c_void,
+      &mut len,
+    )
+  };
+  if rc == 0 {
+    Ok(value)
+  } else {
+    Err(std::io::Error::last_os_error())
+  }
+}
+
+/// Per-datagram receive information the socket is asked to deliver (Linux).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RecvInfo {
+  pub pktinfo: bool,
+  pub timestamps: bool,
+  pub tos: bool,
+  pub gro: bool,
+}
+
+/// Turns on the control messages for `info`. IPv6 sockets also ask for the IPv4 forms, for
+/// IPv4-mapped traffic on dual-stack sockets (a failure there is ignored).
+#[cfg(target_os = "linux")]
+pub fn enable_recv_info(socket: &Socket, ipv6: bool, info: RecvInfo) -> Result<(), OpenError> {
+  if info.pktinfo {
+    if ipv6 {
+      set_int(socket, libc::IPPROTO_IPV6, libc::IPV6_RECVPKTINFO, 1, "IPV6_RECVPKTINFO")?;
+      let _ = set_int(socket, libc::IPPROTO_IP, libc::IP_PKTINFO, 1, "IP_PKTINFO");
+    } else {
+      set_int(socket, libc::IPPROTO_IP, libc::IP_PKTINFO, 1, "IP_PKTINFO")?;
+    }
+  }
+  if info.timestamps {
+    set_int(socket, libc::SOL_SOCKET, libc::SO_TIMESTAMPNS, 1, "SO_TIMESTAMPNS")?;
+  }
+  if info.tos {
+    if ipv6 {
+      set_int(socket, libc::IPPROTO_IPV6, libc::IPV6_RECVTCLASS, 1, "IPV6_RECVTCLASS")?;
+      let _ = set_int(socket, libc::IPPROTO_IP, libc::IP_RECVTOS, 1, "IP_RECVTOS");
+    } else {
+      set_int(socket, libc::IPPROTO_IP, libc::IP_RECVTOS, 1, "IP_RECVTOS")?;
+    }
+  }
+  if info.gro {
+    set_int(socket, libc::SOL_UDP, crate::linux::UDP_GRO, 1, "UDP_GRO")?;
+  }
+  Ok(())
+}
+
+#[cfg(not(target_os = "linux"))]
+pub fn enable_recv_info(_socket: &Socket, _ipv6: bool, info: RecvInfo) -> Result<(), OpenError> {
+  if info.pktinfo || info.timestamps || info.tos || info.gro {
+    return Err(OpenError {
+      os: OsError { errno: libc::ENOPROTOOPT, syscall: "setsockopt" },
+      detail: "Linux only".into(),
+    });
+  }
+  Ok(())
+}
+
+/// Sets the TOS (IPv4) or traffic class (IPv6) of everything the socket sends.
+pub fn set_tos(socket: &Socket, ipv6: bool, tos: u32) -> Result<(), OpenError> {
+  if ipv6 {
+    set_int(socket, libc::IPPROTO_IPV6, libc::IPV6_TCLASS, tos as libc::c_int, "IPV6_TCLASS")?;
+    let _ = set_int(socket, libc::IPPROTO_IP, libc::IP_TOS, tos as libc::c_int, "IP_TOS");
+    Ok(())
+  } else {
+    set_int(socket, libc::IPPROTO_IP, libc::IP_TOS, tos as libc::c_int, "IP_TOS")
+  }
+}
+
+/// True when the kernel knows `UDP_SEGMENT` (GSO) on this socket.
+#[cfg(target_os = "linux")]
+pub fn probe_gso(socket: &Socket) -> bool {
+  get_int(socket, libc::SOL_UDP, crate::linux::UDP_SEGMENT).is_ok()
+}
+
+#[cfg(not(target_os = "linux"))]
+pub fn probe_gso(_socket: &Socket) -> bool {
+  false
+}

@@ -10,6 +10,12 @@ pub struct Counters {
   pub bytes_received: AtomicU64,
   pub batches_received: AtomicU64,
   pub truncated: AtomicU64,
+  /// Receives the kernel had coalesced with GRO (each split back into its datagrams).
+  pub gro_receives: AtomicU64,
+  /// Sends that carried several datagrams as one GSO super-datagram.
+  pub gso_sends: AtomicU64,
+  /// Times GSO failed on this socket and was turned off (the datagrams were resent without).
+  pub gso_fallbacks: AtomicU64,
   pub recv_syscalls: AtomicU64,
   pub recv_errors: AtomicU64,
   /// Kernel's cumulative count of datagrams dropped for this socket (buffer full).

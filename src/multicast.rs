@@ -1,0 +1,54 @@
+//! Source-specific multicast for IPv6 (`MCAST_JOIN_SOURCE_GROUP`), which `socket2` lacks.
+
+use std::net::{Ipv6Addr, SocketAddr, SocketAddrV6};
+use std::os::fd::AsRawFd;
+
+use socket2::{SockAddr, Socket};
+
+const MCAST_JOIN_SOURCE_GROUP: libc::c_int = 46;
+const MCAST_LEAVE_SOURCE_GROUP: libc::c_int = 47;
+
+/// `struct group_source_req` (RFC 3678): interface index, group and source addresses.
+#[repr(C)]
+struct GroupSourceReq {
+  interface: u32,
+  group: libc::sockaddr_storage,
+  source: libc::sockaddr_storage,
+}
+
+fn storage(addr: Ipv6Addr) -> libc::sockaddr_storage {
+  let sa = SockAddr::from(SocketAddr::V6(SocketAddrV6::new(addr, 0, 0, 0)));
+  // SAFETY: all-zero bytes are a valid sockaddr_storage.
+  let mut out: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+  let len = (sa.len() as usize).min(std::mem::size_of::<libc::sockaddr_storage>());
+  // SAFETY: `sa` holds `len` initialised bytes and `out` has room for any sockaddr.
+  unsafe { std::ptr::copy_nonoverlapping(sa.as_ptr() as *const u8, &mut out as *mut _ as *mut u8, len) };
+  out
+}
+
+/// Joins or leaves `group` for datagrams from `source` only, on interface `index` (0: any).
+pub fn ssm_v6(
+  socket: &Socket,
+  join: bool,
+  group: Ipv6Addr,
+  source: Ipv6Addr,
+  index: u32,
+) -> std::io::Result<()> {
+  let req = GroupSourceReq { interface: index, group: storage(group), source: storage(source) };
+  let opt = if join { MCAST_JOIN_SOURCE_GROUP } else { MCAST_LEAVE_SOURCE_GROUP };
+  // SAFETY: passes a live, fully initialised group_source_req and its exact size.
+  let rc = unsafe {
+    libc::setsockopt(
+      socket.as_raw_fd(),
+      libc::IPPROTO_IPV6,
+      opt,
+      &req as *const GroupSourceReq as *const libc::c_void,
+      std::mem::size_of::<GroupSourceReq>() as libc::socklen_t,
+    )
+  };
+  if rc == 0 {
+    Ok(())
+  } else {
+    Err(std::io::Error::last_os_error())
+  }
+}
