@@ -44,6 +44,13 @@ export declare class NativeSocket {
   send(data: Uint8Array, partLens: Uint32Array, partsPerMsg: Uint32Array | undefined | null, destIndex: Uint32Array | undefined | null, destAddresses: Array<string>, destPorts: Array<number>, start: number, maxCount: number, sourceIndex?: Uint32Array | undefined | null, sources?: Array<string> | undefined | null, tos?: Int32Array | undefined | null): NativeSendResult
   /** What this socket can do (probed once at open; `gso` turns false after a fallback). */
   capabilities(): Capabilities
+  /**
+   * Sets an integer socket option directly (`setsockopt(fd, level, option, &value)`): an
+   * escape hatch for options this API does not cover.
+   */
+  setIntOption(level: number, option: number, value: number): void
+  /** Reads an integer socket option directly (`getsockopt`). */
+  getIntOption(level: number, option: number): number
   /** Sets `SO_BROADCAST`. */
   setBroadcast(on: boolean): void
   /** Reads `SO_BROADCAST`. */

@@ -220,6 +220,10 @@ export declare class UdpSocket extends EventEmitter implements AsyncIterable<Bat
   setSendBufferSize(size: number): void
   /** What this socket can do (batched syscalls, GSO, GRO, drop counter, pktinfo, timestamps, TOS), probed once at open. */
   capabilities(): Capabilities
+  /** Sets an integer socket option directly (`setsockopt(fd, level, option, value)`), for options this API does not cover. */
+  setSocketOption(level: number, option: number, value: number): void
+  /** Reads an integer socket option directly (`getsockopt`). */
+  getSocketOption(level: number, option: number): number
   /** Sets SO_BROADCAST. */
   setBroadcast(flag: boolean): void
   /** Reads SO_BROADCAST. */

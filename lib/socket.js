@@ -187,6 +187,22 @@ class UdpSocket extends EventEmitter {
     return callNative(() => this._native.capabilities())
   }
 
+  /** Sets an integer socket option directly (`setsockopt(fd, level, option, value)`): an escape
+   * hatch for options this API does not cover. Numbers are the platform's constants. */
+  setSocketOption(level, option, value) {
+    checkInt(level, 'level', 0, 0x7fffffff)
+    checkInt(option, 'option', 0, 0x7fffffff)
+    checkInt(value, 'value', -0x80000000, 0x7fffffff)
+    callNative(() => this._native.setIntOption(level, option, value))
+  }
+
+  /** Reads an integer socket option directly (`getsockopt`). */
+  getSocketOption(level, option) {
+    checkInt(level, 'level', 0, 0x7fffffff)
+    checkInt(option, 'option', 0, 0x7fffffff)
+    return callNative(() => this._native.getIntOption(level, option))
+  }
+
   /** Sets SO_BROADCAST. */
   setBroadcast(flag) {
     if (typeof flag !== 'boolean') throw errors.invalidArgType('flag', 'of type boolean', flag)

@@ -617,6 +617,24 @@ impl NativeSocket {
     })
   }
 
+  /// Sets an integer socket option directly (`setsockopt(fd, level, option, &value)`): an
+  /// escape hatch for options this API does not cover.
+  #[napi]
+  pub fn set_int_option(&self, level: i32, option: i32, value: i32) -> Result<()> {
+    self.with(|o| {
+      socket::set_int(&o.socket, level, option, value, "raw option").map_err(|e| os_error(e.os, &e.detail))
+    })
+  }
+
+  /// Reads an integer socket option directly (`getsockopt`).
+  #[napi]
+  pub fn get_int_option(&self, level: i32, option: i32) -> Result<i32> {
+    self.with(|o| {
+      socket::get_int(&o.socket, level, option)
+        .map_err(|e| os_error(OsError::from_io(&e, "getsockopt"), "raw option"))
+    })
+  }
+
   /// Sets `SO_BROADCAST`.
   #[napi]
   pub fn set_broadcast(&self, on: bool) -> Result<()> {
