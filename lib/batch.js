@@ -41,6 +41,8 @@ class Batch {
     this._ports = null
     this._families = null
     this._flags = null
+    this._words = null
+    this._cache = null
   }
 
   /** Source ports, one per datagram. */
@@ -151,13 +153,27 @@ class Batch {
   /** Source address of datagram `i` as text (IPv6 sources, IPv4-mapped ones included, as IPv6). */
   address(i) {
     this._check(i)
+    return this._address(i)
+  }
+
+  // Formats lazily, reusing the previous string when the address repeats (a batch usually
+  // comes from few sources).
+  _address(i) {
     const n = this.count
     const m = this._meta
-    const o = 32 * n + 16 * i
+    if (this._words === null) this._words = new Uint32Array(m.buffer, m.byteOffset + 32 * n, 4 * n)
+    const w = this._words
     const fam = m[26 * n + i]
-    if (fam === 4) return formatIPv4(m, o)
-    if (fam === 6) return formatIPv6(m, o, this.scopeIds[i])
-    return ''
+    const j = 4 * i
+    const c = this._cache
+    if (c !== null && c.fam === fam && c.w0 === w[j] && (fam === 4 || (c.w1 === w[j + 1] && c.w2 === w[j + 2] && c.w3 === w[j + 3] && c.scope === this.scopeIds[i]))) {
+      return c.text
+    }
+    let text = ''
+    if (fam === 4) text = formatIPv4(m, 32 * n + 16 * i)
+    else if (fam === 6) text = formatIPv6(m, 32 * n + 16 * i, this.scopeIds[i])
+    this._cache = { fam, w0: w[j], w1: w[j + 1], w2: w[j + 2], w3: w[j + 3], scope: fam === 6 ? this.scopeIds[i] : 0, text }
+    return text
   }
 
   /** Source port of datagram `i`. */
@@ -173,15 +189,30 @@ class Batch {
   }
 
   /** One message object per datagram (created lazily as you iterate). */
-  *[Symbol.iterator]() {
-    for (let i = 0; i < this.count; i++) {
-      yield {
-        data: this.data(i),
-        address: this.address(i),
-        port: this.ports[i],
-        family: this.family(i),
-        truncated: this.truncated(i),
-      }
+  [Symbol.iterator]() {
+    let i = 0
+    const batch = this
+    return {
+      next() {
+        if (i >= batch.count) return { value: undefined, done: true }
+        const k = i++
+        const n = batch.count
+        const m = batch._meta
+        const off = batch.offsets[k]
+        return {
+          value: {
+            data: batch.buffer.subarray(off, off + batch.lengths[k]),
+            address: batch._address(k),
+            port: batch.ports[k],
+            family: m[26 * n + k] === 6 ? 'IPv6' : 'IPv4',
+            truncated: (m[27 * n + k] & FLAG_TRUNCATED) !== 0,
+          },
+          done: false,
+        }
+      },
+      [Symbol.iterator]() {
+        return this
+      },
     }
   }
 
