@@ -1,34 +1,39 @@
 // Sending: per-datagram destinations, scatter/gather, trySendBatch, connected sockets.
 import test from 'ava'
 import type { OutgoingMessage } from '../lib/index.js'
-import { Collector, V4, V6, caught, checkPayload, messagesTo, open, openLo, payload, portOf, range, ticks } from './helpers.js'
+import { Collector, V4, V6, caught, checkPayload, messagesTo, open, openLo, payload, payloadLength, portOf, range, ticks } from './helpers.js'
 
-test('per-datagram destinations: one sendBatch, three receivers, each gets exactly its datagrams in order', async (t) => {
-  const rxs = [openLo(t, 4), openLo(t, 4), openLo(t, 4)]
-  const cs = rxs.map((r) => new Collector(r))
-  const tx = openLo(t, 4)
-  // An irregular interleaving (runs of the same destination and single switches).
-  const pattern = [0, 1, 2, 2, 0, 0, 0, 1, 2, 1, 0, 2, 2, 2, 1, 1]
-  const messages: OutgoingMessage[] = []
-  const expected: number[][] = [[], [], []]
-  for (let seq = 0; seq < 300; seq++) {
-    const r = pattern[seq % pattern.length]
-    expected[r].push(seq)
-    messages.push({ data: payload(seq), address: V4, port: portOf(rxs[r]) })
-  }
-  t.is(await tx.sendBatch(messages), 300)
-  for (let r = 0; r < 3; r++) {
-    t.true(await cs[r].waitFor(expected[r].length), `receiver ${r}: ${cs[r].count} of ${expected[r].length}`)
-  }
-  // A marker sent last to every receiver proves nothing else was on its way.
-  await tx.sendBatch(rxs.map((r) => ({ data: 'end', address: V4, port: portOf(r) })))
-  for (let r = 0; r < 3; r++) {
-    t.true(await cs[r].waitFor(expected[r].length + 1))
-    const got = cs[r].messages.map((m) => (m.data.toString() === 'end' ? 'end' : checkPayload(m.data)))
-    t.deepEqual(got, [...expected[r], 'end'], `receiver ${r} gets exactly its datagrams, in order`)
-    t.true(cs[r].messages.every((m) => m.port === portOf(tx)))
-  }
-})
+for (const [label, length] of [
+  ['payloads of varying size', undefined],
+  ['same-size payloads (GSO runs must break at every destination change)', 100],
+] as const) {
+  test(`per-datagram destinations: one sendBatch, three receivers, each gets exactly its datagrams in order (${label})`, async (t) => {
+    const rxs = [openLo(t, 4), openLo(t, 4), openLo(t, 4)]
+    const cs = rxs.map((r) => new Collector(r))
+    const tx = openLo(t, 4)
+    // An irregular interleaving (runs of the same destination and single switches).
+    const pattern = [0, 1, 2, 2, 0, 0, 0, 1, 2, 1, 0, 2, 2, 2, 1, 1]
+    const messages: OutgoingMessage[] = []
+    const expected: number[][] = [[], [], []]
+    for (let seq = 0; seq < 300; seq++) {
+      const r = pattern[seq % pattern.length]
+      expected[r].push(seq)
+      messages.push({ data: payload(seq, length ?? payloadLength(seq)), address: V4, port: portOf(rxs[r]) })
+    }
+    t.is(await tx.sendBatch(messages), 300)
+    for (let r = 0; r < 3; r++) {
+      t.true(await cs[r].waitFor(expected[r].length), `receiver ${r}: ${cs[r].count} of ${expected[r].length}`)
+    }
+    // A marker sent last to every receiver proves nothing else was on its way.
+    await tx.sendBatch(rxs.map((r) => ({ data: 'end', address: V4, port: portOf(r) })))
+    for (let r = 0; r < 3; r++) {
+      t.true(await cs[r].waitFor(expected[r].length + 1))
+      const got = cs[r].messages.map((m) => (m.data.toString() === 'end' ? 'end' : checkPayload(m.data)))
+      t.deepEqual(got, [...expected[r], 'end'], `receiver ${r} gets exactly its datagrams, in order`)
+      t.true(cs[r].messages.every((m) => m.port === portOf(tx)))
+    }
+  })
+}
 
 test('per-datagram destinations mixing IPv6 and IPv4-mapped peers from a dual-stack socket', async (t) => {
   const tx = open(t, { type: 'udp6', address: '::', ipv6Only: false })
@@ -207,4 +212,51 @@ test('a datagram without a destination is refused even when a later one has one 
   t.true(await c.waitFor(1))
   await ticks()
   t.deepEqual(c.texts(), ['marker'])
+})
+
+test('a sendBatch larger than one slice is sent completely; later sends and trySendBatch keep the order', async (t) => {
+  const rx = openLo(t, 4, { recvBufferSize: 4 << 20 })
+  const tx = openLo(t, 4)
+  const c = new Collector(rx)
+  const port = portOf(rx)
+  const big = tx.sendBatch(range(0, 6000).map((i) => ({ data: `b${i}`, address: V4, port })))
+  const small = tx.sendBatch([{ data: 'small', address: V4, port }])
+  // While the big batch is still in progress (it is sent in slices, one per event-loop turn),
+  // a non-waiting send must not jump the queue: it sends nothing.
+  const inProgress = tx.stats().pendingSends > 0
+  const tried = tx.trySendBatch([{ data: 'try', address: V4, port }])
+  t.is(tried, inProgress ? 0 : 1)
+  t.is(await big, 6000)
+  t.is(await small, 1)
+  t.is(tx.stats().pendingSends, 0)
+  const expected = [...range(0, 6000).map((i) => `b${i}`), 'small', ...(tried ? ['try'] : [])]
+  t.true(await c.waitFor(expected.length), `received ${c.count}`)
+  await ticks()
+  t.deepEqual(c.texts(), expected)
+})
+
+test('scatter/gather in runs of same-size datagrams (what GSO batches) keeps every datagram intact', async (t) => {
+  const rx = openLo(t, 4, { recvBufferSize: 4 << 20 })
+  const tx = openLo(t, 4)
+  const c = new Collector(rx)
+  const port = portOf(rx)
+  const expected: Buffer[] = []
+  const messages: OutgoingMessage[] = []
+  for (let i = 0; i < 300; i++) {
+    const full = payload(i, 50)
+    // The same total length, split at different points into three parts.
+    const a = i % 17
+    const b = 17 + (i % 13)
+    expected.push(full)
+    messages.push({ data: [full.subarray(0, a), full.subarray(a, b), full.subarray(b)], address: V4, port })
+  }
+  // A shorter last datagram (GSO allows the last segment of a run to be shorter).
+  expected.push(Buffer.from('short'))
+  messages.push({ data: ['sh', 'ort'], address: V4, port })
+  t.is(await tx.sendBatch(messages), 301)
+  t.true(await c.waitFor(301), `received ${c.count}`)
+  t.deepEqual(
+    c.messages.map((m) => m.data),
+    expected,
+  )
 })

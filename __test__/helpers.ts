@@ -86,9 +86,10 @@ export function checkPayload(data: Uint8Array): number | string {
   return seq
 }
 
-export function messagesTo(address: string, port: number, seqs: Iterable<number>): OutgoingMessage[] {
+/** Messages carrying payload(seq) for each seq; `length` fixes every payload's length (same-size runs are what GSO batches). */
+export function messagesTo(address: string, port: number, seqs: Iterable<number>, length?: number): OutgoingMessage[] {
   const out: OutgoingMessage[] = []
-  for (const seq of seqs) out.push({ data: payload(seq), address, port })
+  for (const seq of seqs) out.push({ data: payload(seq, length ?? payloadLength(seq)), address, port })
   return out
 }
 
@@ -208,13 +209,14 @@ export async function bulkRoundTrip(
   total: number,
   chunk = 500,
   expectedSource?: { address: string; port: number },
+  length?: number,
 ): Promise<SeqTracker> {
   const tracker = new SeqTracker(rx, total, expectedSource)
   t.teardown(tracker.unsubscribe)
   let sentSoFar = 0
   for (let start = 0; start < total; start += chunk) {
     const end = Math.min(total, start + chunk)
-    const n = await tx.sendBatch(messagesTo(dest.address, dest.port, range(start, end)))
+    const n = await tx.sendBatch(messagesTo(dest.address, dest.port, range(start, end), length))
     t.is(n, end - start, 'sendBatch resolves with the number of datagrams')
     sentSoFar = end
     if (!(await waitUntil(() => tracker.received >= sentSoFar, 30_000))) break
@@ -255,8 +257,8 @@ export interface Child {
 }
 
 /** Starts `node fixtures/<script> ...args`; the child is killed at teardown if still alive. */
-export function runFixture(t: ExecutionContext, script: string, args: string[] = []): Child {
-  const proc = spawn(process.execPath, [path.join(FIXTURES, script), ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
+export function runFixture(t: ExecutionContext, script: string, args: string[] = [], nodeArgs: string[] = []): Child {
+  const proc = spawn(process.execPath, [...nodeArgs, path.join(FIXTURES, script), ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
   const lines: any[] = []
   let out = ''
   let err = ''

@@ -119,7 +119,7 @@ test('GRO: coalesced receives are split back into the datagrams sent (GSO sender
   const tx = await open(t, { address: '127.0.0.1', gso: true })
   const port = rx.localAddress().port
   const sizes = [1000, 1000, 1000, 1000, 400, 1500, 1500, 1500, 64, 64, 64, 64, 64, 64, 7, 900]
-  const msgs = []
+  const msgs: { data: Buffer; address: string; port: number }[] = []
   for (let r = 0; r < 20; r++) for (const size of sizes) msgs.push({ data: payload(msgs.length, size), address: '127.0.0.1', port })
   t.is(await tx.sendBatch(msgs), msgs.length)
   const got = await collect(rx, msgs.length)
@@ -297,7 +297,7 @@ test('IPv6 multicast: the kernel accepts join, leave and source-specific join on
   t.notThrows(() => rx.dropMembership('ff02::4242', 'lo'))
   t.notThrows(() => rx.addSourceSpecificMembership('::1', 'ff3e::4242', '1'))
   t.notThrows(() => rx.dropSourceSpecificMembership('::1', 'ff3e::4242', '1'))
-  const err = t.throws(() => rx.dropMembership('ff02::4242', 'lo'))
+  const err = t.throws<NodeJS.ErrnoException>(() => rx.dropMembership('ff02::4242', 'lo'))
   t.is(err?.code, 'EADDRNOTAVAIL', 'leaving a group not joined is an errno error')
   rx.setMulticastTTL(0)
   rx.setMulticastInterface('lo')
@@ -306,7 +306,7 @@ test('IPv6 multicast: the kernel accepts join, leave and source-specific join on
 test('broadcast flag: refused without SO_BROADCAST, settable and readable', async (t) => {
   const s = await open(t, { address: '127.0.0.1' })
   t.false(s.getBroadcast())
-  const err = t.throws(() => s.trySendBatch([{ data: 'x', address: '127.255.255.255', port: 9 }]))
+  const err = t.throws<NodeJS.ErrnoException>(() => s.trySendBatch([{ data: 'x', address: '127.255.255.255', port: 9 }]))
   t.is(err?.code, 'EACCES')
   s.setBroadcast(true)
   t.true(s.getBroadcast())

@@ -78,6 +78,7 @@ class UdpSocket extends EventEmitter {
 
   constructor(options) {
     super()
+    if (options && typeof options === 'object') checkSignal(options.signal, 'options.signal')
     const { type, native: nopts } = normalize(options)
     this._native = callNative(() => new NativeSocket(nopts, makeDispatch(new WeakRef(this))))
     this._type = type
@@ -628,6 +629,9 @@ class UdpSocket extends EventEmitter {
       else w.reject(errors.socketClosed())
     }
     this._queue = []
+    // Receive errors still waiting for a recvBatch are moot once closed: later calls report
+    // ERR_SOCKET_CLOSED (and iterators end), not a stale ECONNREFUSED.
+    this._errors = []
     const sends = this._sendQueue
     this._sendQueue = []
     for (const op of sends) {

@@ -237,8 +237,9 @@ fn drain(
     let mut started: Option<Instant> = None;
     let mut error: Option<io::Error> = None;
     loop {
-      Counters::add(&shared.counters.recv_syscalls, 1);
-      match slab.receive(fd, shared.mode, n, cap - n) {
+      let r = slab.receive(fd, shared.mode, n, cap - n);
+      Counters::add(&shared.counters.recv_syscalls, slab.last_syscalls);
+      match r {
         Ok(k) => {
           n += k;
           if n >= cap {

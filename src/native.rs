@@ -350,7 +350,9 @@ impl NativeSocket {
         })?,
     );
 
-    let slab = RecvSlab::with_gro(options.batch_size as usize, options.max_datagram_size as usize, info.gro);
+    let mut slab =
+      RecvSlab::with_gro(options.batch_size as usize, options.max_datagram_size as usize, info.gro);
+    slab.drop_counter = drop_counter;
     let thread_shared = shared.clone();
     let sink_tsfn = Arc::clone(&tsfn);
     let thread = std::thread::Builder::new()

@@ -45,6 +45,10 @@ pub struct RecvSlab {
   pending_error: Option<io::Error>,
   drops: WrappingCounter,
   saw_drops: bool,
+  /// The socket asked for the kernel's drop counter: batches report it even before any drop.
+  pub drop_counter: bool,
+  /// System calls made by the last `receive` (one for recvmmsg; one per recvmsg otherwise).
+  pub last_syscalls: u64,
 }
 
 // SAFETY: the raw pointers inside `iovecs`/`hdrs` only ever point into this slab's own heap
@@ -91,6 +95,8 @@ impl RecvSlab {
       pending_error: None,
       drops: WrappingCounter::default(),
       saw_drops: false,
+      drop_counter: false,
+      last_syscalls: 0,
     }
   }
 
@@ -126,6 +132,7 @@ impl RecvSlab {
       return Ok(0);
     }
     let max = max.clamp(1, self.batch - from);
+    self.last_syscalls = 0;
     if let Some(e) = self.pending_error.take() {
       return Err(e);
     }
@@ -138,6 +145,7 @@ impl RecvSlab {
 
   #[cfg(target_os = "linux")]
   fn receive_mmsg(&mut self, fd: RawFd, from: usize, max: usize) -> io::Result<usize> {
+    self.last_syscalls = 1;
     for i in from..from + max {
       let h = self.header(i);
       self.hdrs[i] = libc::mmsghdr { msg_hdr: h, msg_len: 0 };
@@ -175,6 +183,7 @@ impl RecvSlab {
     let mut n = 0;
     while n < max {
       let mut h = self.header(from + n);
+      self.last_syscalls += 1;
       // SAFETY: `h` references live buffers owned by `self` of the advertised sizes.
       let r = unsafe { libc::recvmsg(fd, &mut h, libc::MSG_DONTWAIT) };
       if r < 0 {
@@ -249,7 +258,7 @@ impl RecvSlab {
         b.push(&self.buf[base + start..base + start + kept], &from, &extra);
       }
     }
-    let mut raw = b.finish(self.saw_drops.then(|| self.drops.total()));
+    let mut raw = b.finish((self.saw_drops || self.drop_counter).then(|| self.drops.total()));
     raw.gro_slots = gro_slots;
     raw
   }

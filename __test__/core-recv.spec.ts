@@ -1,0 +1,295 @@
+// Receiving: recvmmsg batching, truncation, recvBatch timeouts, iterators, onBatch.
+import test from 'ava'
+import { Batch } from '../lib/index.js'
+import { BIG_RCVBUF, Collector, V4, V6, caught, checkPayload, messagesTo, openLo, payload, portOf, pull, range, ticks, waitUntil } from './helpers.js'
+
+test('recvmmsg batching: 500 datagrams queued while nobody reads come out in batches of up to 64', async (t) => {
+  const rx = openLo(t, 4, { recvBufferSize: BIG_RCVBUF, batchSize: 64 })
+  const tx = openLo(t, 4)
+  // Nobody consumes: reading is paused and the datagrams wait in the kernel buffer.
+  t.is(await tx.sendBatch(messagesTo(V4, portOf(rx), range(0, 500))), 500)
+  t.is(rx.stats().datagramsReceived, 0, 'nothing is read while there is no consumer')
+  t.true(rx.stats().recvQueueBytes > 0, 'the datagrams wait in the kernel receive queue')
+  const counts: number[] = []
+  const seqs: number[] = []
+  while (seqs.length < 500) {
+    const b = await rx.recvBatch({ timeoutMs: 10_000 })
+    if (b.count === 0) break
+    counts.push(b.count)
+    for (let i = 0; i < b.count; i++) seqs.push(checkPayload(b.data(i)) as number)
+  }
+  t.deepEqual(seqs, range(0, 500), 'all 500 arrive in order')
+  t.true(Math.max(...counts) > 1, `batches hold more than one datagram (${counts})`)
+  t.true(Math.max(...counts) <= 64, `no batch exceeds batchSize (${counts})`)
+  const s = rx.stats()
+  t.true(s.recvSyscalls < 500, `fewer receive calls than datagrams (${s.recvSyscalls})`)
+  t.is(s.datagramsReceived, 500)
+  t.is(s.batchesReceived, counts.length)
+  t.is(s.kernelDrops, 0)
+})
+
+test('batchSize bounds every batch (batchSize 1 and 7)', async (t) => {
+  for (const batchSize of [1, 7]) {
+    const rx = openLo(t, 4, { batchSize })
+    const tx = openLo(t, 4)
+    await tx.sendBatch(messagesTo(V4, portOf(rx), range(0, 40)))
+    const c = new Collector(rx)
+    t.true(await c.waitFor(40))
+    t.true(c.batchSizes.every((n) => n >= 1 && n <= batchSize), `batchSize ${batchSize}: ${c.batchSizes}`)
+    t.deepEqual(c.messages.map((m) => checkPayload(m.data)), range(0, 40))
+  }
+})
+
+test('truncation: datagrams longer than maxDatagramSize are cut and flagged, others are not', async (t) => {
+  const rx = openLo(t, 4, { maxDatagramSize: 100 })
+  const tx = openLo(t, 4)
+  const port = portOf(rx)
+  const sizes = [50, 300, 100, 101, 0, 99]
+  const sent = sizes.map((n, i) => Buffer.alloc(n, 0).map((_, k) => (k * 7 + i) & 0xff))
+  await tx.sendBatch(sent.map((data) => ({ data, address: V4, port })))
+  const b = await rx.recvBatch({ timeoutMs: 10_000 })
+  const batches = [b]
+  let count = b.count
+  while (count < sizes.length) {
+    const more = await rx.recvBatch({ timeoutMs: 10_000 })
+    if (more.count === 0) break
+    batches.push(more)
+    count += more.count
+  }
+  const flags: boolean[] = []
+  const lengths: number[] = []
+  const datas: Buffer[] = []
+  const iterated: boolean[] = []
+  for (const x of batches) {
+    for (let i = 0; i < x.count; i++) {
+      flags.push(x.truncated(i))
+      lengths.push(x.data(i).length)
+      datas.push(Buffer.from(x.data(i)))
+      t.is(x.flags[i] & 1, x.truncated(i) ? 1 : 0)
+    }
+    for (const m of x) iterated.push(m.truncated)
+  }
+  t.deepEqual(flags, [false, true, false, true, false, false])
+  t.deepEqual(iterated, flags, 'iteration reports the same flags')
+  t.deepEqual(lengths, [50, 100, 100, 100, 0, 99])
+  for (let i = 0; i < sizes.length; i++) {
+    t.deepEqual(datas[i], sent[i].subarray(0, 100), `datagram ${i} holds the first bytes`)
+  }
+  t.is(rx.stats().truncated, 2)
+  t.is(rx.stats().bytesReceived, 50 + 100 + 100 + 100 + 0 + 99)
+})
+
+test('recvBatch({ timeoutMs }) with nothing to receive resolves with an empty batch after the timeout', async (t) => {
+  const rx = openLo(t, 4)
+  const started = performance.now()
+  const b = await rx.recvBatch({ timeoutMs: 300 })
+  const elapsed = performance.now() - started
+  t.is(b.count, 0)
+  t.is(b.buffer.length, 0)
+  t.deepEqual([...b], [])
+  t.true(elapsed >= 290, `waited ${elapsed} ms`)
+  // The socket still works after an empty timeout.
+  const tx = openLo(t, 4)
+  await tx.sendBatch([{ data: 'later', address: V4, port: portOf(rx) }])
+  const later = await rx.recvBatch({ timeoutMs: 10_000 })
+  t.is(later.count, 1)
+  t.is(later.data(0).toString(), 'later')
+})
+
+test('recvBatch({ timeoutMs }) resolves with fewer than batchSize datagrams when that is all there is', async (t) => {
+  const rx = openLo(t, 4, { batchSize: 64 })
+  const tx = openLo(t, 4)
+  await tx.sendBatch(messagesTo(V4, portOf(rx), [10, 11, 12]))
+  const got = await pull(rx, 3, 10_000)
+  t.deepEqual(got.map((m) => checkPayload(m.data)), [10, 11, 12])
+})
+
+test('recvBatch without options waits for the next datagram', async (t) => {
+  const rx = openLo(t, 6)
+  const tx = openLo(t, 6)
+  const p = rx.recvBatch()
+  await ticks()
+  await tx.sendBatch([{ data: 'x', address: V6, port: portOf(rx) }])
+  const b = await p
+  t.is(b.count, 1)
+  t.is(b.address(0), V6)
+  t.is(b.family(0), 'IPv6')
+})
+
+test('several pending recvBatch calls are served in order, none loses a datagram', async (t) => {
+  const rx = openLo(t, 4, { batchSize: 1 })
+  const tx = openLo(t, 4)
+  const ps = [rx.recvBatch({ timeoutMs: 10_000 }), rx.recvBatch({ timeoutMs: 10_000 }), rx.recvBatch({ timeoutMs: 10_000 })]
+  await tx.sendBatch(messagesTo(V4, portOf(rx), [0, 1, 2]))
+  const bs = await Promise.all(ps)
+  t.deepEqual(
+    bs.map((b) => b.count),
+    [1, 1, 1],
+  )
+  t.deepEqual(
+    bs.map((b) => checkPayload(b.data(0))),
+    [0, 1, 2],
+  )
+})
+
+test('recvBatch with an AbortSignal rejects with an AbortError and the socket keeps working', async (t) => {
+  const rx = openLo(t, 4)
+  const tx = openLo(t, 4)
+  const ac = new AbortController()
+  const p = rx.recvBatch({ signal: ac.signal })
+  ac.abort()
+  const err = await caught(() => p)
+  t.is(err.name, 'AbortError')
+  t.is(err.code, 'ABORT_ERR')
+  const pre = await caught(() => rx.recvBatch({ signal: AbortSignal.abort() }))
+  t.is(pre.code, 'ABORT_ERR')
+  await tx.sendBatch([{ data: 'after', address: V4, port: portOf(rx) }])
+  const got = await pull(rx, 1)
+  t.deepEqual(got.map((m) => m.data.toString()), ['after'])
+})
+
+test('for await yields batches and ends when the socket is closed', async (t) => {
+  const rx = openLo(t, 4, { recvBufferSize: BIG_RCVBUF })
+  const tx = openLo(t, 4)
+  const seqs: number[] = []
+  let batches = 0
+  const loop = (async () => {
+    for await (const b of rx) {
+      t.true(b instanceof Batch)
+      t.true(b.count > 0)
+      batches++
+      for (let i = 0; i < b.count; i++) seqs.push(checkPayload(b.data(i)) as number)
+    }
+    return 'ended'
+  })()
+  for (let k = 0; k < 4; k++) {
+    await tx.sendBatch(messagesTo(V4, portOf(rx), range(k * 250, k * 250 + 250)))
+    await waitUntil(() => seqs.length >= k * 250 + 250)
+  }
+  t.deepEqual(seqs, range(0, 1000))
+  t.true(batches >= 1)
+  rx.close()
+  t.is(await loop, 'ended', 'the loop ends after close')
+})
+
+test('breaking out of for await stops it; later datagrams are still there for recvBatch', async (t) => {
+  const rx = openLo(t, 4, { batchSize: 4 })
+  const tx = openLo(t, 4)
+  await tx.sendBatch(messagesTo(V4, portOf(rx), range(0, 40)))
+  const first: number[] = []
+  for await (const b of rx) {
+    for (let i = 0; i < b.count; i++) first.push(checkPayload(b.data(i)) as number)
+    break
+  }
+  t.true(first.length >= 1 && first.length <= 4)
+  const rest = await pull(rx, 40 - first.length)
+  t.deepEqual([...first, ...rest.map((m) => checkPayload(m.data) as number)], range(0, 40), 'no datagram is lost or repeated')
+})
+
+test('onBatch delivers every batch and its unsubscribe function stops delivery', async (t) => {
+  const rx = openLo(t, 4)
+  const tx = openLo(t, 4)
+  let calls = 0
+  const seen: string[] = []
+  const off = rx.onBatch((b) => {
+    calls++
+    for (const m of b) seen.push(m.data.toString())
+  })
+  t.is(typeof off, 'function')
+  await tx.sendBatch([
+    { data: 'a', address: V4, port: portOf(rx) },
+    { data: 'b', address: V4, port: portOf(rx) },
+  ])
+  t.true(await waitUntil(() => seen.length >= 2))
+  t.deepEqual(seen, ['a', 'b'])
+  off()
+  t.is(rx.listenerCount('batch'), 0)
+  const callsBefore = calls
+  await tx.sendBatch([
+    { data: 'c', address: V4, port: portOf(rx) },
+    { data: 'd', address: V4, port: portOf(rx) },
+  ])
+  const later = await pull(rx, 2)
+  t.deepEqual(later.map((m) => m.data.toString()), ['c', 'd'], 'the datagrams went to recvBatch instead')
+  t.is(calls, callsBefore, 'the unsubscribed listener was not called again')
+  t.deepEqual(seen, ['a', 'b'])
+})
+
+test("'batch' event listeners and onBatch see the same batches", async (t) => {
+  const rx = openLo(t, 4)
+  const tx = openLo(t, 4)
+  const viaOn: string[] = []
+  const viaOnBatch: string[] = []
+  rx.on('batch', (b) => {
+    for (const m of b) viaOn.push(m.data.toString())
+  })
+  rx.onBatch((b) => {
+    for (const m of b) viaOnBatch.push(m.data.toString())
+  })
+  await tx.sendBatch(['x', 'y', 'z'].map((data) => ({ data, address: V4, port: portOf(rx) })))
+  t.true(await waitUntil(() => viaOn.length >= 3 && viaOnBatch.length >= 3))
+  t.deepEqual(viaOn, ['x', 'y', 'z'])
+  t.deepEqual(viaOnBatch, ['x', 'y', 'z'])
+})
+
+test('Batch accessors agree with each other and with the sender', async (t) => {
+  const rx = openLo(t, 4)
+  const tx = openLo(t, 4)
+  const sent = range(0, 5).map((i) => payload(i, 8 + i * 3))
+  await tx.sendBatch(sent.map((data) => ({ data, address: V4, port: portOf(rx) })))
+  const got: Buffer[] = []
+  while (got.length < 5) {
+    const b = await rx.recvBatch({ timeoutMs: 10_000 })
+    if (b.count === 0) break
+    t.is(b.lengths.length, b.count)
+    t.is(b.offsets.length, b.count)
+    t.is(b.ports.length, b.count)
+    t.is(b.families.length, b.count)
+    t.is(b.flags.length, b.count)
+    t.is(b.scopeIds.length, b.count)
+    t.is(b.addressBytes.length, 16 * b.count)
+    let total = 0
+    for (let i = 0; i < b.count; i++) {
+      total += b.lengths[i]
+      t.deepEqual(b.data(i), b.buffer.subarray(b.offsets[i], b.offsets[i] + b.lengths[i]))
+      t.is(b.ports[i], portOf(tx))
+      t.is(b.port(i), portOf(tx))
+      t.is(b.families[i], 4)
+      t.is(b.family(i), 'IPv4')
+      t.is(b.address(i), V4)
+      t.deepEqual([...b.addressBytes.subarray(16 * i, 16 * i + 4)], [127, 0, 0, 1])
+      t.is(b.scopeIds[i], 0)
+      t.false(b.truncated(i))
+      got.push(Buffer.from(b.data(i)))
+    }
+    t.is(b.buffer.length, total, 'the buffer holds the payloads back to back')
+    t.throws(() => b.data(b.count), { instanceOf: RangeError })
+    t.throws(() => b.data(-1), { instanceOf: RangeError })
+    t.throws(() => b.truncated(1.5), { instanceOf: RangeError })
+    t.true(b.kernelDrops === undefined || b.kernelDrops === 0)
+  }
+  t.deepEqual(got, sent)
+})
+
+test('Batch.empty() has no datagrams', (t) => {
+  const b = Batch.empty()
+  t.is(b.count, 0)
+  t.is(b.buffer.length, 0)
+  t.deepEqual([...b], [])
+  t.throws(() => b.data(0), { instanceOf: RangeError })
+})
+
+test('closing the socket inside a batch listener stops delivery without errors', async (t) => {
+  const rx = openLo(t, 4, { batchSize: 2 })
+  const tx = openLo(t, 4)
+  let calls = 0
+  rx.onBatch(() => {
+    calls++
+    rx.close()
+  })
+  await tx.sendBatch(messagesTo(V4, portOf(rx), range(0, 20)))
+  t.true(await waitUntil(() => calls >= 1))
+  await ticks(20)
+  t.is(calls, 1, 'no batch is delivered after close')
+  t.true(rx.closed)
+})

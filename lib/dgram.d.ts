@@ -1,0 +1,59 @@
+// Typings of udp-mmsg/dgram: a node:dgram-compatible facade over UdpSocket. The socket type
+// extends node:dgram's, so code typed against `dgram.Socket` accepts it unchanged.
+/// <reference types="node" />
+import type * as nodeDgram from 'node:dgram'
+import type { UdpSocket } from './index'
+
+export type SocketType = nodeDgram.SocketType
+export type RemoteInfo = nodeDgram.RemoteInfo
+export type BindOptions = nodeDgram.BindOptions
+/** A 'message' listener: `(msg, rinfo) => void`, typed as node:dgram's (msg is a non-shared Buffer). */
+export type MessageListener = NonNullable<Parameters<typeof nodeDgram.createSocket>[1]>
+
+/** node:dgram's createSocket options, plus udp-mmsg's (node:dgram ignores unknown keys). */
+export interface SocketOptions extends nodeDgram.SocketOptions {
+  /** `SO_REUSEPORT`: several sockets on one port, the kernel spreads datagrams across them (Linux). */
+  reusePort?: boolean | undefined
+  /** Most datagrams one receive system call returns, 1..1024. Default 64. */
+  batchSize?: number | undefined
+  /** Bytes reserved per datagram, 1..65535. Default 65535 (whole datagrams, like node:dgram). */
+  maxDatagramSize?: number | undefined
+  /** Batches that may wait for the JS thread before reading pauses, 1..1024. Default 16. */
+  maxPendingBatches?: number | undefined
+  /** How long (µs) a partial receive batch may wait for more datagrams, 0..1000000. Default 200. */
+  coalesceMicros?: number | undefined
+  /** `SO_BROADCAST` from the start (same as calling setBroadcast(true) once bound). */
+  broadcast?: boolean | undefined
+  /** Unicast TTL / hop limit from the start, 1..255 (same as setTTL() once bound). */
+  ttl?: number | undefined
+  /** TOS / traffic class of everything sent, 0..255. */
+  tos?: number | undefined
+  /** UDP GSO on send (Linux). Default `'auto'`. */
+  gso?: 'auto' | boolean | undefined
+  /** UDP GRO on receive (Linux); datagrams are split back before 'message'. Default false. */
+  gro?: boolean | undefined
+  /** One system call per datagram (the portable path). */
+  portable?: boolean | undefined
+  /** Try `SO_RCVBUFFORCE`/`SO_SNDBUFFORCE` first (needs CAP_NET_ADMIN). */
+  forceBufferSize?: boolean | undefined
+}
+
+/**
+ * A node:dgram-compatible socket. Receives come in batches (one recvmmsg, many 'message'
+ * events); the sends of one tick go out as one sendmmsg batch.
+ */
+export interface Socket extends nodeDgram.Socket {
+  /** `'udp4'` or `'udp6'`. */
+  readonly type: SocketType
+  /** The UdpSocket behind this facade (`null` before bind and after close): for stats() and the like. */
+  readonly udpSocket: UdpSocket | null
+}
+
+export declare const Socket: {
+  new (type: SocketType | SocketOptions, listener?: MessageListener): Socket
+  readonly prototype: Socket
+}
+
+/** Creates a node:dgram-compatible socket backed by udp-mmsg. */
+export declare function createSocket(type: SocketType, callback?: MessageListener): Socket
+export declare function createSocket(options: SocketOptions, callback?: MessageListener): Socket
