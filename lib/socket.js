@@ -7,7 +7,7 @@
 // waits for a writable event from the I/O thread.
 
 const { EventEmitter } = require('node:events')
-const { NativeSocket } = require('../index.js')
+const { NativeSocket } = require('./native.js')
 const { Batch } = require('./batch.js')
 const { pack, detach, PackScratch } = require('./pack.js')
 const { normalize, portOf, ipOf } = require('./options.js')

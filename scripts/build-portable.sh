@@ -1,35 +1,43 @@
 #!/usr/bin/env bash
-# Builds the linux-x64-gnu binary against glibc 2.17 with napi-rs's cross toolchain
+# Builds a linux-*-gnu binary against glibc 2.17 with napi-rs's cross toolchain
 # (`napi build --use-napi-cross`), so the published .node loads on any glibc >= 2.17
-# (CentOS 7, Amazon Linux 2, Debian 8+, Ubuntu 14.04+), not only on glibc >= the build host's.
+# (CentOS/RHEL 7, Amazon Linux 2, Debian 8+, Ubuntu 14.04+), not only on glibc >= the build host's.
 #
-#   scripts/build-portable.sh [OUTPUT_DIR]      (default: the repository root, like `npm run build`)
+#   scripts/build-portable.sh [OUTPUT_DIR] [TARGET]
+#     OUTPUT_DIR  default: the repository root, like `npm run build` (writes the .node, index.js, index.d.ts)
+#     TARGET      x86_64-unknown-linux-gnu (default) or aarch64-unknown-linux-gnu (needs
+#                 `rustup target add aarch64-unknown-linux-gnu`)
+#   npm run build:portable           same as scripts/build-portable.sh (repository root, x86_64)
 #
-# Then check it: scripts/glibc-report.sh OUTPUT_DIR/udp-mmsg.linux-x64-gnu.node
+# Then check it: scripts/glibc-report.sh OUTPUT_DIR/udp-mmsg.linux-x64-gnu.node --max 2.17
 #
-# Why not plain `napi build --use-napi-cross`: with @napi-rs/cli 3.10 on Node 20 it fails twice over.
-#  1. It unpacks the toolchain with @napi-rs/lzma, whose native binary package declares
-#     engines.node "^22.20 || ^24.12 || >=25", so npm skips it on Node 20 and the CLI dies with
+# Why not plain `napi build --use-napi-cross`: with @napi-rs/cli 3.10 it fails twice over.
+#  1. It unpacks the toolchain with @napi-rs/lzma, whose binary package declares engines.node
+#     "^22.20 || ^24.12 || >=25", so npm skips it on Node 20 and the CLI dies with
 #     "Failed to set up the `--use-napi-cross` toolchain ... Cannot find native binding".
-#  2. It fetches `@napi-rs/cross-toolchain-x64-target-x86_64@<version of @napi-rs/cross-toolchain>`
-#     (1.0.5), but that package only exists up to 1.0.0 on the registry (ETARGET).
-# The CLI skips the download when ~/.napi-rs/cross-toolchain/<version>/<triple>/package.json
+#  2. It fetches `@napi-rs/cross-toolchain-x64-target-<arch>@<version of @napi-rs/cross-toolchain>`
+#     (1.0.5), but those packages stop at 1.0.0 (x86_64) and 1.0.3 (aarch64) on the registry.
+# The CLI skips its download when ~/.napi-rs/cross-toolchain/<version>/<triple>/package.json
 # exists, so this script puts the toolchain there itself (npm pack + system tar/xz), then runs
-# the ordinary `napi build --use-napi-cross`. Needs network access to the npm registry once
-# (the unpacked toolchain is cached in ~/.napi-rs); after that it works offline.
+# the ordinary `napi build --use-napi-cross`. It needs the npm registry once (the unpacked
+# toolchain, ~210 MB, stays cached in ~/.napi-rs); after that it works offline.
+# Only x86_64 Linux hosts: the registry has no toolchain packages for arm64 hosts.
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 out="${1:-$root}"
-triple=x86_64-unknown-linux-gnu
-# The toolchain package for an x86_64 host building for x86_64; override if a newer one appears.
-pkg="@napi-rs/cross-toolchain-x64-target-x86_64@${NAPI_CROSS_TOOLCHAIN_PKG_VERSION:-1.0.0}"
+triple="${2:-x86_64-unknown-linux-gnu}"
+case "$triple" in
+  x86_64-unknown-linux-gnu) pkg="@napi-rs/cross-toolchain-x64-target-x86_64@${NAPI_CROSS_TOOLCHAIN_PKG_VERSION:-1.0.0}" ;;
+  aarch64-unknown-linux-gnu) pkg="@napi-rs/cross-toolchain-x64-target-aarch64@${NAPI_CROSS_TOOLCHAIN_PKG_VERSION:-1.0.3}" ;;
+  *) echo "build-portable: unsupported target $triple (x86_64-unknown-linux-gnu or aarch64-unknown-linux-gnu)" >&2; exit 2 ;;
+esac
 
 if [ "$(uname -s)-$(uname -m)" != "Linux-x86_64" ]; then
   echo "build-portable: needs a Linux x86_64 host (this is $(uname -s)-$(uname -m))" >&2
   exit 2
 fi
-for tool in tar xz npm; do
+for tool in tar xz npm node; do
   command -v "$tool" >/dev/null || { echo "build-portable: '$tool' not found" >&2; exit 2; }
 done
 

@@ -1,0 +1,117 @@
+// The error udp-mmsg throws when no native binary loads, for every kind of platform (probed,
+// not real). Tests lib/native-error.js once it exists; until then the proposal for it in
+// __test__/fixtures/install-proposal/lib/ (see docs/parts/packaging.md).
+import test from 'ava'
+import * as fs from 'node:fs'
+import * as path from 'node:path'
+
+interface Probe {
+  platform?: string
+  arch?: string
+  musl?: boolean
+  installed?: (name: string) => boolean
+  override?: string
+  pkg?: Record<string, unknown>
+}
+interface NativeLoadError extends Error {
+  code: string
+  platform: string
+  packageName: string
+  cause: unknown
+}
+interface NativeErrorModule {
+  nativeLoadError(cause: unknown, probe?: Probe): NativeLoadError
+  PREBUILT: Record<string, string>
+  RUST_VERSION: string
+  CODE: string
+}
+
+const ROOT = path.resolve(__dirname, '..')
+const shipped = path.join(ROOT, 'lib', 'native-error.js')
+const proposal = path.join(__dirname, 'fixtures', 'install-proposal', 'lib', 'native-error.js')
+const modPath = fs.existsSync(shipped) ? shipped : proposal
+const mod = require(modPath) as NativeErrorModule
+const pkg = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as {
+  name: string
+  version: string
+  napi: { targets: string[] }
+}
+const rustVersion = /^rust-version\s*=\s*"([^"]+)"/m.exec(fs.readFileSync(path.join(ROOT, 'Cargo.toml'), 'utf8'))?.[1]
+
+/** What the generated loader throws when the platform package is missing. */
+function loaderError(tag: string): Error {
+  const inner = new Error(`Cannot find module 'udp-mmsg-${tag}'`)
+  const outer = new Error('Cannot find native binding. npm has a bug related to optional dependencies')
+  ;(outer as { cause?: unknown }).cause = inner
+  return outer
+}
+
+test('tests the shipped module, or the proposal until it ships', (t) => {
+  t.log(`testing ${path.relative(ROOT, modPath)}`)
+  t.pass()
+})
+
+test('Rust version in the message matches Cargo.toml rust-version', (t) => {
+  t.truthy(rustVersion, 'Cargo.toml has rust-version')
+  t.is(mod.RUST_VERSION, rustVersion as string)
+})
+
+test('prebuilt platform list matches package.json napi.targets', (t) => {
+  t.deepEqual(Object.values(mod.PREBUILT).sort(), [...pkg.napi.targets].sort())
+})
+
+test('supported platform, package not installed: names platform, package, cause and the source build', (t) => {
+  const cause = loaderError('linux-x64-gnu')
+  const e = mod.nativeLoadError(cause, { pkg, platform: 'linux', arch: 'x64', musl: false, installed: () => false, override: '' })
+  t.is(e.code, mod.CODE)
+  t.is(e.platform, 'linux-x64-gnu')
+  t.is(e.packageName, 'udp-mmsg-linux-x64-gnu')
+  t.is(e.cause, cause)
+  t.true(e.message.includes(`udp-mmsg-linux-x64-gnu@${pkg.version}`))
+  t.regex(e.message, /not installed/)
+  t.regex(e.message, /--omit=optional/)
+  t.true(e.message.includes('npm run build'))
+  t.true(e.message.includes(`Rust >= ${rustVersion}`))
+})
+
+test('musl Linux names the musl package', (t) => {
+  const e = mod.nativeLoadError(loaderError('linux-arm64-musl'), { pkg, platform: 'linux', arch: 'arm64', musl: true, installed: () => false, override: '' })
+  t.is(e.platform, 'linux-arm64-musl')
+  t.is(e.packageName, 'udp-mmsg-linux-arm64-musl')
+})
+
+test('package installed but its binary fails to load: shows the loader failure', (t) => {
+  const inner = new Error("/lib/x86_64-linux-gnu/libc.so.6: version `GLIBC_2.17' not found (required by /app/node_modules/udp-mmsg-linux-x64-gnu/udp-mmsg.linux-x64-gnu.node)")
+  const outer = new Error('Cannot find native binding.')
+  ;(outer as { cause?: unknown }).cause = inner
+  const e = mod.nativeLoadError(outer, { pkg, platform: 'linux', arch: 'x64', musl: false, installed: () => true, override: '' })
+  t.regex(e.message, /installed but its binary failed to load/)
+  t.true(e.message.includes('GLIBC_2.17'))
+  t.regex(e.message, /glibc 2\.17 or newer/)
+})
+
+test('Windows: says it is not supported and why, names the package the loader looked for', (t) => {
+  const e = mod.nativeLoadError(loaderError('win32-x64-msvc'), { pkg, platform: 'win32', arch: 'x64', override: '' })
+  t.is(e.platform, 'win32-x64-msvc')
+  t.true(e.message.includes('udp-mmsg-win32-x64-msvc'))
+  t.regex(e.message, /Windows is not supported/)
+  t.regex(e.message, /recvmsg/)
+  t.false(e.message.includes('npm run build'), 'no source build offered where it cannot work')
+})
+
+test('other Unix without a prebuilt binary: lists the prebuilt platforms and the source build', (t) => {
+  const e = mod.nativeLoadError(loaderError('freebsd-x64'), { pkg, platform: 'freebsd', arch: 'x64', override: '' })
+  t.is(e.platform, 'freebsd-x64')
+  t.regex(e.message, /No prebuilt binary exists for freebsd-x64/)
+  for (const tag of Object.keys(mod.PREBUILT)) t.true(e.message.includes(tag), tag)
+  t.true(e.message.includes('npm run build'))
+})
+
+test('NAPI_RS_NATIVE_LIBRARY_PATH set: reports that file failing', (t) => {
+  const inner = new Error("Cannot find module '/nowhere/udp-mmsg.node'")
+  const outer = new Error('Cannot find native binding.')
+  ;(outer as { cause?: unknown }).cause = inner
+  const e = mod.nativeLoadError(outer, { pkg, platform: 'darwin', arch: 'arm64', override: '/nowhere/udp-mmsg.node', installed: () => true })
+  t.regex(e.message, /NAPI_RS_NATIVE_LIBRARY_PATH is set to \/nowhere\/udp-mmsg\.node/)
+  t.true(e.message.includes("Cannot find module '/nowhere/udp-mmsg.node'"))
+})

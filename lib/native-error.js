@@ -1,0 +1,107 @@
+'use strict'
+// Builds the error udp-mmsg throws when its native binary cannot be loaded: names the
+// platform, the package the loader looked for, why it is missing, and how to build from
+// source. Pure apart from the default probes, so it can be tested for any platform.
+
+/** Platforms with a prebuilt binary package (`udp-mmsg-<tag>`), and their Rust targets. */
+const PREBUILT = {
+  'linux-x64-gnu': 'x86_64-unknown-linux-gnu',
+  'linux-arm64-gnu': 'aarch64-unknown-linux-gnu',
+  'linux-x64-musl': 'x86_64-unknown-linux-musl',
+  'linux-arm64-musl': 'aarch64-unknown-linux-musl',
+  'darwin-x64': 'x86_64-apple-darwin',
+  'darwin-arm64': 'aarch64-apple-darwin',
+}
+const RUST_VERSION = '1.88'
+const CODE = 'ERR_UDP_MMSG_NATIVE_LOAD'
+
+function isMusl() {
+  try {
+    return require('node:fs').readFileSync('/usr/bin/ldd', 'utf8').includes('musl')
+  } catch {}
+  try {
+    const report = process.report && process.report.getReport()
+    return Boolean(report && report.header && !report.header.glibcVersionRuntime)
+  } catch {
+    return false
+  }
+}
+
+/** The loader's name for a platform: linux-x64-gnu, darwin-arm64, win32-x64-msvc, ... */
+function platformTag(platform, arch, musl) {
+  if (platform === 'linux') return `linux-${arch}-${musl ? 'musl' : 'gnu'}`
+  if (platform === 'win32') return `win32-${arch}-msvc`
+  return `${platform}-${arch}`
+}
+
+function packageInstalled(name) {
+  try {
+    require.resolve(`${name}/package.json`)
+    return true
+  } catch {
+    return false
+  }
+}
+
+/** The messages of `err` and its `cause` chain, outermost first. */
+function causeMessages(err) {
+  const out = []
+  for (let e = err, i = 0; e && i < 32; e = e.cause, i++) out.push(String((e && e.message) || e))
+  return out
+}
+
+function repoUrl(pkg) {
+  const r = pkg.repository
+  const url = typeof r === 'string' ? r : r && r.url
+  return url ? url.replace(/^git\+/, '').replace(/\.git$/, '') : 'the udp-mmsg repository'
+}
+
+/**
+ * The error to throw for the loader's error `cause`. `probe` overrides what is otherwise
+ * read from this process: { platform, arch, musl, installed(name), override, pkg }.
+ */
+function nativeLoadError(cause, probe = {}) {
+  const pkg = probe.pkg ?? require('../package.json')
+  const platform = probe.platform ?? process.platform
+  const arch = probe.arch ?? process.arch
+  const musl = probe.musl ?? (platform === 'linux' && isMusl())
+  const installed = probe.installed ?? packageInstalled
+  const tag = platformTag(platform, arch, musl)
+  const pkgName = `${pkg.name}-${tag}`
+  const wanted = `${pkgName}@${pkg.version}`
+  const override = probe.override ?? process.env.NAPI_RS_NATIVE_LIBRARY_PATH
+  const lines = [`udp-mmsg: cannot load its native binary for this platform (${tag}); it looked for the package ${wanted}.`]
+
+  if (override) {
+    const failures = causeMessages(cause).filter((m) => !/^Cannot find (native binding|module '(\.\/|udp-mmsg-wasm32))/.test(m))
+    lines.push(`NAPI_RS_NATIVE_LIBRARY_PATH is set to ${override}, and loading it failed: ${failures[failures.length - 1] || causeMessages(cause)[0]}`)
+  } else if (platform === 'win32') {
+    lines.push('Windows is not supported: the native code uses Unix socket APIs (recvmsg/sendmsg, poll, pipe). Use node:dgram on Windows, or run under WSL 2 (Linux), where the linux package installs.')
+  } else if (!PREBUILT[tag]) {
+    lines.push(`No prebuilt binary exists for ${tag}; prebuilt packages exist for ${Object.keys(PREBUILT).join(', ')}.`)
+  } else if (!installed(pkgName)) {
+    lines.push(
+      `${pkgName} is an optional dependency of udp-mmsg and it is not installed. npm skips optional dependencies under --omit=optional (--no-optional), and a package-lock.json written on another platform can leave it out (https://github.com/npm/cli/issues/4828): remove node_modules and package-lock.json, then run npm install again, with optional dependencies.`,
+    )
+  } else {
+    const why = causeMessages(cause).find((m) => m.includes(tag) && !/Cannot find module/.test(m)) ||
+      causeMessages(cause).find((m) => !/^Cannot find (native binding|module)/.test(m)) || causeMessages(cause)[0]
+    lines.push(`${pkgName} is installed but its binary failed to load: ${why}`)
+    if (/GLIBC_/.test(why)) lines.push('The prebuilt linux-*-gnu binaries need glibc 2.17 or newer; on an older system, build from source.')
+  }
+
+  if (platform !== 'win32') {
+    lines.push(
+      `To build from source (needs Rust >= ${RUST_VERSION} from https://rustup.rs and a C linker): git clone ${repoUrl(pkg)} && cd udp-mmsg && npm install && npm run build. ` +
+        `That writes udp-mmsg.${tag}.node; point NAPI_RS_NATIVE_LIBRARY_PATH at it, or npm install that directory in place of the registry package.`,
+    )
+  }
+  const err = new Error(lines.join('\n'))
+  err.code = CODE
+  err.platform = tag
+  err.packageName = pkgName
+  err.cause = cause
+  return err
+}
+
+module.exports = { nativeLoadError, platformTag, PREBUILT, RUST_VERSION, CODE }
