@@ -89,6 +89,13 @@ function mem() {
   return { rss: m.rss, heapUsed: m.heapUsed, external: m.external, arrayBuffers: m.arrayBuffers }
 }
 
+/** udp-mmsg's own counters (batches, receive system calls), or undefined for node:dgram. */
+function nativeStats(sock) {
+  if (typeof sock.stats !== 'function') return undefined
+  const s = sock.stats()
+  return { batchesReceived: s.batchesReceived, recvSyscalls: s.recvSyscalls, datagramsReceived: s.datagramsReceived, kernelDrops: s.kernelDrops }
+}
+
 function loadUdpMmsg() {
   return require('../lib/index.js').UdpSocket
 }
@@ -107,6 +114,7 @@ async function bindReceiver(kind) {
   const UdpSocket = loadUdpMmsg()
   const opts = { address: HOST, port: 0, recvBufferSize: OPTS.rcvbuf, forceBufferSize: true }
   if (OPTS.batchSize) opts.batchSize = OPTS.batchSize
+  Object.assign(opts, OPTS.socketOptions) // experiments: any other bind option
   const prev = process.listeners('warning')
   process.removeAllListeners('warning') // the "capped" warning is reported by the parent
   const sock = await UdpSocket.bind(opts)
@@ -159,7 +167,8 @@ async function drain(kind) {
     if (done) return
     done = true
     const ns = Number(process.hrtime.bigint() - t0)
-    out({ result: { received: count, ns, cpuNs: cpuNs() - cpu0, why, ...mem() } })
+    const cpu = cpuNs() - cpu0
+    out({ result: { received: count, ns, cpuNs: cpu, why, ...mem(), native: nativeStats(r.sock) } })
     r.sock.close()
     process.exit(0)
   }
@@ -184,7 +193,8 @@ async function live(kind, opts = {}) {
   let count = 0
   let first = 0n
   let last = 0n
-  let expect = Infinity
+  // Memory mode knows its target up front (the sender runs until the target is reached).
+  let expect = OPTS.target || Infinity
   let lastChange = Date.now()
   let done = false
   const checkpoints = []
@@ -200,6 +210,7 @@ async function live(kind, opts = {}) {
       before: mem0,
       checkpoints,
       end: mem(),
+      native: nativeStats(r.sock),
     }
     if (opts.gcAtEnd && global.gc) {
       global.gc()
@@ -231,7 +242,7 @@ async function live(kind, opts = {}) {
     if (count !== seen) {
       seen = count
       lastChange = Date.now()
-    } else if (expect !== Infinity && Date.now() - lastChange > idleMs) {
+    } else if (expect !== Infinity && count > 0 && Date.now() - lastChange > idleMs) {
       clearInterval(timer)
       finish('idle')
     }
@@ -257,7 +268,7 @@ async function send(kind) {
   let sock
   if (kind === 'batch') {
     const UdpSocket = loadUdpMmsg()
-    sock = await UdpSocket.bind({ address: HOST, port: 0 })
+    sock = await UdpSocket.bind({ address: HOST, port: 0, ...OPTS.socketOptions })
     const msgs = []
     for (let i = 0; i < (OPTS.batch || 1024); i++) msgs.push({ data: payload, address: HOST, port })
     runFor = async (end) => {
@@ -299,8 +310,8 @@ async function send(kind) {
   out({ ready: true, pid: process.pid })
   readLineSync(LIMIT_MS)
   // Warm-up (not counted): a short run so both paths are compiled before timing.
+  await runFor(process.hrtime.bigint() + BigInt(Math.round(Math.min(200, durationMs / 4) * 1e6)))
   const warm = sent
-  await runFor(process.hrtime.bigint() + BigInt(Math.min(200, durationMs / 4) * 1e6))
   sent = 0
   errorsSeen = 0
   const cpu0 = cpuNs()

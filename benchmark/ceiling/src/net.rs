@@ -143,6 +143,33 @@ pub fn poll_one(fd: RawFd, events: i16, timeout_ms: i32) -> io::Result<bool> {
   Ok(rc > 0)
 }
 
+/// poll() two fds for POLLIN (`b` may be negative: ignored). Returns which are ready
+/// (readable, hung up or in error); (false, false) on timeout or EINTR.
+pub fn poll_in_two(a: RawFd, b: RawFd, timeout_ms: i32) -> io::Result<(bool, bool)> {
+  let mut pfds = [
+    libc::pollfd { fd: a, events: libc::POLLIN, revents: 0 },
+    libc::pollfd { fd: b, events: libc::POLLIN, revents: 0 },
+  ];
+  // SAFETY: two valid pollfds in a live local array, nfds = 2; a negative fd is ignored.
+  let rc = unsafe { libc::poll(pfds.as_mut_ptr(), 2, timeout_ms) };
+  if rc < 0 {
+    let e = io::Error::last_os_error();
+    if e.raw_os_error() == Some(libc::EINTR) {
+      return Ok((false, false));
+    }
+    return Err(e);
+  }
+  Ok((pfds[0].revents != 0, pfds[1].revents != 0))
+}
+
+/// Reads (and discards) what stdin has; true at end-of-file or on an error.
+pub fn stdin_at_eof() -> bool {
+  let mut buf = [0u8; 256];
+  // SAFETY: `buf` is a live local array and we pass its exact length.
+  let n = unsafe { libc::read(0, buf.as_mut_ptr().cast(), buf.len()) };
+  n <= 0
+}
+
 /// This process's CPU time (user + system) in nanoseconds.
 pub fn cpu_ns() -> u64 {
   // SAFETY: an all-zero rusage is a valid value of this plain C struct.

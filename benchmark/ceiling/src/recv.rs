@@ -151,12 +151,22 @@ impl RecvBatch {
 }
 
 /// `ceiling recv --port P [--host H] --batch B --duration SECS [--rcvbuf BYTES]
-///  [--expect N] [--bufsize BYTES] [--idle-ms MS]`
+///  [--expect N] [--bufsize BYTES] [--idle-ms MS] [--coalesce-us US] [--stop-on-eof]`
 pub fn run(argv: &[String]) {
   let args = Args::parse(
     argv,
-    &["--port", "--host", "--batch", "--duration", "--rcvbuf", "--expect", "--bufsize", "--idle-ms"],
-    &[],
+    &[
+      "--port",
+      "--host",
+      "--batch",
+      "--duration",
+      "--rcvbuf",
+      "--expect",
+      "--bufsize",
+      "--idle-ms",
+      "--coalesce-us",
+    ],
+    &["--stop-on-eof"],
   );
   let port = args.req_u64("--port", 0, 65535) as u16;
   let host = crate::loopback_host(args.str("--host").unwrap_or("127.0.0.1"));
@@ -167,6 +177,14 @@ pub fn run(argv: &[String]) {
   let bufsize = args.u64_in("--bufsize", 1, MAX_PAYLOAD as u64).unwrap_or(DEFAULT_BUFSIZE) as usize;
   // Stop once this long has passed without a datagram (after the first one).
   let idle = args.u64_in("--idle-ms", 1, 86_400_000).map(Duration::from_millis);
+  // With --stop-on-eof the idle rule only applies once stdin reached end-of-file (the
+  // parent closes it when its sender is done), so a stalled sender cannot end the run early.
+  let stop_on_eof = args.flag("--stop-on-eof");
+  let idle = if stop_on_eof { Some(idle.unwrap_or(Duration::from_millis(300))) } else { idle };
+  let mut eof_at: Option<Instant> = None;
+  // After a partial batch, sleep for the rest of this window (from the first datagram of the
+  // batch) and fill the batch before polling again: the strategy udp-mmsg's I/O thread uses.
+  let coalesce = args.u64_in("--coalesce-us", 1, 1_000_000).map(Duration::from_micros);
 
   let (sock, bound) = net::bind_udp(host, port);
   let (granted, forced) = net::set_rcvbuf(&sock, rcvbuf);
@@ -190,6 +208,9 @@ pub fn run(argv: &[String]) {
   let mut bytes = 0u64;
   let mut first: Option<Instant> = None;
   let mut last = start;
+  // Coalescing state: datagrams in the current batch and when its window opened.
+  let mut in_batch = 0usize;
+  let mut window: Option<Instant> = None;
   // Bounds: the deadline, and an iteration cap no real run approaches.
   let max_iters = 4_000_000_000u64;
   let mut iters = 0u64;
@@ -206,17 +227,49 @@ pub fn run(argv: &[String]) {
         last = t;
         received += got.datagrams;
         bytes += got.bytes;
+        in_batch += got.datagrams as usize;
+        if in_batch >= batch {
+          in_batch = 0;
+          window = None;
+        } else if let Some(c) = coalesce {
+          let opened = *window.get_or_insert(t);
+          let elapsed = t.duration_since(opened);
+          if elapsed < c {
+            std::thread::sleep(c - elapsed);
+          } else {
+            in_batch = 0;
+            window = None;
+          }
+        }
       }
       Ok(None) => {
-        if let (Some(limit), Some(_)) = (idle, first) {
-          if now.duration_since(last) >= limit {
+        if let (Some(c), Some(opened)) = (coalesce, window) {
+          let elapsed = now.duration_since(opened);
+          if in_batch > 0 && elapsed < c {
+            std::thread::sleep(c - elapsed);
+            continue;
+          }
+        }
+        in_batch = 0;
+        window = None;
+        if let Some(limit) = idle {
+          // Idle since the last datagram (or since stdin closed, with --stop-on-eof).
+          let since = match (stop_on_eof, eof_at, first) {
+            (true, Some(eof), _) => Some(last.max(eof)),
+            (false, _, Some(_)) => Some(last),
+            _ => None,
+          };
+          if since.is_some_and(|t| now.duration_since(t) >= limit) {
             break;
           }
         }
         let left = deadline.saturating_duration_since(now);
         let wait = left.as_millis().clamp(1, 100) as i32;
-        if let Err(e) = net::poll_one(fd, libc::POLLIN, wait) {
-          fail(format!("poll(POLLIN): {e}"));
+        let watch_stdin = if stop_on_eof && eof_at.is_none() { 0 } else { -1 };
+        match net::poll_in_two(fd, watch_stdin, wait) {
+          Ok((_, true)) if net::stdin_at_eof() => eof_at = Some(Instant::now()),
+          Ok(_) => {}
+          Err(e) => fail(format!("poll(POLLIN): {e}")),
         }
       }
       Err(e) => fail(format!("recvmmsg: {e}")),

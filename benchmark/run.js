@@ -1,0 +1,767 @@
+#!/usr/bin/env node
+'use strict'
+// udp-mmsg benchmark suite: udp-mmsg vs node:dgram vs the raw recvmmsg/sendmmsg ceiling, on
+// loopback only. See benchmark/README.md for what each scenario measures and how.
+//
+//   node benchmark/run.js [--quick] [--reps N] [--size BYTES] [--rate PPS] [--out DIR]
+//                         [--only drain,live,max,send,memory] [--memory-count N]
+//
+// Every participant runs in its own child process (benchmark/worker.js for JS, the `ceiling`
+// binary for native code), the load generator is always `ceiling send`, and every child is
+// bounded in time and killed when this process exits.
+
+const fs = require('node:fs')
+const os = require('node:os')
+const path = require('node:path')
+const { spawn, spawnSync } = require('node:child_process')
+const report = require('./report.js')
+
+const HERE = __dirname
+const WORKER = path.join(HERE, 'worker.js')
+const CEILING_DIR = path.join(HERE, 'ceiling')
+const CEILING = path.join(CEILING_DIR, 'target', 'release', 'ceiling')
+const HOST = '127.0.0.1'
+const MiB = 1024 * 1024
+
+// ---- options ------------------------------------------------------------------------------
+
+const USAGE = `usage: node benchmark/run.js [options]
+  --quick              tiny loads, 1 repetition (< 20 s); for tests
+  --reps N             repetitions of every measurement (default 3; quick: 1)
+  --size BYTES         datagram payload size (default 64)
+  --rate PPS           offered load of the live-receive scenario (default 200000)
+  --duration SECS      length of the live / max-live runs (default 3)
+  --send-duration SECS length of each send run (default 1.5)
+  --batch N            udp-mmsg batchSize and ceiling vlen for receiving (default 64)
+  --send-batch N       messages per sendBatch / ceiling sendmmsg call (default 1024)
+  --backlog N          cap on the drain backlog (default 200000)
+  --memory-count N     datagrams of the memory scenario (default 10000000)
+  --memory-rate PPS    sender rate of the memory scenario (default: 70% of the max-live
+                       udp-mmsg rate, at most 1000000; 500000 when max-live did not run)
+  --gso SEGS           datagrams per GSO send of the full-speed sender (max-live and memory
+                       scenarios; default 64, 1 = plain sendmmsg)
+  --only LIST          comma-separated subset of: drain,live,max,send,memory
+  --note TEXT          a line added to the notes of results.md (e.g. "busy machine")
+  --out DIR            where results.md, results.json and chart.svg go (default benchmark/)
+  --no-ceiling-build   do not try to build the ceiling binary when it is missing`
+
+function parseArgs(argv) {
+  const o = { quick: false, out: HERE, only: null, build: true }
+  const num = (name, v, min, max) => {
+    const n = Number(v)
+    if (v === undefined || !Number.isFinite(n) || n < min || n > max) {
+      throw new Error(`${name} needs a number in ${min}..${max}, got ${v}`)
+    }
+    return n
+  }
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]
+    const val = () => argv[++i]
+    switch (a) {
+      case '--quick':
+        o.quick = true
+        break
+      case '--reps':
+        o.reps = num(a, val(), 1, 20)
+        break
+      case '--size':
+        o.size = num(a, val(), 8, 65507)
+        break
+      case '--rate':
+        o.rate = num(a, val(), 1000, 10_000_000)
+        break
+      case '--duration':
+        o.duration = num(a, val(), 0.1, 60)
+        break
+      case '--send-duration':
+        o.sendDuration = num(a, val(), 0.1, 60)
+        break
+      case '--batch':
+        o.batch = num(a, val(), 1, 1024)
+        break
+      case '--send-batch':
+        o.sendBatch = num(a, val(), 1, 1024)
+        break
+      case '--backlog':
+        o.backlog = num(a, val(), 100, 10_000_000)
+        break
+      case '--memory-count':
+        o.memoryCount = num(a, val(), 1000, 100_000_000)
+        break
+      case '--memory-rate':
+        o.memoryRate = num(a, val(), 1000, 10_000_000)
+        break
+      case '--gso':
+        o.gso = num(a, val(), 1, 64)
+        break
+      case '--only':
+        o.only = new Set(String(val()).split(','))
+        for (const s of o.only) if (!['drain', 'live', 'max', 'send', 'memory'].includes(s)) throw new Error(`unknown scenario ${s}`)
+        break
+      case '--note':
+        o.note = String(val())
+        break
+      case '--out':
+        o.out = path.resolve(String(val()))
+        break
+      case '--no-ceiling-build':
+        o.build = false
+        break
+      case '-h':
+      case '--help':
+        console.log(USAGE)
+        process.exit(0)
+        break
+      default:
+        throw new Error(`unknown argument ${a}\n${USAGE}`)
+    }
+  }
+  const q = o.quick
+  const cfg = {
+    quick: q,
+    out: o.out,
+    build: o.build,
+    only: o.only,
+    reps: o.reps ?? (q ? 1 : 3),
+    size: o.size ?? 64,
+    batch: o.batch ?? 64,
+    sendBatch: o.sendBatch ?? 1024,
+    drainRcvbuf: 64 * MiB, // requested; Linux grants twice that
+    backlogCap: o.backlog ?? (q ? 5000 : 200_000),
+    liveRcvbuf: 4 * MiB,
+    rate: o.rate ?? (q ? 50_000 : 200_000),
+    duration: o.duration ?? (q ? 0.5 : 3),
+    sendDuration: o.sendDuration ?? (q ? 0.3 : 1.5),
+    memoryCount: o.memoryCount ?? (q ? 200_000 : 10_000_000),
+    memoryRate: o.memoryRate ?? null,
+    gso: o.gso ?? 64,
+    note: o.note ?? null,
+    // Whole-run watchdog: a full run is designed for < 3 min.
+    watchdogMs: q ? 120_000 : 15 * 60_000,
+  }
+  cfg.memoryCheckpoint = Math.max(1, Math.round(cfg.memoryCount / 10))
+  return cfg
+}
+
+// ---- child processes ----------------------------------------------------------------------
+
+const children = new Set()
+
+function killAll() {
+  for (const c of children) {
+    try {
+      c.kill('SIGKILL')
+    } catch {}
+  }
+  children.clear()
+}
+process.on('exit', killAll)
+for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
+  process.on(sig, () => {
+    killAll()
+    process.exit(130)
+  })
+}
+
+/**
+ * Starts a child; its stdout JSON lines are queued for `next()`. It is killed after
+ * `limitMs` whatever happens.
+ */
+function start(cmd, args, { name, limitMs, nodeArgs = [] }) {
+  const isWorker = cmd === 'worker'
+  const file = isWorker ? process.execPath : cmd
+  const argv = isWorker ? [...nodeArgs, WORKER, ...args] : args
+  const child = spawn(file, argv, { stdio: ['pipe', 'pipe', 'pipe'] })
+  children.add(child)
+  const p = { name, child, lines: [], waiters: [], stderr: '', exited: false, code: null }
+  let buf = ''
+  const deliver = () => {
+    while (p.waiters.length > 0 && (p.lines.length > 0 || p.exited)) {
+      const w = p.waiters.shift()
+      clearTimeout(w.timer)
+      if (p.lines.length > 0) w.resolve(p.lines.shift())
+      else w.reject(new Error(`${name} exited (code ${p.code}) without output: ${p.stderr.slice(-800)}`))
+    }
+  }
+  child.stdout.setEncoding('utf8')
+  child.stdout.on('data', (d) => {
+    buf += d
+    let i
+    while ((i = buf.indexOf('\n')) !== -1) {
+      const line = buf.slice(0, i).trim()
+      buf = buf.slice(i + 1)
+      if (!line.startsWith('{')) continue
+      let obj
+      try {
+        obj = JSON.parse(line)
+      } catch {
+        continue
+      }
+      p.lines.push(obj)
+    }
+    deliver()
+  })
+  child.stderr.setEncoding('utf8')
+  child.stderr.on('data', (d) => {
+    p.stderr = (p.stderr + d).slice(-4000)
+  })
+  child.stdin.on('error', () => {}) // the child may exit before reading everything
+  const killer = setTimeout(() => {
+    p.stderr += `\n[killed after ${limitMs} ms]`
+    child.kill('SIGKILL')
+  }, limitMs)
+  p.done = new Promise((resolve) => {
+    child.on('close', (code, signal) => {
+      clearTimeout(killer)
+      children.delete(child)
+      p.exited = true
+      p.code = code ?? signal
+      deliver()
+      resolve(p.code)
+    })
+    child.on('error', (e) => {
+      p.stderr += String(e)
+    })
+  })
+  /** Next JSON line from the child (rejects on timeout, exit, or an {"error"} line). */
+  p.next = (timeoutMs = limitMs) =>
+    new Promise((resolve, reject) => {
+      const w = {
+        resolve: (obj) => (obj.error ? reject(new Error(`${name}: ${obj.error}`)) : resolve(obj)),
+        reject,
+        timer: setTimeout(() => {
+          const i = p.waiters.indexOf(w)
+          if (i !== -1) p.waiters.splice(i, 1)
+          reject(new Error(`${name}: no output within ${timeoutMs} ms; stderr: ${p.stderr.slice(-800)}`))
+        }, timeoutMs),
+      }
+      p.waiters.push(w)
+      deliver()
+    })
+  p.write = (line) => {
+    if (!p.exited) child.stdin.write(line + '\n')
+  }
+  p.end = () => {
+    if (!p.exited) child.stdin.end()
+  }
+  p.kill = () => {
+    if (!p.exited) child.kill('SIGKILL')
+  }
+  return p
+}
+
+/** Runs the ceiling binary to completion and returns its last JSON line. */
+async function ceiling(args, limitMs) {
+  const p = start(CEILING, args, { name: `ceiling ${args[0]}`, limitMs })
+  const code = await p.done
+  const last = p.lines[p.lines.length - 1]
+  if (code !== 0 || !last) throw new Error(`ceiling ${args.join(' ')} failed (${code}): ${p.stderr.slice(-800)}`)
+  return { ...last, stderr: p.stderr }
+}
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
+
+// ---- kernel socket accounting -------------------------------------------------------------
+
+/** rx queue bytes and drop counter of the IPv4 UDP socket bound to `port`, from /proc/net/udp. */
+function udpSocketInfo(port) {
+  let text
+  try {
+    text = fs.readFileSync('/proc/net/udp', 'utf8')
+  } catch {
+    return null
+  }
+  const want = port.toString(16).toUpperCase().padStart(4, '0')
+  for (const line of text.split('\n').slice(1)) {
+    const f = line.trim().split(/\s+/)
+    if (f.length < 13) continue
+    if (f[1].split(':')[1] !== want) continue
+    const rx = parseInt(f[4].split(':')[1], 16)
+    return { rxQueue: rx, drops: Number(f[12]) }
+  }
+  return null
+}
+
+/** Waits (bounded: 1 s) until the receive queue of `port` stops growing. */
+async function settle(port) {
+  let prev = -1
+  let stable = 0
+  for (let i = 0; i < 200 && stable < 2; i++) {
+    await sleep(5)
+    const info = udpSocketInfo(port)
+    const now = info ? info.rxQueue : 0
+    if (now === prev) stable++
+    else stable = 0
+    prev = now
+  }
+  return udpSocketInfo(port)
+}
+
+// ---- machine ------------------------------------------------------------------------------
+
+function readText(file) {
+  try {
+    return fs.readFileSync(file, 'utf8').trim()
+  } catch {
+    return null
+  }
+}
+
+function machineInfo() {
+  const cpus = os.cpus()
+  const bun = spawnSync('bun', ['--version'], { encoding: 'utf8', timeout: 5000 })
+  return {
+    cpu: cpus.length > 0 ? cpus[0].model.trim() : 'unknown',
+    cores: cpus.length,
+    kernel: `${os.type()} ${os.release()}`,
+    node: process.version,
+    date: new Date().toISOString(),
+    rmemMax: Number(readText('/proc/sys/net/core/rmem_max')) || null,
+    wmemMax: Number(readText('/proc/sys/net/core/wmem_max')) || null,
+    root: typeof process.getuid === 'function' && process.getuid() === 0,
+    loadavg: os.loadavg().map((x) => Math.round(x * 100) / 100),
+    bun: bun.status === 0 ? String(bun.stdout).trim() : null,
+  }
+}
+
+/** True when a ceiling source file is newer than the binary (a rebuild is due). */
+function ceilingStale() {
+  let built
+  try {
+    built = fs.statSync(CEILING).mtimeMs
+  } catch {
+    return true
+  }
+  const srcDir = path.join(CEILING_DIR, 'src')
+  const files = [path.join(CEILING_DIR, 'Cargo.toml'), ...fs.readdirSync(srcDir).map((f) => path.join(srcDir, f))]
+  return files.some((f) => fs.statSync(f).mtimeMs > built)
+}
+
+function ensureCeiling(cfg) {
+  if (!ceilingStale()) return
+  if (fs.existsSync(CEILING) && !cfg.build) {
+    console.error('warning: the ceiling binary is older than its sources (rebuild with cargo build --release)')
+    return
+  }
+  if (!cfg.build) throw new Error(`the ceiling binary is missing (${CEILING}); build it with: cargo build --release --manifest-path benchmark/ceiling/Cargo.toml`)
+  console.error('building the ceiling binary (cargo build --release; it is missing or older than its sources)...')
+  const r = spawnSync('cargo', ['build', '--release', '--manifest-path', path.join(CEILING_DIR, 'Cargo.toml')], {
+    stdio: ['ignore', 'inherit', 'inherit'],
+    timeout: 600_000,
+  })
+  if (r.status !== 0 || !fs.existsSync(CEILING)) {
+    throw new Error('could not build the ceiling binary, which is also the load generator of every scenario; install cargo or build it by hand')
+  }
+}
+
+// ---- scenarios ----------------------------------------------------------------------------
+
+/**
+ * Buffer calibration: what the kernel grants for the drain buffer request, whether it was
+ * forced past rmem_max, and the receive memory one datagram of `size` bytes costs (skb
+ * truesize), measured on a sink that does not read.
+ */
+async function calibrate(cfg) {
+  const sink = start(CEILING, ['sink', '--port', '0', '--duration', '30', '--rcvbuf', String(cfg.drainRcvbuf)], {
+    name: 'ceiling sink (calibration)',
+    limitMs: 40_000,
+  })
+  const hello = await sink.next(10_000)
+  const n = 2000
+  await ceiling(['send', '--port', String(hello.listening), '--size', String(cfg.size), '--batch', '1024', '--count', String(n)], 20_000)
+  await settle(hello.listening)
+  sink.end()
+  const fin = await sink.next(10_000)
+  await sink.done
+  const truesize = fin.queuedBytes > 0 ? fin.queuedBytes / (n - fin.kernelDrops) : 1024
+  const backlog = Math.max(100, Math.min(cfg.backlogCap, Math.floor((0.9 * hello.rcvbuf) / truesize)))
+  return { granted: hello.rcvbuf, forced: hello.forced, truesize, backlog, requested: cfg.drainRcvbuf }
+}
+
+/** Forces a node:dgram socket's receive buffer through the ceiling (pidfd_getfd). */
+async function forceDgramBuffer(ready, bytes, notes) {
+  if (!(ready.fd >= 0)) {
+    notes.add('node:dgram: no fd exposed; its receive buffer could not be forced')
+    return { rcvbuf: ready.rcvbuf, forced: false }
+  }
+  try {
+    const r = await ceiling(['setbuf', '--pid', String(ready.pid), '--fd', String(ready.fd), '--rcvbuf', String(bytes)], 10_000)
+    notes.add("node:dgram's receive buffer was forced to the others' size by `ceiling setbuf` (pidfd_getfd + SO_RCVBUFFORCE on its fd).")
+    return { rcvbuf: r.rcvbuf, forced: r.forced }
+  } catch (e) {
+    notes.add(`node:dgram: SO_RCVBUFFORCE through pidfd_getfd failed (${e.message.split('\n')[0].slice(0, 160)}); it keeps the capped buffer`)
+    return { rcvbuf: ready.rcvbuf, forced: false }
+  }
+}
+
+const WORKER_LIMIT = 90_000
+
+async function drainJs(cfg, cal, mode, notes) {
+  const w = start('worker', [mode, JSON.stringify({ rcvbuf: cfg.drainRcvbuf, batchSize: cfg.batch, limitMs: WORKER_LIMIT, drainLimitMs: 30_000 })], {
+    name: mode,
+    limitMs: WORKER_LIMIT + 5000,
+  })
+  try {
+    const ready = await w.next(20_000)
+    let buf = { rcvbuf: ready.rcvbuf, forced: ready.forced }
+    if (mode === 'drain-dgram') buf = await forceDgramBuffer(ready, cfg.drainRcvbuf, notes)
+    const fill = await ceiling(
+      ['send', '--port', String(ready.port), '--size', String(cfg.size), '--batch', '1024', '--count', String(cal.backlog)],
+      60_000,
+    )
+    const info = await settle(ready.port)
+    w.write(`go ${fill.sent}`)
+    const { result } = await w.next(40_000)
+    await w.done
+    return {
+      pps: (result.received / result.ns) * 1e9,
+      ms: result.ns / 1e6,
+      received: result.received,
+      backlog: fill.sent,
+      drops: info ? info.drops : null,
+      cpuNsPerDgram: result.cpuNs / Math.max(1, result.received),
+      rcvbuf: buf.rcvbuf,
+      complete: result.why === 'complete',
+      native: result.native,
+      ...perBatch(result.native),
+    }
+  } finally {
+    w.kill()
+  }
+}
+
+async function drainCeiling(cfg, cal) {
+  const r = await ceiling(
+    ['drain', '--count', String(cal.backlog), '--size', String(cfg.size), '--batch', String(cfg.batch), '--rcvbuf', String(cfg.drainRcvbuf)],
+    120_000,
+  )
+  return {
+    pps: r.pps,
+    ms: r.ns / 1e6,
+    received: r.received,
+    backlog: r.sent,
+    drops: r.kernelDrops,
+    cpuNsPerDgram: null,
+    rcvbuf: r.rcvbuf,
+    complete: r.received === r.sent,
+  }
+}
+
+/** One live run: the receiver is started, then `ceiling send` offers load for `duration`. */
+async function liveJs(cfg, mode, rate, notes, socketOptions = {}) {
+  const limit = Math.round(cfg.duration * 1000) + 30_000
+  const w = start('worker', [mode, JSON.stringify({ rcvbuf: cfg.liveRcvbuf, batchSize: cfg.batch, limitMs: limit, idleMs: 300, socketOptions })], {
+    name: mode,
+    limitMs: limit + 5000,
+  })
+  try {
+    const ready = await w.next(20_000)
+    let buf = { rcvbuf: ready.rcvbuf }
+    if (mode === 'live-dgram') buf = await forceDgramBuffer(ready, cfg.liveRcvbuf, notes)
+    w.write('go')
+    await sleep(30) // let the receiver attach its listener
+    const snd = await ceiling(senderArgs(cfg, ready.port, rate), limit)
+    w.write(JSON.stringify({ expect: snd.sent }))
+    const { result } = await w.next(limit)
+    await w.done
+    return { ...liveRow(snd, result.received, result.ns, result.cpuNs, buf.rcvbuf), native: result.native, ...perBatch(result.native) }
+  } finally {
+    w.kill()
+  }
+}
+
+/** Datagrams per batch / per receive system call, from udp-mmsg's counters. */
+function perBatch(n) {
+  if (!n || !n.batchesReceived) return {}
+  return { perBatch: n.datagramsReceived / n.batchesReceived, perSyscall: n.datagramsReceived / Math.max(1, n.recvSyscalls) }
+}
+
+/** The load generator: paced plain sendmmsg for a rate, GSO at full speed (see README). */
+function senderArgs(cfg, port, rate) {
+  const a = ['send', '--port', String(port), '--size', String(cfg.size), '--batch', String(cfg.batch), '--duration', String(cfg.duration)]
+  if (rate) a.push('--rate', String(rate))
+  else if (cfg.gso > 1) a.push('--gso', String(cfg.gso))
+  return a
+}
+
+function liveRow(snd, received, ns, cpuNs, rcvbuf) {
+  const lost = Math.max(0, snd.sent - received)
+  return {
+    sent: snd.sent,
+    senderPps: snd.pps,
+    received,
+    lost,
+    lossPct: (100 * lost) / Math.max(1, snd.sent),
+    pps: ns > 0 ? (received / ns) * 1e9 : 0,
+    cpuNsPerDgram: cpuNs / Math.max(1, received),
+    rcvbuf,
+  }
+}
+
+/** udp-mmsg's default receive coalescing window (µs), mirrored by one ceiling variant. */
+function libraryCoalesceUs() {
+  try {
+    const d = require('../lib/options.js').DEFAULTS
+    return Number.isInteger(d.coalesceMicros) ? d.coalesceMicros : 0
+  } catch {
+    return 0
+  }
+}
+
+async function liveCeiling(cfg, rate, coalesceUs = 0) {
+  const limit = Math.round(cfg.duration * 1000) + 30_000
+  const args = ['recv', '--port', '0', '--batch', String(cfg.batch), '--duration', String(cfg.duration + 20), '--rcvbuf', String(cfg.liveRcvbuf), '--bufsize', '2048', '--idle-ms', '300', '--stop-on-eof']
+  if (rate) args.push('--expect', String(Math.ceil(rate * cfg.duration)))
+  if (coalesceUs > 0) args.push('--coalesce-us', String(coalesceUs))
+  const rx = start(CEILING, args, { name: 'ceiling recv', limitMs: limit })
+  try {
+    const hello = await rx.next(10_000)
+    const snd = await ceiling(senderArgs(cfg, hello.listening, rate), limit)
+    rx.end() // the sender is done: the receiver stops after 300 ms without a datagram
+    const r = await rx.next(limit)
+    await rx.done
+    return liveRow(snd, r.received, r.ns, r.cpuNs, null)
+  } finally {
+    rx.kill()
+  }
+}
+
+async function sendJs(cfg, mode, port, socketOptions = {}) {
+  const limit = Math.round(cfg.sendDuration * 1000) + 30_000
+  const w = start('worker', [mode, JSON.stringify({ port, size: cfg.size, durationMs: cfg.sendDuration * 1000, batch: cfg.sendBatch, limitMs: limit, socketOptions })], {
+    name: mode,
+    limitMs: limit + 5000,
+  })
+  try {
+    await w.next(20_000)
+    w.write('go')
+    const { result } = await w.next(limit)
+    await w.done
+    return {
+      pps: (result.sent / result.ns) * 1e9,
+      sent: result.sent,
+      total: result.sent + result.warmup, // the sink also sees the (untimed) warm-up
+      cpuNsPerDgram: result.cpuNs / Math.max(1, result.sent),
+      errors: result.errors,
+    }
+  } finally {
+    w.kill()
+  }
+}
+
+async function sendCeiling(cfg, port, gso = 1) {
+  const args = ['send', '--port', String(port), '--size', String(cfg.size), '--batch', String(cfg.sendBatch), '--duration', String(cfg.sendDuration)]
+  if (gso > 1) args.push('--gso', String(gso))
+  const r = await ceiling(args, Math.round(cfg.sendDuration * 1000) + 30_000)
+  return { pps: r.pps, sent: r.sent, total: r.sent, cpuNsPerDgram: null, errors: 0 }
+}
+
+/**
+ * Memory: the batch API receives `memoryCount` datagrams from a paced sender. The sender runs
+ * until the receiver reports the target (a time cap bounds it), so the target is reached even
+ * if the machine drops some datagrams; kernel drops are reported.
+ */
+async function memory(cfg, rate) {
+  const seconds = cfg.memoryCount / rate
+  const cap = Math.ceil(seconds * 1.5 + 5)
+  const limit = cap * 1000 + 30_000
+  const w = start(
+    'worker',
+    ['memory', JSON.stringify({ rcvbuf: cfg.drainRcvbuf, batchSize: cfg.batch, limitMs: limit, idleMs: 1000, target: cfg.memoryCount, checkpoints: [cfg.memoryCheckpoint] })],
+    { name: 'memory', limitMs: limit + 5000, nodeArgs: ['--expose-gc'] },
+  )
+  let snd = null
+  try {
+    const ready = await w.next(20_000)
+    w.write('go')
+    await sleep(30)
+    const args = ['send', '--port', String(ready.port), '--size', String(cfg.size), '--batch', String(cfg.batch), '--duration', String(cap), '--rate', String(rate)]
+    if (cfg.gso > 1) args.push('--gso', String(cfg.gso))
+    snd = start(CEILING, args, { name: 'ceiling send (memory)', limitMs: limit })
+    const t0 = Date.now()
+    const { result } = await w.next(limit)
+    const elapsed = (Date.now() - t0) / 1000
+    snd.kill()
+    await w.done
+    const cp = result.checkpoints[0] || null
+    return {
+      rate,
+      seconds: elapsed,
+      target: cfg.memoryCount,
+      received: result.received,
+      kernelDrops: result.native ? result.native.kernelDrops : null,
+      complete: result.why === 'complete',
+      before: result.before,
+      checkpoint: cp,
+      end: result.end,
+      endAfterGc: result.endAfterGc || null,
+      checkpointAt: cfg.memoryCheckpoint,
+    }
+  } finally {
+    if (snd) snd.kill()
+    w.kill()
+  }
+}
+
+// ---- driver -------------------------------------------------------------------------------
+
+async function repeat(label, reps, fn) {
+  const rows = []
+  for (let i = 0; i < reps; i++) {
+    process.stderr.write(`  ${label} (${i + 1}/${reps})...`)
+    const t = Date.now()
+    try {
+      const r = await fn()
+      rows.push(r)
+      process.stderr.write(` ${report.fmtNum(r.pps)} pps, ${Date.now() - t} ms\n`)
+    } catch (e) {
+      process.stderr.write(` FAILED: ${e.message.split('\n')[0]}\n`)
+      rows.push({ failed: e.message.split('\n')[0].slice(0, 300) })
+    }
+  }
+  return rows
+}
+
+async function main() {
+  const cfg = parseArgs(process.argv.slice(2))
+  const watchdog = setTimeout(() => {
+    console.error(`benchmark: watchdog: still running after ${cfg.watchdogMs / 1000} s, giving up`)
+    killAll()
+    process.exit(1)
+  }, cfg.watchdogMs)
+  watchdog.unref()
+  const t0 = Date.now()
+  ensureCeiling(cfg)
+  const machine = machineInfo()
+  const want = (s) => cfg.only === null || cfg.only.has(s)
+  const notes = new Set()
+  if (cfg.note) notes.add(cfg.note)
+  const res = { config: { ...cfg, only: cfg.only ? [...cfg.only] : null }, machine, scenarios: {}, notes: [] }
+
+  console.error(`udp-mmsg benchmark: ${cfg.quick ? 'quick' : 'full'} run, ${cfg.reps} rep(s), ${cfg.size}-byte datagrams, loopback ${HOST}`)
+  const cal = await calibrate(cfg)
+  res.calibration = cal
+  if (!cal.forced) {
+    notes.add(
+      `Receive buffers were capped by net.core.rmem_max (${machine.rmemMax} B; not root, SO_RCVBUFFORCE refused): ` +
+        `the drain buffer is ${cal.granted} B instead of ${2 * cfg.drainRcvbuf} B, so the backlog is only ${cal.backlog} datagrams.`,
+    )
+  }
+  if (!machine.bun) notes.add('Bun: no `bun` binary on PATH, its udpSocket was skipped.')
+  else notes.add(`Bun ${machine.bun} is on PATH, but this suite has no Bun participant yet (skipped).`)
+
+  if (want('drain')) {
+    console.error(`drain: backlog ${cal.backlog} datagrams (${cal.truesize.toFixed(0)} B of receive memory each, buffer ${cal.granted} B${cal.forced ? ', forced' : ', capped'})`)
+    const s = { backlog: cal.backlog, impls: {} }
+    s.impls['udp-mmsg batch'] = await repeat('drain udp-mmsg batch', cfg.reps, () => drainJs(cfg, cal, 'drain-batch', notes))
+    s.impls['udp-mmsg per-message'] = await repeat('drain udp-mmsg per-message', cfg.reps, () => drainJs(cfg, cal, 'drain-iter', notes))
+    s.impls['node:dgram'] = await repeat('drain node:dgram', cfg.reps, () => drainJs(cfg, cal, 'drain-dgram', notes))
+    s.impls.ceiling = await repeat('drain ceiling', cfg.reps, () => drainCeiling(cfg, cal))
+    for (const [impl, rows] of Object.entries(s.impls)) {
+      for (const r of rows) {
+        if (r.failed) continue
+        if (r.drops) notes.add(`drain ${impl}: the kernel dropped ${r.drops} datagrams while the backlog was queued`)
+        if (!r.complete) notes.add(`drain ${impl}: only ${r.received} of ${r.backlog} datagrams arrived`)
+        if (r.rcvbuf < cal.granted) notes.add(`drain ${impl}: receive buffer ${r.rcvbuf} B, smaller than the ${cal.granted} B the others got`)
+      }
+    }
+    res.scenarios.drain = s
+  }
+  if (want('live')) {
+    console.error(`live: ${cfg.rate} pps offered for ${cfg.duration} s`)
+    const s = { rate: cfg.rate, duration: cfg.duration, impls: {} }
+    s.impls['udp-mmsg batch'] = await repeat('live udp-mmsg batch', cfg.reps, () => liveJs(cfg, 'live-batch', cfg.rate, notes))
+    s.impls['node:dgram'] = await repeat('live node:dgram', cfg.reps, () => liveJs(cfg, 'live-dgram', cfg.rate, notes))
+    s.impls.ceiling = await repeat('live ceiling', cfg.reps, () => liveCeiling(cfg, cfg.rate))
+    const us = libraryCoalesceUs()
+    if (us > 0) {
+      s.impls[`ceiling + ${us} µs coalescing`] = await repeat(`live ceiling + ${us} µs coalescing`, cfg.reps, () => liveCeiling(cfg, cfg.rate, us))
+    }
+    res.scenarios.live = s
+  }
+  if (want('max')) {
+    console.error(`max: sender at full speed for ${cfg.duration} s${cfg.gso > 1 ? ` (GSO, ${cfg.gso} datagrams per send)` : ''}`)
+    const s = { duration: cfg.duration, gso: cfg.gso, impls: {} }
+    s.impls['udp-mmsg batch'] = await repeat('max udp-mmsg batch', cfg.reps, () => liveJs(cfg, 'live-batch', null, notes))
+    s.impls['node:dgram'] = await repeat('max node:dgram', cfg.reps, () => liveJs(cfg, 'live-dgram', null, notes))
+    s.impls.ceiling = await repeat('max ceiling', cfg.reps, () => liveCeiling(cfg, null))
+    if (cfg.gso > 1) {
+      // Not a like-for-like row: with UDP_GRO the kernel hands over whole GSO trains.
+      s.impls['udp-mmsg batch + gro'] = await repeat('max udp-mmsg batch + gro', cfg.reps, () => liveJs(cfg, 'live-batch', null, notes, { gro: true }))
+    }
+    res.scenarios.max = s
+  }
+  if (want('send')) {
+    console.error(`send: ${cfg.sendDuration} s per run into a bound socket nobody reads`)
+    const sink = start(CEILING, ['sink', '--port', '0', '--duration', '600'], { name: 'ceiling sink', limitMs: 660_000 })
+    try {
+      const hello = await sink.next(10_000)
+      const port = hello.listening
+      const s = { duration: cfg.sendDuration, sinkRcvbuf: hello.rcvbuf, impls: {} }
+      const checked = (fn) => async () => {
+        const before = udpSocketInfo(port)
+        const r = await fn()
+        await settle(port)
+        const after = udpSocketInfo(port)
+        if (before && after) {
+          const delivered = after.drops - before.drops + Math.round((after.rxQueue - before.rxQueue) / cal.truesize)
+          r.sinkSaw = delivered
+        }
+        return r
+      }
+      s.impls['udp-mmsg sendBatch'] = await repeat('send udp-mmsg sendBatch', cfg.reps, checked(() => sendJs(cfg, 'send-batch', port)))
+      s.impls['udp-mmsg sendBatch (gso: false)'] = await repeat('send udp-mmsg sendBatch gso:false', cfg.reps, checked(() => sendJs(cfg, 'send-batch', port, { gso: false })))
+      s.impls['node:dgram (callback-paced)'] = await repeat('send node:dgram callback-paced', cfg.reps, checked(() => sendJs(cfg, 'send-dgram-cb', port)))
+      s.impls[`node:dgram (bursts of ${cfg.sendBatch})`] = await repeat('send node:dgram burst', cfg.reps, checked(() => sendJs(cfg, 'send-dgram-burst', port)))
+      s.impls.ceiling = await repeat('send ceiling', cfg.reps, checked(() => sendCeiling(cfg, port)))
+      if (cfg.gso > 1) s.impls[`ceiling + GSO ${cfg.gso}`] = await repeat('send ceiling + GSO', cfg.reps, checked(() => sendCeiling(cfg, port, cfg.gso)))
+      res.scenarios.send = s
+    } finally {
+      sink.end()
+      await Promise.race([sink.done, sleep(2000)])
+      sink.kill()
+    }
+  }
+  if (want('memory')) {
+    let rate = cfg.memoryRate
+    if (rate === null) {
+      const maxRows = res.scenarios.max ? res.scenarios.max.impls['udp-mmsg batch'].filter((r) => !r.failed) : []
+      const m = report.median(maxRows.map((r) => r.pps))
+      // 70% of what udp-mmsg received at full speed, but fast enough to finish in ~25 s.
+      const floor = cfg.memoryCount / 25
+      rate = cfg.quick ? 200_000 : m ? Math.round(Math.min(1_000_000, Math.max(floor, 0.7 * m)) / 1000) * 1000 : 500_000
+    }
+    console.error(`memory: ${cfg.memoryCount} datagrams at ${rate} pps through the batch API`)
+    try {
+      res.scenarios.memory = await memory(cfg, rate)
+      const m = res.scenarios.memory
+      console.error(`  rss ${report.fmtBytes(m.before.rss)} -> ${m.checkpoint ? report.fmtBytes(m.checkpoint.rss) : '?'} -> ${report.fmtBytes(m.end.rss)}`)
+    } catch (e) {
+      console.error(`  memory FAILED: ${e.message.split('\n')[0]}`)
+      res.scenarios.memory = { failed: e.message.split('\n')[0].slice(0, 300) }
+    }
+  }
+  res.notes = [...notes]
+  res.elapsedMs = Date.now() - t0
+
+  const tables = report.buildTables(res)
+  console.log(report.renderText(res, tables))
+  fs.mkdirSync(cfg.out, { recursive: true })
+  fs.writeFileSync(path.join(cfg.out, 'results.md'), report.renderMarkdown(res, tables))
+  fs.writeFileSync(path.join(cfg.out, 'results.json'), JSON.stringify(res, null, 2) + '\n')
+  fs.writeFileSync(path.join(cfg.out, 'chart.svg'), report.renderSvg(res, tables))
+  console.error(`wrote ${path.join(cfg.out, 'results.md')}, results.json and chart.svg (${(res.elapsedMs / 1000).toFixed(1)} s)`)
+  clearTimeout(watchdog)
+}
+
+main().then(
+  () => {
+    killAll()
+    process.exit(0)
+  },
+  (e) => {
+    console.error(`benchmark failed: ${(e && e.stack) || e}`)
+    killAll()
+    process.exit(1)
+  },
+)
