@@ -14,7 +14,7 @@ const { values } = parseArgs({
     duration: { type: 'string', default: '5' },
     rate: { type: 'string', default: '200000' },
     size: { type: 'string', default: '64' },
-    'batch-size': { type: 'string', default: '64' },
+    'batch-size': { type: 'string', default: '256' },
     'max-datagram-size': { type: 'string', default: '2048' },
     'oversize-every': { type: 'string', default: '100000' },
     portable: { type: 'boolean', default: false },

@@ -30,7 +30,7 @@ export interface BindOptions {
   forceBufferSize?: boolean
   /** Unicast TTL (IPv4) or hop limit (IPv6), 1..255. */
   ttl?: number
-  /** Most datagrams one receive system call returns, 1..1024. Default 64. */
+  /** Most datagrams one receive system call returns (and a delivered batch holds), 1..1024. Default 256. With `gro: true` the slab has at most 32 slots, each holding up to 64 coalesced datagrams. */
   batchSize?: number
   /** Bytes reserved per datagram, 1..65535. Longer datagrams are cut and flagged `truncated`. Default 2048. */
   maxDatagramSize?: number

@@ -6,7 +6,7 @@ const { isIP } = require('node:net')
 const errors = require('./errors.js')
 
 const DEFAULTS = Object.freeze({
-  batchSize: 64,
+  batchSize: 256,
   maxDatagramSize: 2048,
   maxPendingBatches: 16,
   coalesceMicros: 200,

@@ -73,7 +73,9 @@ impl RecvSlab {
   /// Like `new`; with `gro`, every slot holds a whole coalesced receive (64 KiB) that `take`
   /// splits back into datagrams of at most `limit` bytes.
   pub fn with_gro(batch: usize, limit: usize, gro: bool) -> Self {
-    let batch = batch.max(1);
+    // A GRO slot holds up to 64 datagrams in 64 KiB: a few dozen slots are plenty, and keep
+    // the slab at a couple of MiB whatever batchSize is.
+    let batch = if gro { batch.clamp(1, MAX_GRO_SLOTS) } else { batch.max(1) };
     let limit = limit.max(1);
     let slot = if gro { GRO_SLOT.max(limit) } else { limit };
     // SAFETY: all-zero bytes are a valid sockaddr_storage, iovec and mmsghdr.
@@ -282,6 +284,8 @@ struct ControlInfo {
 
 /// A GRO receive can hold up to 64 KiB.
 const GRO_SLOT: usize = 65535;
+/// Most slots in a GRO slab (32 x 64 KiB = 2 MiB).
+pub const MAX_GRO_SLOTS: usize = 32;
 
 /// Reads the control messages the receive path asks for. Unknown or malformed ones are
 /// skipped; payloads shorter than their type are ignored.
