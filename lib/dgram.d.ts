@@ -14,7 +14,7 @@ export type MessageListener = NonNullable<Parameters<typeof nodeDgram.createSock
 export interface SocketOptions extends nodeDgram.SocketOptions {
   /** `SO_REUSEPORT`: several sockets on one port, the kernel spreads datagrams across them (Linux). */
   reusePort?: boolean | undefined
-  /** Most datagrams one receive system call returns, 1..1024. Default 64. */
+  /** Most datagrams one receive system call returns, 1..1024. Default: UdpSocket's (256). */
   batchSize?: number | undefined
   /** Bytes reserved per datagram, 1..65535. Default 65535 (whole datagrams, like node:dgram). */
   maxDatagramSize?: number | undefined

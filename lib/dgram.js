@@ -119,6 +119,12 @@ function withHostPort(err, syscall, address, port) {
   return ex
 }
 
+/** The core's "wrong address family" argument error is EINVAL from the kernel in Node. */
+function asErrno(err) {
+  if (err && err.code === 'ERR_INVALID_ARG_VALUE' && typeof err.errno !== 'number') return errnoException(osConstants.errno.EINVAL, 'x')
+  return err
+}
+
 /** What Node throws for buffer-size calls on an unbound socket. */
 function bufferSizeError(errno, which) {
   const name = getSystemErrorName(-errno)
@@ -318,7 +324,7 @@ class Socket extends EventEmitter {
         if (state.ipv6Only && this.type === 'udp6') opts.ipv6Only = true
         sock = new UdpSocket(opts)
       } catch (e) {
-        const ex = withHostPort(e, 'bind', ip, port)
+        const ex = withHostPort(asErrno(e), 'bind', ip, port)
         state.bindState = BIND_STATE_UNBOUND
         this._dropPending(ex)
         this.emit('error', ex)
@@ -342,7 +348,14 @@ class Socket extends EventEmitter {
     state.sock = sock
     if (!state.refed) sock.unref()
     // Receive errors (ICMP ECONNREFUSED on a connected socket...) read `recvmsg X` as in Node.
-    sock.on('error', (err) => this.emit('error', typeof err.errno === 'number' ? errnoException(err.errno, 'recvmsg') : err))
+    sock.on('error', (err) => {
+      const ex = typeof err.errno === 'number' ? errnoException(err.errno, 'recvmsg') : err
+      try {
+        this.emit('error', ex)
+      } catch (e) {
+        process.nextTick(rethrow, e)
+      }
+    })
     state.unsubscribe = sock.onBatch((batch) => this._onBatch(batch))
     state.bindState = BIND_STATE_BOUND
     if (state.recvBufferSize) this.setRecvBufferSize(state.recvBufferSize)
@@ -373,7 +386,13 @@ class Socket extends EventEmitter {
       }
       const off = offsets[i]
       const len = lengths[i]
-      this.emit('message', buf.subarray(off, off + len), { address, family, port: ports[i], size: len })
+      try {
+        this.emit('message', buf.subarray(off, off + len), { address, family, port: ports[i], size: len })
+      } catch (err) {
+        // A throwing listener is an uncaught exception, as with Node, but the rest of the batch
+        // is still delivered (each datagram is its own event) and the core is left alone.
+        process.nextTick(rethrow, err)
+      }
     }
   }
 
@@ -409,7 +428,7 @@ class Socket extends EventEmitter {
         try {
           state.sock.connect(ip, port)
         } catch (e) {
-          ex = withHostPort(e, 'connect', address, port)
+          ex = withHostPort(asErrno(e), 'connect', address, port)
         }
       }
       if (ex) {
@@ -573,7 +592,8 @@ class Socket extends EventEmitter {
   /** Builds the batch for `entries`; entries that cannot go (DNS error, wrong state) fail alone. */
   _prepare(entries) {
     const state = this[kState]
-    const sockConnected = state.sock !== null && state.sock.remoteAddress() !== null
+    // The facade connects the core socket itself, so its state is the socket's.
+    const sockConnected = state.connectState === CONNECT_STATE_CONNECTED
     const family = this.type === 'udp6' ? 6 : 4
     const ok = []
     const messages = []
@@ -582,7 +602,8 @@ class Socket extends EventEmitter {
       if (err === null) {
         if (e.connected !== sockConnected) {
           err = errnoException(e.connected ? osConstants.errno.EDESTADDRREQ : osConstants.errno.EISCONN, 'send')
-        } else if (!e.connected && (isIP(e.ip) === 0 || (isIP(e.ip) === 6 && family === 4))) {
+        } else if (!e.connected && isIP(e.ip) !== family) {
+          // Node (libuv) refuses a destination of the other family, and so does the facade.
           err = withHostPort(errnoException(osConstants.errno.EINVAL, 'send'), 'send', e.ip || e.address, e.port)
         }
         if (err === null) {
@@ -610,6 +631,7 @@ class Socket extends EventEmitter {
   }
 
   _failed(entries, from, err) {
+    if (err && err.code === 'ERR_SOCKET_CLOSED') return E.notRunning()
     const e = entries[from]
     return withHostPort(err, 'send', e.connected ? undefined : e.ip, e.connected ? undefined : e.port)
   }
@@ -857,6 +879,10 @@ if (typeof Symbol.asyncDispose === 'symbol') {
     if (!this[kState].open) return Promise.resolve()
     return new Promise((resolve) => this.close(resolve))
   }
+}
+
+function rethrow(err) {
+  throw err
 }
 
 function flushNT(self) {

@@ -5,6 +5,8 @@ import { EventEmitter } from 'node:events'
 import type { AddressInfo, BufferSizes, Capabilities, NativeStats } from '../index'
 
 export type { AddressInfo, BufferSizes, Capabilities }
+export { readable, writable } from './streams'
+export type { ReadableOptions, WritableOptions } from './streams'
 
 /** Options of {@link UdpSocket.bind}. Every field is optional. */
 export interface BindOptions {
@@ -256,6 +258,8 @@ export declare class UdpSocket extends EventEmitter implements AsyncIterable<Bat
    * error when nobody listens for `'error'`, and with `ERR_SOCKET_CLOSED` on close.
    */
   recvBatch(options?: RecvOptions): Promise<Batch>
+  /** A Web `ReadableStream` of batches, pull-based with backpressure; cancelling it does not close the socket unless asked. */
+  readable(options?: import('./streams').ReadableOptions): import('node:stream/web').ReadableStream<Batch>
   /** Yields batches until the socket closes (`for await (const batch of socket)`). */
   [Symbol.asyncIterator](): AsyncIterator<Batch>
   /**

@@ -2,5 +2,6 @@
 // udp-mmsg: batched UDP sockets for Node.js. See README.md.
 const { UdpSocket } = require('./socket.js')
 const { Batch } = require('./batch.js')
+const { readable, writable } = require('./streams.js')
 
-module.exports = { UdpSocket, Batch }
+module.exports = { UdpSocket, Batch, readable, writable }

@@ -336,6 +336,11 @@ class UdpSocket extends EventEmitter {
     }
   }
 
+  /** A Web `ReadableStream` of batches with backpressure (see lib/streams.js for options). */
+  readable(options) {
+    return require('./streams.js').readable(this, options)
+  }
+
   /** `for await (const batch of socket)`: yields batches until the socket closes. */
   [Symbol.asyncIterator]() {
     let done = false
@@ -423,25 +428,34 @@ class UdpSocket extends EventEmitter {
     if (kind === KIND_BATCH) {
       const batch = Batch.fromNative(data, n, drops)
       const listening = this.listenerCount('batch') > 0
-      if (listening) this.emit('batch', batch)
-      if (this._closed) return
-      if (!listening || this._waiters.length > 0 || this._iterators > 0) {
-        // A batch nobody was listening for (a listener left while it was in flight) is kept
-        // for the next pull rather than lost.
-        if (this._waiters.length > 0) {
-          const w = this._waiters.shift()
-          this._settled(w)
-          w.resolve(batch)
-        } else {
-          this._queue.push(batch)
-        }
+      // A throwing listener is the caller's uncaught exception (as with node:dgram), but the
+      // batch still reaches pull consumers and the reading state stays right.
+      try {
+        if (listening) this.emit('batch', batch)
+      } finally {
+        this._afterBatch(batch, listening)
       }
-      this._updateReading()
     } else if (kind === KIND_ERROR) {
       this._onError(errors.errnoError(n, syscall || 'recvmsg'))
     } else if (kind === KIND_WRITABLE) {
       this._flushSends()
     }
+  }
+
+  _afterBatch(batch, listening) {
+    if (this._closed) return
+    if (!listening || this._waiters.length > 0 || this._iterators > 0) {
+      // A batch nobody was listening for (a listener left while it was in flight) is kept
+      // for the next pull rather than lost.
+      if (this._waiters.length > 0) {
+        const w = this._waiters.shift()
+        this._settled(w)
+        w.resolve(batch)
+      } else {
+        this._queue.push(batch)
+      }
+    }
+    this._updateReading()
   }
 
   _onError(err) {

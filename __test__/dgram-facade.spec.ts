@@ -1,0 +1,198 @@
+// What the udp-mmsg/dgram facade does on top of (or differently from) node:dgram: batching,
+// udp-mmsg options, and the intentional differences listed in the README.
+import test from 'ava'
+import { UdpSocket } from '../lib/index.js'
+import { createSocket, Socket } from '../lib/dgram.js'
+import { callback, messages, MMSG, sockets, thrown, waitEvent } from './dgram-harness.js'
+
+test('the sends of one tick go out in one batch: far fewer sendmmsg calls than datagrams', async (t) => {
+  const S = sockets(t)
+  const rx = await S.bound(MMSG)
+  const tx = (await S.bound(MMSG)) as Socket
+  const inner = tx.udpSocket
+  t.true(inner instanceof UdpSocket)
+  const before = inner!.stats()
+  const N = 64
+  const got = messages(rx, N)
+  const dones = []
+  for (let i = 0; i < N; i++) {
+    const { cb, done } = callback<[Error | null, number]>(`send ${i}`)
+    tx.send(`m${i}`, rx.address().port, '127.0.0.1', cb)
+    dones.push(done)
+  }
+  // Queued until the next tick.
+  t.is(tx.getSendQueueCount(), N)
+  t.true(tx.getSendQueueSize() > 0)
+  const cbs = await Promise.all(dones)
+  t.deepEqual(
+    cbs,
+    Array.from({ length: N }, (_, i) => [null, `m${i}`.length]),
+  )
+  t.deepEqual(
+    (await got).map((m) => m.text),
+    Array.from({ length: N }, (_, i) => `m${i}`),
+  )
+  const after = inner!.stats()
+  t.is(after.datagramsSent - before.datagramsSent, N)
+  // One sendmmsg normally; a few if the send buffer filled up on a busy machine.
+  t.true(after.sendSyscalls - before.sendSyscalls < N / 4, `sendmmsg calls: ${after.sendSyscalls - before.sendSyscalls}`)
+  t.is(tx.getSendQueueCount(), 0)
+  t.is(tx.getSendQueueSize(), 0)
+})
+
+test("one receive batch becomes one 'message' per datagram, in order, with the right rinfo", async (t) => {
+  const S = sockets(t)
+  const rx = await S.bound(MMSG)
+  const tx = await UdpSocket.bind({ address: '127.0.0.1' })
+  t.teardown(() => tx.close())
+  const port = rx.address().port
+  const got = messages(rx, 100)
+  await tx.sendBatch(Array.from({ length: 100 }, (_, i) => ({ data: `n${i}`, address: '127.0.0.1', port })))
+  const msgs = await got
+  t.deepEqual(
+    msgs.map((m) => m.text),
+    Array.from({ length: 100 }, (_, i) => `n${i}`),
+  )
+  for (const m of msgs) t.deepEqual(m.rinfo, { address: '127.0.0.1', family: 'IPv4', port: tx.localAddress().port, size: m.text.length })
+  t.true((rx as Socket).udpSocket!.stats().batchesReceived <= 100)
+})
+
+test('difference: bind() validates the port (Node 20 silently truncates it to 16 bits)', (t) => {
+  const S = sockets(t)
+  const s = S.add(createSocket('udp4'))
+  for (const port of [70000, -1, 1.5, 'abc']) {
+    const e = thrown(() => s.bind(port as number, '127.0.0.1'))
+    t.like(e, { name: 'RangeError', code: 'ERR_SOCKET_BAD_PORT' }, String(port))
+  }
+})
+
+test('difference: sends made just before close() still go out (Node drops them without calling back)', async (t) => {
+  const S = sockets(t)
+  const rx = await S.bound(MMSG)
+  const tx = await S.bound(MMSG)
+  const got = messages(rx, 2)
+  const a = callback<[Error | null, number]>('send a')
+  tx.send('last words', rx.address().port, '127.0.0.1', a.cb)
+  tx.send('and more', rx.address().port, '127.0.0.1')
+  const closed = waitEvent(tx, 'close')
+  tx.close()
+  t.deepEqual(await a.done, [null, 10])
+  t.deepEqual(
+    (await got).map((m) => m.text),
+    ['last words', 'and more'],
+  )
+  await closed
+  t.is((tx as Socket).udpSocket, null)
+})
+
+test('difference: sends queued behind a failed bind call back with its error (Node drops them)', async (t) => {
+  const S = sockets(t)
+  const rx = await S.bound(MMSG)
+  const s = S.add(createSocket('udp4'))
+  s.on('error', () => {})
+  s.bind(rx.address().port, '127.0.0.1')
+  const { cb, done } = callback<[NodeJS.ErrnoException | null]>('send')
+  s.send('never', rx.address().port, '127.0.0.1', cb)
+  const [err] = await done
+  t.is(err!.code, 'EADDRINUSE')
+})
+
+test('socket options reach the kernel: createSocket({ broadcast, ttl }), setBroadcast(), setTTL()', async (t) => {
+  const IPPROTO_IP = 0
+  const IP_TTL = 2
+  const S = sockets(t)
+  const o = S.add(createSocket({ type: 'udp4', broadcast: true, ttl: 3 }))
+  const listening = waitEvent(o, 'listening')
+  o.bind(0, '127.0.0.1')
+  await listening
+  const inner = o.udpSocket!
+  t.true(inner.getBroadcast())
+  t.is(inner.getSocketOption(IPPROTO_IP, IP_TTL), 3)
+  o.setBroadcast(false)
+  t.is(o.setTTL(9), 9)
+  t.false(inner.getBroadcast())
+  t.is(inner.getSocketOption(IPPROTO_IP, IP_TTL), 9)
+  t.is(o.setMulticastLoopback(false), false)
+  t.false(inner.getMulticastLoopback())
+})
+
+test('udp-mmsg options: maxDatagramSize cuts long datagrams (rinfo.size is what was kept); bad options throw at createSocket', async (t) => {
+  const S = sockets(t)
+  const rx = S.add(createSocket({ type: 'udp4', maxDatagramSize: 4, batchSize: 8 }))
+  const listening = waitEvent(rx, 'listening')
+  rx.bind(0, '127.0.0.1')
+  await listening
+  const tx = await S.bound(MMSG)
+  const got = messages(rx, 1)
+  tx.send('0123456789', rx.address().port, '127.0.0.1')
+  const [m] = await got
+  t.is(m.text, '0123')
+  t.is(m.rinfo.size, 4)
+  t.like(
+    thrown(() => createSocket({ type: 'udp4', batchSize: 0 })),
+    { name: 'RangeError', code: 'ERR_OUT_OF_RANGE' },
+  )
+  t.like(
+    thrown(() => createSocket({ type: 'udp4', lookup: 5 as any })),
+    { name: 'TypeError', code: 'ERR_INVALID_ARG_TYPE' },
+  )
+})
+
+test('reusePort: two facade sockets share one port', async (t) => {
+  const S = sockets(t)
+  const a = S.add(createSocket({ type: 'udp4', reusePort: true }))
+  const la = waitEvent(a, 'listening')
+  a.bind(0, '127.0.0.1')
+  await la
+  const b = S.add(createSocket({ type: 'udp4', reusePort: true }))
+  const lb = waitEvent(b, 'listening')
+  b.bind(a.address().port, '127.0.0.1')
+  await lb
+  t.is(b.address().port, a.address().port)
+})
+
+test('Symbol.asyncDispose closes the socket', async (t) => {
+  const S = sockets(t)
+  const s = await S.bound(MMSG)
+  const dispose = (s as unknown as Record<symbol, () => Promise<void>>)[Symbol.asyncDispose]
+  t.is(typeof dispose, 'function')
+  await dispose.call(s)
+  t.like(
+    thrown(() => s.address()),
+    { code: 'ERR_SOCKET_DGRAM_NOT_RUNNING' },
+  )
+  await dispose.call(s)
+})
+
+test('errors print like Node’s: `Error [ERR_X]: message`', (t) => {
+  const s = createSocket('udp4')
+  try {
+    s.disconnect()
+    t.fail()
+  } catch (e) {
+    t.is(String(e), 'Error [ERR_SOCKET_DGRAM_NOT_CONNECTED]: Not connected')
+    t.regex((e as Error).stack!, /^Error \[ERR_SOCKET_DGRAM_NOT_CONNECTED\]: Not connected/)
+    t.is((e as Error).name, 'Error')
+  }
+  s.close()
+})
+
+test('new Socket(type) works like createSocket(type); listener goes to message', async (t) => {
+  const S = sockets(t)
+  const got: string[] = []
+  const { cb, done } = callback('message')
+  const s = S.add(
+    new Socket('udp4', (msg) => {
+      got.push(msg.toString())
+      cb()
+    }),
+  )
+  const listening = waitEvent(s, 'listening')
+  s.bind(0, '127.0.0.1')
+  await listening
+  const tx = await S.bound(MMSG)
+  tx.send('hi', s.address().port, '127.0.0.1')
+  await done
+  t.deepEqual(got, ['hi'])
+  t.is(s.type, 'udp4')
+})

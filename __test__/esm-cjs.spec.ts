@@ -1,0 +1,72 @@
+// Both module systems load both entry points ('udp-mmsg', 'udp-mmsg/dgram') through the
+// package's "exports" (self-reference from inside the repository), and their typings resolve
+// under TypeScript's node16 and bundler resolution.
+import test from 'ava'
+import { execFile } from 'node:child_process'
+import { join } from 'node:path'
+import { promisify } from 'node:util'
+
+const run = promisify(execFile)
+const ROOT = join(__dirname, '..')
+const FIXTURES = join(__dirname, 'fixtures')
+const TSC = join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc')
+const opts = { cwd: ROOT, timeout: 120_000, maxBuffer: 8 << 20 }
+
+async function node(args: string[]) {
+  const { stdout } = await run(process.execPath, args, opts)
+  return JSON.parse(stdout.trim().split('\n').pop()!)
+}
+
+test('require() of both entry points, and import() from CommonJS', async (t) => {
+  const r = await node([join(FIXTURES, 'esm-runtime', 'check.cjs')])
+  t.deepEqual(r, {
+    kind: 'cjs',
+    types: ['function', 'function', 'function', 'function'],
+    sameViaImport: true,
+    message: { text: 'cjs', family: 'IPv4' },
+  })
+})
+
+test('import of both entry points: named, default and dynamic imports are the CommonJS objects', async (t) => {
+  const r = await node([join(FIXTURES, 'esm-runtime', 'check.mjs')])
+  t.deepEqual(r, {
+    kind: 'esm',
+    sameUdpSocket: true,
+    sameBatch: true,
+    defaultIsCjs: true,
+    sameCreateSocket: true,
+    sameSocket: true,
+    facadeIsSocket: true,
+    bytes: 3,
+    text: 'esm',
+  })
+})
+
+test('the named exports of each entry point are the same in both module systems', async (t) => {
+  const script = `
+    const { createRequire } = await import('node:module')
+    const require = createRequire(${JSON.stringify(join(ROOT, 'x.js'))})
+    const out = {}
+    for (const spec of ['udp-mmsg', 'udp-mmsg/dgram']) {
+      const esm = await import(spec)
+      out[spec] = { esm: Object.keys(esm).filter((k) => k !== 'default').sort(), cjs: Object.keys(require(spec)).sort() }
+    }
+    console.log(JSON.stringify(out))
+  `
+  const r = await node(['--input-type=module', '-e', script])
+  for (const spec of ['udp-mmsg', 'udp-mmsg/dgram']) t.deepEqual(r[spec].esm, r[spec].cjs, spec)
+  t.true(r['udp-mmsg/dgram'].cjs.includes('createSocket'))
+  t.true(r['udp-mmsg'].cjs.includes('UdpSocket'))
+})
+
+for (const fixture of ['esm-node16', 'esm-bundler']) {
+  test(`types resolve under TypeScript ${fixture.slice(4)} resolution (and are not any: @ts-expect-error lines hold)`, async (t) => {
+    const { stdout } = await run(process.execPath, [TSC, '-p', join(FIXTURES, fixture), '--listFiles'], opts).catch((e) => {
+      t.fail(`tsc failed:\n${e.stdout}${e.stderr}`)
+      throw e
+    })
+    const files = stdout.split('\n').map((f) => f.trim())
+    t.true(files.includes(join(ROOT, 'lib', 'index.d.ts')), 'udp-mmsg resolved to lib/index.d.ts')
+    t.true(files.includes(join(ROOT, 'lib', 'dgram.d.ts')), 'udp-mmsg/dgram resolved to lib/dgram.d.ts')
+  })
+}
