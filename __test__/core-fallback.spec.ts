@@ -41,12 +41,8 @@ test.serial('portable interoperates with the batched path in both directions', a
   t.deepEqual(cb.messages.map((m) => checkPayload(m.data)), range(0, 500))
 })
 
-// KNOWN NATIVE BUG (src/io.rs `drain`): on the portable path `recvSyscalls` is incremented once
-// per `RecvSlab::receive` call, but `receive_portable` loops over up to batchSize `recvmsg`
-// calls (plus one that ends with EAGAIN). So recvSyscalls counts batches, not system calls:
-// 500 datagrams show ~8 "syscalls" with batchSize 64. The send side counts correctly.
-// test.failing: passes while the bug is there; ava reports it once the bug is fixed, and then
-// `.failing` must be removed.
+// Regression: on the portable path `recvSyscalls` once counted `RecvSlab::receive` calls
+// (batches) instead of the recvmsg calls inside them (~8 "syscalls" for 500 datagrams).
 test('portable: stats().recvSyscalls counts one recvmsg per datagram (recvSyscalls ≈ datagrams)', async (t) => {
   const rx = openLo(t, 4, { portable: true, recvBufferSize: BIG_RCVBUF, batchSize: 64 })
   const tx = openLo(t, 4, { portable: true })

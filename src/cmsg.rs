@@ -142,12 +142,15 @@ mod tests {
     let mut buf = vec![0u8; 64];
     write(&mut buf, 1, 40, &[1, 2, 3, 4]).unwrap();
     // Claim a length past the buffer.
+    // SAFETY: `buf` holds 64 bytes, more than one cmsghdr; read_unaligned copes with alignment.
     let mut hdr: libc::cmsghdr = unsafe { std::ptr::read_unaligned(buf.as_ptr() as *const libc::cmsghdr) };
     hdr.cmsg_len = 1000 as _;
+    // SAFETY: as above, writing one cmsghdr into the 64-byte buffer.
     unsafe { std::ptr::write_unaligned(buf.as_mut_ptr() as *mut libc::cmsghdr, hdr) };
     assert_eq!(parse(&buf, 64).count(), 0);
     // A length shorter than the header.
     hdr.cmsg_len = 3 as _;
+    // SAFETY: as above, writing one cmsghdr into the 64-byte buffer.
     unsafe { std::ptr::write_unaligned(buf.as_mut_ptr() as *mut libc::cmsghdr, hdr) };
     assert_eq!(parse(&buf, 64).count(), 0);
     // A controllen shorter than one header.

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use crate::batch::{MetaLayout, RawBatch, FLAG_TRUNCATED};
 use crate::error::OsError;
+use crate::errqueue;
 use crate::recv::{RecvMode, RecvSlab};
 use crate::stats::Counters;
 use crate::wake::Waker;
@@ -204,6 +205,16 @@ pub fn run(shared: Arc<Shared>, mut slab: RecvSlab, mut sink: impl FnMut(Event) 
         }
       }
       consecutive_errors += 1;
+    }
+    if rev & libc::POLLERR != 0 {
+      // With IP_RECVERR/IPV6_RECVERR on, ICMP errors wait on the error queue and keep POLLERR
+      // raised until read: read them (bounded) and report each.
+      for errno in errqueue::drain(shared.fd) {
+        Counters::add(&shared.counters.recv_errors, 1);
+        if !offer(&shared, &mut sink, Event::Error(OsError { errno, syscall: "recvmsg(MSG_ERRQUEUE)" })) {
+          return;
+        }
+      }
     }
     if consecutive_errors > 8 {
       // A persistent error: keep the loop alive but do not spin.

@@ -10,6 +10,7 @@ pub mod addr;
 pub mod batch;
 pub mod cmsg;
 pub mod error;
+pub mod errqueue;
 pub mod io;
 pub mod linux;
 pub mod multicast;

@@ -208,8 +208,52 @@ impl Open {
 pub struct NativeSocket {
   /// Shared with the environment cleanup hook, which closes the socket on worker teardown.
   inner: Rc<RefCell<Option<Open>>>,
-  hook: Option<napi::CleanupEnvHook<Rc<RefCell<Option<Open>>>>>,
+  hook: Option<CleanupHook>,
+}
+
+type Slot = Rc<RefCell<Option<Open>>>;
+
+/// An environment cleanup hook that closes the socket when its worker or process is torn
+/// down. Registered through the raw N-API call so that the socket owns the hook's data and
+/// frees it on close (napi-rs's `add_env_cleanup_hook` leaks it).
+struct CleanupHook {
   env: napi::sys::napi_env,
+  data: *mut Slot,
+}
+
+impl CleanupHook {
+  fn register(env: napi::sys::napi_env, slot: Slot) -> Option<CleanupHook> {
+    let data = Box::into_raw(Box::new(slot));
+    // SAFETY: `env` is the live environment of the calling JS thread; `data` stays valid until
+    // `remove` (it is only freed there, after the hook is unregistered).
+    let status = unsafe { napi::sys::napi_add_env_cleanup_hook(env, Some(Self::run), data.cast()) };
+    if status == napi::sys::Status::napi_ok {
+      Some(CleanupHook { env, data })
+    } else {
+      // SAFETY: `data` came from Box::into_raw above and was not registered.
+      drop(unsafe { Box::from_raw(data) });
+      None
+    }
+  }
+
+  unsafe extern "C" fn run(arg: *mut std::ffi::c_void) {
+    // SAFETY: `arg` is the `data` pointer registered above; it is freed only after the hook is
+    // removed, and N-API calls hooks on the JS thread that owns the socket.
+    let slot = unsafe { &*(arg as *const Slot) };
+    let taken = slot.try_borrow_mut().ok().and_then(|mut g| g.take());
+    if let Some(mut open) = taken {
+      open.shutdown();
+    }
+  }
+
+  /// Unregisters the hook (harmless if it already ran) and frees its data.
+  fn remove(self) {
+    // SAFETY: same env, function and argument as registered; called on the JS thread.
+    unsafe { napi::sys::napi_remove_env_cleanup_hook(self.env, Some(Self::run), self.data.cast()) };
+    // SAFETY: `data` came from Box::into_raw in `register`, and with the hook removed nothing
+    // else refers to it.
+    drop(unsafe { Box::from_raw(self.data) });
+  }
 }
 
 fn addr_error(e: AddrError, what: &str) -> Error {
@@ -328,7 +372,10 @@ impl NativeSocket {
       options.max_pending_batches.clamp(1, 1024),
     ));
 
-    let credit = shared.clone();
+    // Weak: the callback closure is freed only when napi finalizes the threadsafe function, on
+    // a later turn of the event loop; a strong reference would keep the wake-up eventfd open
+    // after close() until then.
+    let credit = Arc::downgrade(&shared);
     let tsfn: Dispatch = Arc::new(
       dispatch
         .build_threadsafe_function::<Event>()
@@ -337,12 +384,16 @@ impl NativeSocket {
         .build_callback(move |ctx| {
           Ok(match ctx.value {
             Event::Batch(b) => {
-              credit.return_credit();
+              if let Some(shared) = credit.upgrade() {
+                shared.return_credit();
+              }
               let drops = b.kernel_drops.map_or(-1.0, |d| d as f64);
               (0, Some(Buffer::from(b.bytes)), None, b.count as i32, drops, None).into()
             }
             Event::Error(e) => {
-              credit.error_handled();
+              if let Some(shared) = credit.upgrade() {
+                shared.error_handled();
+              }
               (1, None, None, e.errno, 0.0, Some(e.syscall.to_string())).into()
             }
             Event::Writable => (2, None, None, 0, 0.0, None).into(),
@@ -386,15 +437,8 @@ impl NativeSocket {
     };
     // Worker teardown: the environment's cleanup hook closes a socket JS never closed.
     let inner = Rc::new(RefCell::new(Some(open)));
-    let hook = env
-      .add_env_cleanup_hook(inner.clone(), |slot: Rc<RefCell<Option<Open>>>| {
-        let taken = slot.try_borrow_mut().ok().and_then(|mut g| g.take());
-        if let Some(mut open) = taken {
-          open.shutdown();
-        }
-      })
-      .ok();
-    Ok(NativeSocket { inner, hook, env: env.raw() })
+    let hook = CleanupHook::register(env.raw(), inner.clone());
+    Ok(NativeSocket { inner, hook })
   }
 
   /// Runs `f` on the open socket, or fails with the closed-socket error.
@@ -833,9 +877,7 @@ impl NativeSocket {
       o.shutdown();
     }
     if let Some(hook) = self.hook.take() {
-      if !self.env.is_null() {
-        let _ = Env::from_raw(self.env).remove_env_cleanup_hook(hook);
-      }
+      hook.remove();
     }
   }
 }
