@@ -8,6 +8,7 @@
 // Nothing is created per datagram unless asked for (data(i), address(i), iteration).
 
 const { formatIPv4, formatIPv6 } = require('./address.js')
+const errors = require('./errors.js')
 
 const FLAG_TRUNCATED = 1
 const FLAG_LOCAL = 2
@@ -96,7 +97,7 @@ class Batch {
 
   _check(i) {
     if (!(i >= 0 && i < this.count) || !Number.isInteger(i)) {
-      throw new RangeError(`The value of "index" is out of range. It must be an integer >= 0 and < ${this.count}. Received ${i}`)
+      throw errors.outOfRange('index', `an integer >= 0 and < ${this.count}`, i)
     }
   }
 

@@ -57,7 +57,8 @@ function isConnected(name) {
 
 /** `Error [ERR_SOCKET_DGRAM_NOT_CONNECTED]`. */
 function notConnected(name) {
-  return withCode(new Error(`Socket is not connected: ${name} needs an address and a port`), 'ERR_SOCKET_DGRAM_NOT_CONNECTED')
+  const msg = name === undefined ? 'Socket is not connected' : `Socket is not connected: ${name} needs an address and a port`
+  return withCode(new Error(msg), 'ERR_SOCKET_DGRAM_NOT_CONNECTED')
 }
 
 /** `AbortError` like Node's, with `code: 'ABORT_ERR'`. */

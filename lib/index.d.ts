@@ -212,7 +212,11 @@ export declare class UdpSocket extends EventEmitter implements AsyncIterable<Bat
   remoteAddress(): AddressInfo | null
   /** Connects to a peer. */
   connect(address: string, port: number): void
-  /** Dissolves the association made by `connect`. */
+  /**
+   * Dissolves the association made by `connect`. Throws `ERR_SOCKET_DGRAM_NOT_CONNECTED` when
+   * not connected. As with node:dgram, Linux releases a kernel-picked port (bound with port 0)
+   * on disconnect: bind a fixed port if you disconnect and keep receiving.
+   */
   disconnect(): void
   /** Buffer sizes the kernel granted (Linux reports twice the accepted request). */
   bufferSizes(): BufferSizes

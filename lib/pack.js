@@ -22,7 +22,14 @@ function toBytes(part, name) {
 }
 
 function checkAttached(view, name) {
-  if (view.byteLength !== 0) return
+  let length
+  try {
+    length = view.byteLength
+  } catch {
+    // A DataView over a detached ArrayBuffer throws on byteLength itself.
+    throw errors.invalidArgValue(name, view, 'is backed by a detached ArrayBuffer')
+  }
+  if (length !== 0) return
   // A view of a detached ArrayBuffer reads as empty; constructing over it throws instead.
   try {
     new Uint8Array(view.buffer, 0, 0)

@@ -66,8 +66,6 @@ class UdpSocket extends EventEmitter {
    * for bad options or an errno error (`EADDRINUSE`, ...) from the kernel.
    */
   static async bind(options) {
-    const signal = options && typeof options === 'object' ? checkSignal(options.signal, 'options.signal') : undefined
-    if (signal && signal.aborted) throw errors.abortError(signal)
     return new UdpSocket(options)
   }
 
@@ -78,7 +76,8 @@ class UdpSocket extends EventEmitter {
 
   constructor(options) {
     super()
-    if (options && typeof options === 'object') checkSignal(options.signal, 'options.signal')
+    const signal = options && typeof options === 'object' ? checkSignal(options.signal, 'options.signal') : undefined
+    if (signal && signal.aborted) throw errors.abortError(signal)
     const { type, native: nopts } = normalize(options)
     this._native = callNative(() => new NativeSocket(nopts, makeDispatch(new WeakRef(this))))
     this._type = type
@@ -155,8 +154,14 @@ class UdpSocket extends EventEmitter {
     this._connected = true
   }
 
-  /** Dissolves the association made by `connect`. */
+  /**
+   * Dissolves the association made by `connect`. Throws `ERR_SOCKET_DGRAM_NOT_CONNECTED` on a
+   * socket that is not connected. As with node:dgram, Linux releases a kernel-picked port
+   * (bound with port 0) on disconnect: the socket receives nothing until its next send picks a
+   * new one. Bind a fixed port if you disconnect and keep receiving.
+   */
   disconnect() {
+    if (!this._closed && !this._connected) throw errors.notConnected()
     callNative(() => this._native.disconnect())
     this._connected = false
   }
