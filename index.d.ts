@@ -199,21 +199,40 @@ export interface NativeSendResult {
 
 /** Counters of one socket (cumulative since it was opened). */
 export interface NativeStats {
+  /** Datagrams delivered to JS (after GRO splitting). */
   datagramsReceived: number
+  /** Payload bytes delivered to JS. */
   bytesReceived: number
+  /** Batches delivered to JS. */
   batchesReceived: number
+  /** Datagrams that arrived cut to `maxDatagramSize`. */
   truncated: number
+  /** Receive system calls made (`recvmmsg`, or `recvmsg` on the portable path). */
   recvSyscalls: number
+  /** Receive errors reported (ICMP errors, errors parked after a partial batch, error queue). */
   recvErrors: number
+  /** The kernel's count of datagrams dropped for this socket because its buffer was full. */
   kernelDrops: number
+  /** Datagrams handed to the kernel. */
   datagramsSent: number
+  /** Payload bytes handed to the kernel. */
   bytesSent: number
+  /** Send system calls made (`sendmmsg`, or `sendmsg` on the portable path). */
   sendSyscalls: number
+  /** Times a send found the send buffer full and waited for room. */
   sendRetries: number
+  /** Sends that failed with an errno error. */
   sendErrors: number
+  /** Receive errors not queued to JS because 64 were already waiting. */
   eventsDropped: number
+  /** Bytes waiting in the kernel receive queue now (Linux, `SO_MEMINFO`). */
   recvQueueBytes: number
+  /** Receives the kernel had coalesced with GRO and that were split back into datagrams. */
   groReceives: number
+  /** GSO sends (one system call entry carrying several datagrams). */
   gsoSends: number
+  /** Times the kernel refused a GSO send and the socket fell back to plain sends. */
   gsoFallbacks: number
+  /** Batches built in a recycled buffer (one JS had let go of) instead of a new allocation. */
+  batchBuffersReused: number
 }
