@@ -329,7 +329,7 @@ function renderMarkdown(res, t) {
         ],
         ['Receive memory per datagram', cal ? `${cal.truesize.toFixed(0)} B (skb truesize of a ${c.size}-byte datagram)` : '–'],
         ['Datagram size', `${c.size} B`],
-        ['Repetitions', `${c.reps} (median [min–max])`],
+        ['Repetitions', `${c.reps} rounds, interleaved (drain: at least 7, send: at least 5; median [min–max])`],
         ['Receive batch (udp-mmsg batchSize, ceiling vlen)', c.batch],
         ['Run time', `${(res.elapsedMs / 1000).toFixed(1)} s`],
       ],

@@ -32,7 +32,8 @@ const USAGE = `usage: node benchmark/run.js [options]
   --rate PPS           offered load of the live-receive scenario (default 200000)
   --duration SECS      length of the live / max-live runs (default 3)
   --send-duration SECS length of each send run (default 1.5)
-  --batch N            udp-mmsg batchSize and ceiling vlen for receiving (default 64)
+  --batch N            udp-mmsg batchSize and ceiling vlen for receiving (default 256,
+                       the library default)
   --send-batch N       messages per sendBatch / ceiling sendmmsg call (default 1024)
   --backlog N          cap on the drain backlog (default 200000)
   --memory-count N     datagrams of the memory scenario (default 10000000)
@@ -124,7 +125,7 @@ function parseArgs(argv) {
     only: o.only,
     reps: o.reps ?? (q ? 1 : 3),
     size: o.size ?? 64,
-    batch: o.batch ?? 64,
+    batch: o.batch ?? 256,
     sendBatch: o.sendBatch ?? 1024,
     drainRcvbuf: 64 * MiB, // requested; Linux grants twice that
     backlogCap: o.backlog ?? (q ? 5000 : 200_000),
@@ -431,19 +432,30 @@ async function drainJs(cfg, cal, mode, notes) {
 }
 
 async function drainCeiling(cfg, cal) {
-  const r = await ceiling(
-    ['drain', '--count', String(cal.backlog), '--size', String(cfg.size), '--batch', String(cfg.batch), '--rcvbuf', String(cfg.drainRcvbuf)],
-    120_000,
-  )
-  return {
-    pps: r.pps,
-    ms: r.ns / 1e6,
-    received: r.received,
-    backlog: r.sent,
-    drops: r.kernelDrops,
-    cpuNsPerDgram: null,
-    rcvbuf: r.rcvbuf,
-    complete: r.received === r.sent,
+  // Filled by a separate `ceiling send` process, exactly as for the JS receivers: a backlog sent
+  // by the draining thread itself drains ~20 % faster (skbs allocated and freed on one CPU).
+  const args = ['drain', '--external', '--count', String(cal.backlog), '--size', String(cfg.size), '--batch', String(cfg.batch), '--rcvbuf', String(cfg.drainRcvbuf)]
+  const p = start(CEILING, args, { name: 'ceiling drain', limitMs: 120_000 })
+  try {
+    const ready = await p.next(20_000)
+    const fill = await ceiling(['send', '--port', String(ready.port), '--size', String(cfg.size), '--batch', '1024', '--count', String(cal.backlog)], 60_000)
+    await settle(ready.port)
+    p.write(`go ${fill.sent}`)
+    const r = await p.next(120_000)
+    const code = await p.done
+    if (code !== 0) throw new Error(`ceiling ${args.join(' ')} failed (${code}): ${p.stderr.slice(-800)}`)
+    return {
+      pps: r.pps,
+      ms: r.ns / 1e6,
+      received: r.received,
+      backlog: r.sent,
+      drops: r.kernelDrops,
+      cpuNsPerDgram: null,
+      rcvbuf: r.rcvbuf,
+      complete: r.received === r.sent,
+    }
+  } finally {
+    p.kill()
   }
 }
 
@@ -622,6 +634,19 @@ async function repeat(label, reps, fn) {
   return rows
 }
 
+/**
+ * Runs several implementations in rounds (A B C D, A B C D, ...) instead of blocks, so slow
+ * drift in the machine's load hits every implementation alike. Returns { name: rows }.
+ */
+async function interleave(prefix, reps, impls) {
+  const out = {}
+  for (const [name] of impls) out[name] = []
+  for (let i = 0; i < reps; i++) {
+    for (const [name, fn] of impls) out[name].push(...(await repeat(`${prefix} ${name} [round ${i + 1}/${reps}]`, 1, fn)))
+  }
+  return out
+}
+
 async function main() {
   const cfg = parseArgs(process.argv.slice(2))
   const watchdog = setTimeout(() => {
@@ -653,10 +678,13 @@ async function main() {
   if (want('drain')) {
     console.error(`drain: backlog ${cal.backlog} datagrams (${cal.truesize.toFixed(0)} B of receive memory each, buffer ${cal.granted} B${cal.forced ? ', forced' : ', capped'})`)
     const s = { backlog: cal.backlog, impls: {} }
-    s.impls['udp-mmsg batch'] = await repeat('drain udp-mmsg batch', cfg.reps, () => drainJs(cfg, cal, 'drain-batch', notes))
-    s.impls['udp-mmsg per-message'] = await repeat('drain udp-mmsg per-message', cfg.reps, () => drainJs(cfg, cal, 'drain-iter', notes))
-    s.impls['node:dgram'] = await repeat('drain node:dgram', cfg.reps, () => drainJs(cfg, cal, 'drain-dgram', notes))
-    s.impls.ceiling = await repeat('drain ceiling', cfg.reps, () => drainCeiling(cfg, cal))
+    // A drain run is short (< 1 s), so it gets more rounds than the other scenarios.
+    s.impls = await interleave('drain', cfg.quick ? cfg.reps : Math.max(cfg.reps, 7), [
+      ['udp-mmsg batch', () => drainJs(cfg, cal, 'drain-batch', notes)],
+      ['udp-mmsg per-message', () => drainJs(cfg, cal, 'drain-iter', notes)],
+      ['node:dgram', () => drainJs(cfg, cal, 'drain-dgram', notes)],
+      ['ceiling', () => drainCeiling(cfg, cal)],
+    ])
     for (const [impl, rows] of Object.entries(s.impls)) {
       for (const r of rows) {
         if (r.failed) continue
@@ -670,25 +698,27 @@ async function main() {
   if (want('live')) {
     console.error(`live: ${cfg.rate} pps offered for ${cfg.duration} s`)
     const s = { rate: cfg.rate, duration: cfg.duration, impls: {} }
-    s.impls['udp-mmsg batch'] = await repeat('live udp-mmsg batch', cfg.reps, () => liveJs(cfg, 'live-batch', cfg.rate, notes))
-    s.impls['node:dgram'] = await repeat('live node:dgram', cfg.reps, () => liveJs(cfg, 'live-dgram', cfg.rate, notes))
-    s.impls.ceiling = await repeat('live ceiling', cfg.reps, () => liveCeiling(cfg, cfg.rate))
+    const impls = [
+      ['udp-mmsg batch', () => liveJs(cfg, 'live-batch', cfg.rate, notes)],
+      ['node:dgram', () => liveJs(cfg, 'live-dgram', cfg.rate, notes)],
+      ['ceiling', () => liveCeiling(cfg, cfg.rate)],
+    ]
     const us = libraryCoalesceUs()
-    if (us > 0) {
-      s.impls[`ceiling + ${us} µs coalescing`] = await repeat(`live ceiling + ${us} µs coalescing`, cfg.reps, () => liveCeiling(cfg, cfg.rate, us))
-    }
+    if (us > 0) impls.push([`ceiling + ${us} µs coalescing`, () => liveCeiling(cfg, cfg.rate, us)])
+    s.impls = await interleave('live', cfg.reps, impls)
     res.scenarios.live = s
   }
   if (want('max')) {
     console.error(`max: sender at full speed for ${cfg.duration} s${cfg.gso > 1 ? ` (GSO, ${cfg.gso} datagrams per send)` : ''}`)
     const s = { duration: cfg.duration, gso: cfg.gso, impls: {} }
-    s.impls['udp-mmsg batch'] = await repeat('max udp-mmsg batch', cfg.reps, () => liveJs(cfg, 'live-batch', null, notes))
-    s.impls['node:dgram'] = await repeat('max node:dgram', cfg.reps, () => liveJs(cfg, 'live-dgram', null, notes))
-    s.impls.ceiling = await repeat('max ceiling', cfg.reps, () => liveCeiling(cfg, null))
-    if (cfg.gso > 1) {
-      // Not a like-for-like row: with UDP_GRO the kernel hands over whole GSO trains.
-      s.impls['udp-mmsg batch + gro'] = await repeat('max udp-mmsg batch + gro', cfg.reps, () => liveJs(cfg, 'live-batch', null, notes, { gro: true }))
-    }
+    const impls = [
+      ['udp-mmsg batch', () => liveJs(cfg, 'live-batch', null, notes)],
+      ['node:dgram', () => liveJs(cfg, 'live-dgram', null, notes)],
+      ['ceiling', () => liveCeiling(cfg, null)],
+    ]
+    // Not a like-for-like row: with UDP_GRO the kernel hands over whole GSO trains.
+    if (cfg.gso > 1) impls.push(['udp-mmsg batch + gro', () => liveJs(cfg, 'live-batch', null, notes, { gro: true })])
+    s.impls = await interleave('max', cfg.reps, impls)
     res.scenarios.max = s
   }
   if (want('send')) {
@@ -709,12 +739,16 @@ async function main() {
         }
         return r
       }
-      s.impls['udp-mmsg sendBatch'] = await repeat('send udp-mmsg sendBatch', cfg.reps, checked(() => sendJs(cfg, 'send-batch', port)))
-      s.impls['udp-mmsg sendBatch (gso: false)'] = await repeat('send udp-mmsg sendBatch gso:false', cfg.reps, checked(() => sendJs(cfg, 'send-batch', port, { gso: false })))
-      s.impls['node:dgram (callback-paced)'] = await repeat('send node:dgram callback-paced', cfg.reps, checked(() => sendJs(cfg, 'send-dgram-cb', port)))
-      s.impls[`node:dgram (bursts of ${cfg.sendBatch})`] = await repeat('send node:dgram burst', cfg.reps, checked(() => sendJs(cfg, 'send-dgram-burst', port)))
-      s.impls.ceiling = await repeat('send ceiling', cfg.reps, checked(() => sendCeiling(cfg, port)))
-      if (cfg.gso > 1) s.impls[`ceiling + GSO ${cfg.gso}`] = await repeat('send ceiling + GSO', cfg.reps, checked(() => sendCeiling(cfg, port, cfg.gso)))
+      const impls = [
+        ['udp-mmsg sendBatch', checked(() => sendJs(cfg, 'send-batch', port))],
+        ['udp-mmsg sendBatch (gso: false)', checked(() => sendJs(cfg, 'send-batch', port, { gso: false }))],
+        ['node:dgram (callback-paced)', checked(() => sendJs(cfg, 'send-dgram-cb', port))],
+        [`node:dgram (bursts of ${cfg.sendBatch})`, checked(() => sendJs(cfg, 'send-dgram-burst', port))],
+        ['ceiling', checked(() => sendCeiling(cfg, port))],
+      ]
+      if (cfg.gso > 1) impls.push([`ceiling + GSO ${cfg.gso}`, checked(() => sendCeiling(cfg, port, cfg.gso))])
+      // A send run is short, so it gets more rounds than the live scenarios.
+      s.impls = await interleave('send', cfg.quick ? cfg.reps : Math.max(cfg.reps, 5), impls)
       res.scenarios.send = s
     } finally {
       sink.end()

@@ -1,5 +1,11 @@
 //! `ceiling drain`: pure receive-side cost. Fill a stalled receiver's queue,
 //! then time recvmmsg(MSG_DONTWAIT) draining it until EAGAIN.
+//!
+//! With `--external` the queue is filled by another process (as the benchmark does for
+//! udp-mmsg and node:dgram): the receiver prints `{"ready":true,"port":P,...}`, waits for a
+//! line `go N` on stdin, then drains. This matters: a backlog the same thread sent drains
+//! ~20 % faster (its skbs are allocated and freed on one CPU), which is not what a receiver
+//! sees in production.
 
 use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
@@ -36,9 +42,10 @@ fn settle(fd: std::os::fd::RawFd) {
   }
 }
 
-/// `ceiling drain --count N --size S --batch B [--rcvbuf BYTES] [--family 4|6]`
+/// `ceiling drain --count N --size S --batch B [--rcvbuf BYTES] [--family 4|6] [--external]`
 pub fn run(argv: &[String]) {
-  let args = Args::parse(argv, &["--count", "--size", "--batch", "--rcvbuf", "--family"], &[]);
+  let args = Args::parse(argv, &["--count", "--size", "--batch", "--rcvbuf", "--family"], &["--external"]);
+  let external = args.flag("--external");
   let count = args.req_u64("--count", 1, MAX_COUNT);
   let size = args.req_u64("--size", 1, MAX_PAYLOAD as u64) as usize;
   let batch = (args.req_u64("--batch", 1, u64::MAX) as usize).min(MAX_BATCH);
@@ -55,20 +62,37 @@ pub fn run(argv: &[String]) {
   net::enable_rxq_ovfl(&rx);
   let rx_fd = rx.as_raw_fd();
 
-  // Fill its queue with plain sendmmsg, as fast as possible.
-  let tx = net::udp_socket(host);
-  net::set_sndbuf(&tx, 16 << 20);
-  let plan = SendPlan {
-    dest: std::net::SocketAddr::new(host, port),
-    size,
-    batch: MAX_BATCH,
-    segs: 1,
-    seq: false,
-    count: Some(count),
-    rate: None,
-    time_limit: Duration::from_secs(600),
+  let sent = if external {
+    emit(&[
+      ("ready", Json::B(true)),
+      ("port", Json::U(port as u64)),
+      ("rcvbuf", Json::U(granted)),
+      ("forced", Json::B(forced)),
+    ]);
+    let mut line = String::new();
+    if std::io::stdin().read_line(&mut line).is_err() {
+      fail("drain --external: no `go N` line on stdin");
+    }
+    match line.trim().strip_prefix("go ").map(|n| n.trim().parse::<u64>()) {
+      Some(Ok(n)) => n,
+      _ => fail(format!("drain --external: expected `go N` on stdin, got {:?}", line.trim())),
+    }
+  } else {
+    // Fill its queue with plain sendmmsg, as fast as possible.
+    let tx = net::udp_socket(host);
+    net::set_sndbuf(&tx, 16 << 20);
+    let plan = SendPlan {
+      dest: std::net::SocketAddr::new(host, port),
+      size,
+      batch: MAX_BATCH,
+      segs: 1,
+      seq: false,
+      count: Some(count),
+      rate: None,
+      time_limit: Duration::from_secs(600),
+    };
+    run_plan(tx.as_raw_fd(), &plan).sent
   };
-  let sent = run_plan(tx.as_raw_fd(), &plan).sent;
   settle(rx_fd);
   eprintln!(
         "ceiling drain: queued {sent} datagrams of {size} B ({} B of receive memory), draining with batch {batch}",
