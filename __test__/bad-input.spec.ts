@@ -469,7 +469,18 @@ const cases: Case[] = [
   { name: "message address: 'localhost'", run: (ctx) => ctx.s4.sendBatch([ctx.msg({ address: 'localhost' })]), expect: typeErr('"messages[0].address"') },
   { name: "message address: ''", run: (ctx) => ctx.s4.sendBatch([ctx.msg({ address: '' })]), expect: typeErr('"messages[0].address"') },
   { name: "message address: '::1' on udp4", run: (ctx) => ctx.s4.sendBatch([ctx.msg({ address: V6 })]), expect: typeErr('"messages[0].address"') },
-  { name: "message address: 'fe80::1%nosuchif0' on udp6", run: (ctx) => ctx.s6.sendBatch([ctx.msg({ address: 'fe80::1%nosuchif0' })]), expect: typeErr('address') },
+  { name: "message address: 'fe80::1%nosuchif0' on udp6", run: (ctx) => ctx.s6.sendBatch([ctx.msg({ address: 'fe80::1%nosuchif0' })]), expect: typeErr('"messages[0].address"', 'ERR_INVALID_ARG_VALUE') },
+  {
+    name: "message address: the third message's 'fe80::1%nosuchif0' is named by its index",
+    run: (ctx) =>
+      ctx.s6.sendBatch([ctx.msg({ address: '::1' }), ctx.msg({ address: '::1' }), ctx.msg({ address: 'fe80::1%nosuchif0' }), ctx.msg({ address: '::1' })]),
+    expect: typeErr('"messages[2].address"', 'ERR_INVALID_ARG_VALUE'),
+  },
+  {
+    name: "message sourceAddress: 'fe80::1%nosuchif0' in the second message is named by its index",
+    run: (ctx) => ctx.s6.sendBatch([ctx.msg({ address: '::1' }), ctx.msg({ address: '::1', sourceAddress: 'fe80::1%nosuchif0' })]),
+    expect: typeErr('"messages[1].sourceAddress"', 'ERR_INVALID_ARG_VALUE'),
+  },
   {
     name: "message address: '::ffff:127.0.0.1' from a socket bound to ::1 (no IPv4 route): ENETUNREACH",
     run: (ctx) => ctx.s6.sendBatch([ctx.msg({ address: '::ffff:127.0.0.1' })]),

@@ -60,6 +60,22 @@ function checkInt(v, name, min, max) {
   if (!Number.isInteger(v) || v < min || v > max) throw errors.outOfRange(name, `an integer >= ${min} and <= ${max}`, v)
 }
 
+/**
+ * The native layer rejects an address it cannot use (an unknown IPv6 scope) as "destination k"
+ * or "source k", indexes into the packed tables; name the first message that used it.
+ */
+function messageError(e, p) {
+  const m = /^ARG (destination|source) (\d+) (.*)$/.exec(e && typeof e.message === 'string' ? e.message : '')
+  if (!m) return null
+  const k = Number(m[2])
+  if (m[1] === 'destination') {
+    const i = p.dest === null ? 0 : p.dest.indexOf(k)
+    return errors.invalidArgValue(`messages[${Math.max(i, 0)}].address`, p.addrs[k], m[3])
+  }
+  const i = p.srcIdx === null ? 0 : p.srcIdx.indexOf(k + 1)
+  return errors.invalidArgValue(`messages[${Math.max(i, 0)}].sourceAddress`, p.sources[k], m[3])
+}
+
 class UdpSocket extends EventEmitter {
   /**
    * Creates and binds a socket. Resolves once it is bound; rejects with a TypeError/RangeError
@@ -493,7 +509,7 @@ class UdpSocket extends EventEmitter {
     try {
       r = this._native.send(p.data, p.lens, p.parts, p.dest, p.addrs, p.ports, start, max, p.srcIdx, p.sources, p.tos)
     } catch (e) {
-      throw errors.fromNative(e)
+      throw messageError(e, p) || errors.fromNative(e)
     }
     const at = start + r.sent
     if (r.errno !== 0) {

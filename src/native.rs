@@ -615,8 +615,9 @@ impl NativeSocket {
   ) -> Result<NativeSendResult> {
     self.with(|o| {
       let mut source_ips = Vec::new();
-      for a in sources.iter().flatten() {
-        let (ip, _) = addr::parse_ip(a).map_err(|e| addr_error(e, "source address"))?;
+      for (k, a) in sources.iter().flatten().enumerate() {
+        // "source k" / "destination k": the JS layer names the message it came from.
+        let (ip, _) = addr::parse_ip(a).map_err(|e| addr_error(e, &format!("source {k}")))?;
         source_ips.push(match ip {
           std::net::IpAddr::V4(v4) if o.ipv6 => std::net::IpAddr::V6(v4.to_ipv6_mapped()),
           other => other,
@@ -626,8 +627,9 @@ impl NativeSocket {
         return Err(invalid_arg("destination addresses and ports differ in length"));
       }
       let mut dests = Vec::with_capacity(dest_addresses.len());
-      for (a, &p) in dest_addresses.iter().zip(dest_ports.iter()) {
-        let sa = addr::socket_addr(a, port(p, "port")?).map_err(|e| addr_error(e, "address"))?;
+      for (k, (a, &p)) in dest_addresses.iter().zip(dest_ports.iter()).enumerate() {
+        let sa =
+          addr::socket_addr(a, port(p, "port")?).map_err(|e| addr_error(e, &format!("destination {k}")))?;
         dests.push(SockAddr::from(if o.ipv6 { addr::to_v6_mapped(sa) } else { sa }));
       }
       let packed = Packed {
