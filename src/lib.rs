@@ -8,6 +8,7 @@
 
 pub mod addr;
 pub mod batch;
+pub mod cleanup;
 pub mod cmsg;
 pub mod error;
 pub mod errqueue;

@@ -16,6 +16,7 @@ use napi_derive::napi;
 use socket2::{SockAddr, Socket};
 
 use crate::addr::{self, AddrError};
+use crate::cleanup::{CleanupHook, Shutdown, Slot};
 use crate::error::{closed, invalid_arg, os_error, OsError};
 use crate::io::{self, Delivery, Event, Shared};
 use crate::pool::{BufferPool, PooledBuffer};
@@ -214,7 +215,7 @@ struct CapsProbe {
   info: socket::RecvInfo,
 }
 
-impl Open {
+impl Shutdown for Open {
   /// Stops and joins the I/O thread; the fd closes when `self` drops. The thread never
   /// blocks on the JS thread, so the join returns promptly.
   fn shutdown(&mut self) {
@@ -229,53 +230,8 @@ impl Open {
 #[napi]
 pub struct NativeSocket {
   /// Shared with the environment cleanup hook, which closes the socket on worker teardown.
-  inner: Rc<RefCell<Option<Open>>>,
-  hook: Option<CleanupHook>,
-}
-
-type Slot = Rc<RefCell<Option<Open>>>;
-
-/// An environment cleanup hook that closes the socket when its worker or process is torn
-/// down. Registered through the raw N-API call so that the socket owns the hook's data and
-/// frees it on close (napi-rs's `add_env_cleanup_hook` leaks it).
-struct CleanupHook {
-  env: napi::sys::napi_env,
-  data: *mut Slot,
-}
-
-impl CleanupHook {
-  fn register(env: napi::sys::napi_env, slot: Slot) -> Option<CleanupHook> {
-    let data = Box::into_raw(Box::new(slot));
-    // SAFETY: `env` is the live environment of the calling JS thread; `data` stays valid until
-    // `remove` (it is only freed there, after the hook is unregistered).
-    let status = unsafe { napi::sys::napi_add_env_cleanup_hook(env, Some(Self::run), data.cast()) };
-    if status == napi::sys::Status::napi_ok {
-      Some(CleanupHook { env, data })
-    } else {
-      // SAFETY: `data` came from Box::into_raw above and was not registered.
-      drop(unsafe { Box::from_raw(data) });
-      None
-    }
-  }
-
-  unsafe extern "C" fn run(arg: *mut std::ffi::c_void) {
-    // SAFETY: `arg` is the `data` pointer registered above; it is freed only after the hook is
-    // removed, and N-API calls hooks on the JS thread that owns the socket.
-    let slot = unsafe { &*(arg as *const Slot) };
-    let taken = slot.try_borrow_mut().ok().and_then(|mut g| g.take());
-    if let Some(mut open) = taken {
-      open.shutdown();
-    }
-  }
-
-  /// Unregisters the hook (harmless if it already ran) and frees its data.
-  fn remove(self) {
-    // SAFETY: same env, function and argument as registered; called on the JS thread.
-    unsafe { napi::sys::napi_remove_env_cleanup_hook(self.env, Some(Self::run), self.data.cast()) };
-    // SAFETY: `data` came from Box::into_raw in `register`, and with the hook removed nothing
-    // else refers to it.
-    drop(unsafe { Box::from_raw(self.data) });
-  }
+  inner: Slot<Open>,
+  hook: Option<CleanupHook<Open>>,
 }
 
 fn addr_error(e: AddrError, what: &str) -> Error {
@@ -465,7 +421,7 @@ impl NativeSocket {
     };
     // Worker teardown: the environment's cleanup hook closes a socket JS never closed.
     let inner = Rc::new(RefCell::new(Some(open)));
-    let hook = CleanupHook::register(env.raw(), inner.clone());
+    let hook = CleanupHook::register(&env, inner.clone());
     Ok(NativeSocket { inner, hook })
   }
 

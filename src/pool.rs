@@ -69,6 +69,7 @@ pub struct PooledBuffer {
   pub pool: Arc<BufferPool>,
 }
 
+// SAFETY: only N-API calls this, once, with the hint given in `to_napi_value`.
 unsafe extern "C" fn finalize(_env: sys::napi_env, _data: *mut c_void, hint: *mut c_void) {
   // SAFETY: `hint` is the Box<PooledBuffer> leaked in `to_napi_value`; N-API calls this once.
   let b = unsafe { Box::from_raw(hint as *mut PooledBuffer) };
@@ -77,6 +78,7 @@ unsafe extern "C" fn finalize(_env: sys::napi_env, _data: *mut c_void, hint: *mu
 }
 
 impl ToNapiValue for PooledBuffer {
+  // SAFETY: napi-rs calls this on the JS thread with a live `env`.
   unsafe fn to_napi_value(env: sys::napi_env, val: Self) -> napi::Result<sys::napi_value> {
     let mut out = ptr::null_mut();
     let len = val.bytes.len();
