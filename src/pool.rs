@@ -12,25 +12,38 @@ use napi::bindgen_prelude::ToNapiValue;
 use napi::sys;
 
 /// Buffers larger than this are freed rather than kept (a GRO batch can be megabytes).
-const MAX_POOLED_CAPACITY: usize = 4 << 20;
+const MAX_POOLED_CAPACITY: usize = 1 << 20;
+/// Most spare capacity one pool keeps, all buffers together.
+const MAX_POOLED_BYTES: usize = 4 << 20;
 
 /// A bounded stack of spare buffers, shared by the I/O thread and the JS thread.
 #[derive(Debug)]
 pub struct BufferPool {
-  free: Mutex<Vec<Vec<u8>>>,
+  free: Mutex<Spare>,
   max: usize,
   reused: AtomicU64,
+}
+
+#[derive(Debug, Default)]
+struct Spare {
+  buffers: Vec<Vec<u8>>,
+  bytes: usize,
 }
 
 impl BufferPool {
   /// A pool that keeps at most `max` spare buffers.
   pub fn new(max: usize) -> Self {
-    BufferPool { free: Mutex::new(Vec::with_capacity(max)), max, reused: AtomicU64::new(0) }
+    BufferPool { free: Mutex::new(Spare::default()), max, reused: AtomicU64::new(0) }
   }
 
   /// A spare buffer (empty, with whatever capacity it had), or a new empty one.
   pub fn take(&self) -> Vec<u8> {
-    match self.free.lock().ok().and_then(|mut f| f.pop()) {
+    let taken = self.free.lock().ok().and_then(|mut f| {
+      let b = f.buffers.pop()?;
+      f.bytes -= b.capacity();
+      Some(b)
+    });
+    match taken {
       Some(b) => {
         self.reused.fetch_add(1, Ordering::Relaxed);
         b
@@ -44,22 +57,25 @@ impl BufferPool {
     self.reused.load(Ordering::Relaxed)
   }
 
-  /// Returns a buffer; it is freed instead when the pool is full or it is very large.
+  /// Returns a buffer; it is freed instead when the pool is full (`max` buffers or 4 MiB) or
+  /// it is over 1 MiB.
   pub fn give(&self, mut buf: Vec<u8>) {
-    if buf.capacity() == 0 || buf.capacity() > MAX_POOLED_CAPACITY {
+    let cap = buf.capacity();
+    if cap == 0 || cap > MAX_POOLED_CAPACITY {
       return;
     }
     buf.clear();
     if let Ok(mut f) = self.free.lock() {
-      if f.len() < self.max {
-        f.push(buf);
+      if f.buffers.len() < self.max && f.bytes + cap <= MAX_POOLED_BYTES {
+        f.bytes += cap;
+        f.buffers.push(buf);
       }
     }
   }
 
   /// Spare buffers held now.
   pub fn spare(&self) -> usize {
-    self.free.lock().map(|f| f.len()).unwrap_or(0)
+    self.free.lock().map(|f| f.buffers.len()).unwrap_or(0)
   }
 }
 
@@ -137,6 +153,18 @@ mod tests {
     assert!(b.capacity() >= 100);
     assert_eq!(p.spare(), 1);
     assert_eq!(p.reused(), 1);
+  }
+
+  #[test]
+  fn keeps_at_most_the_byte_budget() {
+    let p = BufferPool::new(100);
+    for _ in 0..10 {
+      p.give(Vec::with_capacity(MAX_POOLED_CAPACITY));
+    }
+    assert_eq!(p.spare(), MAX_POOLED_BYTES / MAX_POOLED_CAPACITY);
+    drop(p.take());
+    p.give(Vec::with_capacity(MAX_POOLED_CAPACITY));
+    assert_eq!(p.spare(), MAX_POOLED_BYTES / MAX_POOLED_CAPACITY);
   }
 
   #[test]
