@@ -233,6 +233,4 @@ export interface NativeStats {
   gsoSends: number
   /** Times the kernel refused a GSO send and the socket fell back to plain sends. */
   gsoFallbacks: number
-  /** Batches built in a recycled buffer (one JS had let go of) instead of a new allocation. */
-  batchBuffersReused: number
 }

@@ -177,19 +177,6 @@ test('an unreachable unref()\'d socket is garbage-collected (its port freed); a 
   t.false(res.refFreed, 'the referenced socket stays open')
 })
 
-test('batch buffers the GC has finalized are reused for later batches; a batch still held is never overwritten', async (t) => {
-  const child = runFixture(t, 'batch-reuse.js', ['40'], ['--expose-gc'])
-  const r = await exitWithin(child, 60_000)
-  t.deepEqual(r, { code: 0, signal: null }, child.stderr())
-  const res = child.lines.find((l) => 'ok' in l || 'error' in l)
-  t.truthy(res && res.ok, JSON.stringify(child.lines))
-  t.is(res.received, res.expected, 'every datagram arrived once')
-  t.is(res.bad, 0, 'with its bytes')
-  t.true(res.kept >= 5, `kept ${res.kept} batches`)
-  t.is(res.changed, 0, 'the kept batches still hold what they held on arrival')
-  t.true(res.reused > 0, `later batches were built in recycled buffers (${res.reused} of ${res.batches})`)
-})
-
 // ---- worker threads ----------------------------------------------------------------------
 
 function nextMessage(w: Worker, pred: (m: any) => boolean, timeoutMs = 30_000): Promise<any> {

@@ -133,14 +133,8 @@ pub struct BatchBuilder {
 impl BatchBuilder {
   /// Reserves room for `count` datagrams carrying `payload_bytes` bytes in all.
   pub fn new(count: usize, payload_bytes: usize) -> Self {
-    Self::with_buffer(count, payload_bytes, Vec::new())
-  }
-
-  /// Like [`BatchBuilder::new`], building into `buf` (cleared first; its capacity is reused).
-  pub fn with_buffer(count: usize, payload_bytes: usize, mut buf: Vec<u8>) -> Self {
     let layout = MetaLayout { count };
-    buf.clear();
-    buf.reserve(layout.total() + payload_bytes);
+    let mut buf = Vec::with_capacity(layout.total() + payload_bytes);
     buf.resize(layout.total(), 0);
     BatchBuilder { layout, buf, next: 0 }
   }

@@ -16,7 +16,6 @@ pub mod io;
 pub mod linux;
 pub mod multicast;
 pub mod native;
-pub mod pool;
 pub mod recv;
 pub mod send;
 pub mod socket;

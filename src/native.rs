@@ -19,7 +19,6 @@ use crate::addr::{self, AddrError};
 use crate::cleanup::{CleanupHook, Shutdown, Slot};
 use crate::error::{closed, invalid_arg, os_error, OsError};
 use crate::io::{self, Delivery, Event, Shared};
-use crate::pool::{BufferPool, PooledBuffer};
 use crate::recv::{RecvMode, RecvSlab};
 use crate::send::{self, Packed, SendScratch};
 use crate::socket::{self, SocketConfig};
@@ -183,15 +182,13 @@ pub struct NativeStats {
   pub gso_sends: f64,
   /// Times the kernel refused a GSO send and the socket fell back to plain sends.
   pub gso_fallbacks: f64,
-  /// Batches built in a recycled buffer (one JS had let go of) instead of a new allocation.
-  pub batch_buffers_reused: f64,
 }
 
 type Dispatch = Arc<DispatchFn>;
 type DispatchFn = ThreadsafeFunction<Event, (), DispatchArgs, Status, false, false, 0>;
 /// (kind, bytes, unused, count-or-errno, kernel drops, syscall): kind 0 = batch (metadata
 /// then payloads, see `batch.rs`), 1 = error, 2 = writable.
-type DispatchArgs = FnArgs<(u32, Option<PooledBuffer>, Option<Buffer>, i32, f64, Option<String>)>;
+type DispatchArgs = FnArgs<(u32, Option<Buffer>, Option<Buffer>, i32, f64, Option<String>)>;
 
 struct Open {
   socket: Socket,
@@ -204,8 +201,6 @@ struct Open {
   connected: bool,
   referenced: bool,
   caps: CapsProbe,
-  /// Batch buffers JS has let go of, for the I/O thread to reuse.
-  pool: Arc<BufferPool>,
 }
 
 #[derive(Clone, Copy)]
@@ -354,9 +349,6 @@ impl NativeSocket {
     // a later turn of the event loop; a strong reference would keep the wake-up eventfd open
     // after close() until then.
     let credit = Arc::downgrade(&shared);
-    // Enough spare buffers for every batch the credit window lets wait, plus the one being built.
-    let pool = Arc::new(BufferPool::new(shared.max_in_flight as usize + 2));
-    let js_pool = Arc::clone(&pool);
     let tsfn: Dispatch = Arc::new(
       dispatch
         .build_threadsafe_function::<Event>()
@@ -369,8 +361,7 @@ impl NativeSocket {
                 shared.return_credit();
               }
               let drops = b.kernel_drops.map_or(-1.0, |d| d as f64);
-              let bytes = PooledBuffer { bytes: b.bytes, pool: Arc::clone(&js_pool) };
-              (0, Some(bytes), None, b.count as i32, drops, None).into()
+              (0, Some(Buffer::from(b.bytes)), None, b.count as i32, drops, None).into()
             }
             Event::Error(e) => {
               if let Some(shared) = credit.upgrade() {
@@ -386,7 +377,6 @@ impl NativeSocket {
     let mut slab =
       RecvSlab::with_gro(options.batch_size as usize, options.max_datagram_size as usize, info.gro);
     slab.drop_counter = drop_counter;
-    slab.pool = Arc::clone(&pool);
     let thread_shared = shared.clone();
     let sink_tsfn = Arc::clone(&tsfn);
     let thread = std::thread::Builder::new()
@@ -417,7 +407,6 @@ impl NativeSocket {
       connected: connect.is_some(),
       referenced: true,
       caps: CapsProbe { gso_supported, drop_counter, info },
-      pool,
     };
     // Worker teardown: the environment's cleanup hook closes a socket JS never closed.
     let inner = Rc::new(RefCell::new(Some(open)));
@@ -809,9 +798,7 @@ impl NativeSocket {
         if let Some(m) = &meminfo {
           Counters::raise(&o.shared.counters.kernel_drops, m.drops);
         }
-        let mut s = NativeStats::from_counters(&o.shared.counters, meminfo);
-        s.batch_buffers_reused = o.pool.reused() as f64;
-        Ok(s)
+        Ok(NativeStats::from_counters(&o.shared.counters, meminfo))
       })
       .unwrap_or_else(|_| NativeStats::from_counters(&Counters::default(), None))
   }
@@ -948,7 +935,6 @@ impl NativeStats {
       gso_sends: g(&c.gso_sends),
       gso_fallbacks: g(&c.gso_fallbacks),
       recv_queue_bytes: m.map_or(0.0, |m| m.queued as f64),
-      batch_buffers_reused: 0.0,
     }
   }
 }

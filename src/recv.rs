@@ -4,12 +4,10 @@
 
 use std::io;
 use std::os::fd::RawFd;
-use std::sync::Arc;
 
 use crate::addr::decode_sockaddr;
 use crate::batch::{BatchBuilder, Extra, RawBatch, FLAG_TRUNCATED};
 use crate::cmsg::{self, WrappingCounter};
-use crate::pool::BufferPool;
 
 /// Control buffer room per datagram: drop counter, pktinfo (IPv4 or IPv6), timestamp, TOS,
 /// GRO segment size, with room to spare.
@@ -49,8 +47,6 @@ pub struct RecvSlab {
   saw_drops: bool,
   /// The socket asked for the kernel's drop counter: batches report it even before any drop.
   pub drop_counter: bool,
-  /// Where batch buffers come from (and go back to once JS has finalized them).
-  pub pool: Arc<BufferPool>,
   /// System calls made by the last `receive` (one for recvmmsg; one per recvmsg otherwise).
   pub last_syscalls: u64,
 }
@@ -102,7 +98,6 @@ impl RecvSlab {
       drops: WrappingCounter::default(),
       saw_drops: false,
       drop_counter: false,
-      pool: Arc::new(BufferPool::new(0)),
       last_syscalls: 0,
     }
   }
@@ -245,7 +240,7 @@ impl RecvSlab {
       bytes += (0..pieces).map(|k| (len - k * seg).min(seg).min(self.limit)).sum::<usize>();
       self.infos[i] = SlotInfo { extra: info.extra, seg, pieces };
     }
-    let mut b = BatchBuilder::with_buffer(datagrams, bytes, self.pool.take());
+    let mut b = BatchBuilder::new(datagrams, bytes);
     for i in 0..n {
       let r = self.results[i];
       let SlotInfo { mut extra, seg, pieces } = self.infos[i];
