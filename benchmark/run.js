@@ -397,6 +397,18 @@ async function forceDgramBuffer(ready, bytes, notes) {
 
 const WORKER_LIMIT = 90_000
 
+/**
+ * Queues the drain backlog into a stalled receiver (`ceiling send`, a separate process for every
+ * receiver alike), waits until the queue stops growing, then tells the receiver `go N`.
+ * Returns the fill result and the socket's kernel accounting.
+ */
+async function fillAndGo(receiver, port, cfg, cal) {
+  const fill = await ceiling(['send', '--port', String(port), '--size', String(cfg.size), '--batch', '1024', '--count', String(cal.backlog)], 60_000)
+  const info = await settle(port)
+  receiver.write(`go ${fill.sent}`)
+  return { fill, info }
+}
+
 async function drainJs(cfg, cal, mode, notes) {
   const w = start('worker', [mode, JSON.stringify({ rcvbuf: cfg.drainRcvbuf, batchSize: cfg.batch, limitMs: WORKER_LIMIT, drainLimitMs: 30_000 })], {
     name: mode,
@@ -406,12 +418,7 @@ async function drainJs(cfg, cal, mode, notes) {
     const ready = await w.next(20_000)
     let buf = { rcvbuf: ready.rcvbuf, forced: ready.forced }
     if (mode === 'drain-dgram') buf = await forceDgramBuffer(ready, cfg.drainRcvbuf, notes)
-    const fill = await ceiling(
-      ['send', '--port', String(ready.port), '--size', String(cfg.size), '--batch', '1024', '--count', String(cal.backlog)],
-      60_000,
-    )
-    const info = await settle(ready.port)
-    w.write(`go ${fill.sent}`)
+    const { fill, info } = await fillAndGo(w, ready.port, cfg, cal)
     const { result } = await w.next(40_000)
     await w.done
     return {
@@ -438,9 +445,7 @@ async function drainCeiling(cfg, cal) {
   const p = start(CEILING, args, { name: 'ceiling drain', limitMs: 120_000 })
   try {
     const ready = await p.next(20_000)
-    const fill = await ceiling(['send', '--port', String(ready.port), '--size', String(cfg.size), '--batch', '1024', '--count', String(cal.backlog)], 60_000)
-    await settle(ready.port)
-    p.write(`go ${fill.sent}`)
+    await fillAndGo(p, ready.port, cfg, cal)
     const r = await p.next(120_000)
     const code = await p.done
     if (code !== 0) throw new Error(`ceiling ${args.join(' ')} failed (${code}): ${p.stderr.slice(-800)}`)
