@@ -6,10 +6,12 @@
 //! credit through [`Shared::return_credit`].
 
 use std::io;
-use std::os::fd::RawFd;
+use std::os::fd::{AsRawFd, RawFd};
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering::*};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use socket2::Socket;
 
 use crate::batch::{MetaLayout, RawBatch, FLAG_TRUNCATED};
 use crate::error::OsError;
@@ -20,14 +22,18 @@ use crate::wake::Waker;
 
 /// What the I/O thread tells JS.
 pub enum Event {
+  /// Received datagrams.
   Batch(RawBatch),
+  /// A receive error (ICMP error, pending socket error, error-queue entry).
   Error(OsError),
+  /// The send buffer has room again (asked for with [`Shared::request_writable`]).
   Writable,
 }
 
 /// Result of offering an event to the sink.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Delivery {
+  /// The event is on its way to JS.
   Queued,
   /// JS is gone (socket closed, environment torn down): the thread must exit.
   Closed,
@@ -38,26 +44,36 @@ pub const MAX_ERRORS_IN_FLIGHT: u32 = 64;
 
 /// State shared by the JS thread and the I/O thread.
 pub struct Shared {
-  pub fd: RawFd,
+  /// The socket. Owned here (and by the JS side), so the fd stays open as long as the I/O
+  /// thread can use it: a thread that outlives its JS object never polls a reused fd number.
+  pub socket: Arc<Socket>,
+  /// Interrupts the thread's poll.
   pub waker: Waker,
+  /// `recvmmsg` or one `recvmsg` per datagram.
   pub mode: RecvMode,
+  /// Most datagrams per delivered batch.
   pub batch_size: usize,
   /// How long a partial batch may wait for more datagrams (0: deliver at once).
   pub coalesce: Duration,
   /// Most batches allowed in the JS queue at once.
   pub max_in_flight: u32,
+  /// JS wants datagrams.
   pub reading: AtomicBool,
+  /// JS waits for room in the send buffer.
   pub want_writable: AtomicBool,
+  /// The thread must exit.
   pub stop: AtomicBool,
   in_flight: AtomicU32,
   waiting_credit: AtomicBool,
   errors_in_flight: AtomicU32,
+  /// The socket's counters.
   pub counters: Counters,
 }
 
 impl Shared {
+  /// State for a socket whose thread starts paused.
   pub fn new(
-    fd: RawFd,
+    socket: Arc<Socket>,
     waker: Waker,
     mode: RecvMode,
     batch_size: usize,
@@ -65,7 +81,7 @@ impl Shared {
     max_in_flight: u32,
   ) -> Self {
     Shared {
-      fd,
+      socket,
       waker,
       mode,
       batch_size,
@@ -79,6 +95,11 @@ impl Shared {
       errors_in_flight: AtomicU32::new(0),
       counters: Counters::default(),
     }
+  }
+
+  /// The socket's fd, valid as long as `self` is.
+  pub fn fd(&self) -> RawFd {
+    self.socket.as_raw_fd()
   }
 
   /// Called on the JS thread when a batch has been taken off the queue.
@@ -166,7 +187,7 @@ pub fn run(shared: Arc<Shared>, mut slab: RecvSlab, mut sink: impl FnMut(Event) 
     }
     let mut fds = [
       libc::pollfd { fd: shared.waker.fd(), events: libc::POLLIN, revents: 0 },
-      libc::pollfd { fd: shared.fd, events, revents: 0 },
+      libc::pollfd { fd: shared.fd(), events, revents: 0 },
     ];
     // SAFETY: `fds` is a live array of two pollfds; -1 waits until an event or a wake-up.
     let rc = unsafe { libc::poll(fds.as_mut_ptr(), 2, -1) };
@@ -198,7 +219,7 @@ pub fn run(shared: Arc<Shared>, mut slab: RecvSlab, mut sink: impl FnMut(Event) 
     } else if rev & libc::POLLERR != 0 {
       // A pending socket error (e.g. ICMP port unreachable on a connected socket) while we
       // are not reading: poll would report it forever, so fetch (and clear) it now.
-      if let Some(errno) = take_socket_error(shared.fd) {
+      if let Some(errno) = take_socket_error(shared.fd()) {
         Counters::add(&shared.counters.recv_errors, 1);
         if !offer(&shared, &mut sink, Event::Error(OsError { errno, syscall })) {
           return;
@@ -209,7 +230,7 @@ pub fn run(shared: Arc<Shared>, mut slab: RecvSlab, mut sink: impl FnMut(Event) 
     if rev & libc::POLLERR != 0 {
       // With IP_RECVERR/IPV6_RECVERR on, ICMP errors wait on the error queue and keep POLLERR
       // raised until read: read them (bounded) and report each.
-      for errno in errqueue::drain(shared.fd) {
+      for errno in errqueue::drain(shared.fd()) {
         Counters::add(&shared.counters.recv_errors, 1);
         if !offer(&shared, &mut sink, Event::Error(OsError { errno, syscall: "recvmsg(MSG_ERRQUEUE)" })) {
           return;
@@ -241,7 +262,7 @@ fn drain(
   sink: &mut impl FnMut(Event) -> Delivery,
   syscall: &'static str,
 ) -> Drained {
-  let fd = shared.fd;
+  let fd = shared.fd();
   let cap = shared.batch_size.min(slab.capacity());
   while shared.reading.load(Relaxed) && !shared.stop.load(Relaxed) && shared.has_credit() {
     let mut n = 0usize;
@@ -344,4 +365,83 @@ fn take_socket_error(fd: RawFd) -> Option<i32> {
     )
   };
   (rc == 0 && err != 0).then_some(err)
+}
+
+#[cfg(test)]
+mod tests {
+  use super::*;
+  use std::net::UdpSocket;
+  use std::sync::mpsc;
+  use std::thread::JoinHandle;
+
+  /// What a test sees of the loop's events.
+  #[derive(Debug, PartialEq, Eq)]
+  enum Seen {
+    Batch(u32),
+    Error(i32),
+    Writable,
+  }
+
+  /// Starts the I/O loop (paused) on `sock`; its events arrive on the returned channel.
+  fn start(sock: UdpSocket) -> (Arc<Shared>, JoinHandle<()>, mpsc::Receiver<Seen>) {
+    sock.set_nonblocking(true).unwrap();
+    let socket = Arc::new(Socket::from(sock));
+    let shared =
+      Arc::new(Shared::new(socket, Waker::new().unwrap(), RecvMode::Batched, 8, Duration::ZERO, 4));
+    let (tx, rx) = mpsc::channel();
+    let thread_shared = shared.clone();
+    let thread = std::thread::spawn(move || {
+      run(thread_shared, RecvSlab::new(8, 64), move |e| {
+        let seen = match e {
+          Event::Batch(b) => Seen::Batch(b.count),
+          Event::Error(e) => Seen::Error(e.errno),
+          Event::Writable => Seen::Writable,
+        };
+        if tx.send(seen).is_ok() {
+          Delivery::Queued
+        } else {
+          Delivery::Closed
+        }
+      })
+    });
+    (shared, thread, rx)
+  }
+
+  fn next(rx: &mpsc::Receiver<Seen>) -> Seen {
+    rx.recv_timeout(Duration::from_secs(10)).expect("an event from the I/O thread")
+  }
+
+  fn stop(shared: Arc<Shared>, thread: JoinHandle<()>) {
+    shared.request_stop();
+    thread.join().unwrap();
+  }
+
+  #[test]
+  fn the_thread_owns_the_fd_it_polls() {
+    // Regression: the thread used to poll a raw fd number that the JS side owned; had the
+    // JS side closed it without stopping the thread, the thread would have polled whatever
+    // the kernel gave that number next. Now the thread's share keeps the socket open.
+    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let port = sock.local_addr().unwrap().port();
+    let (shared, thread, rx) = start(sock);
+    let fd = shared.fd();
+    let weak = Arc::downgrade(&shared.socket);
+    let loop_share = Arc::clone(&shared);
+    drop(shared);
+    // Only the thread's share is left (the test's `loop_share` is the same Arc): the fd is the
+    // same open socket.
+    assert!(weak.upgrade().is_some());
+    let again = loop_share.socket.local_addr().unwrap().as_socket().unwrap().port();
+    assert_eq!(again, port);
+    // SAFETY: F_GETFD on a descriptor number reads its flags; no memory is passed.
+    assert_ne!(unsafe { libc::fcntl(fd, libc::F_GETFD) }, -1, "the fd is still open");
+    let other = UdpSocket::bind("127.0.0.1:0").unwrap();
+    assert_ne!(other.local_addr().unwrap().port(), port);
+    // The loop still receives on its own socket.
+    loop_share.set_reading(true);
+    other.send_to(b"hello", ("127.0.0.1", port)).unwrap();
+    assert_eq!(next(&rx), Seen::Batch(1));
+    stop(loop_share, thread);
+    assert!(weak.upgrade().is_none(), "the socket is released with the last share");
+  }
 }

@@ -2,10 +2,8 @@
 //! `lib/socket.js` wraps it in the public `UdpSocket` API; argument validation with
 //! `TypeError`/`RangeError` happens there, and this layer checks again without trusting it.
 
-use std::cell::RefCell;
 use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
-use std::rc::Rc;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -16,7 +14,7 @@ use napi_derive::napi;
 use socket2::{SockAddr, Socket};
 
 use crate::addr::{self, AddrError};
-use crate::cleanup::{CleanupHook, Shutdown, Slot};
+use crate::cleanup::{CleanupHook, Shutdown, Slot, SlotCell};
 use crate::error::{closed, invalid_arg, os_error, OsError};
 use crate::io::{self, Delivery, Event, Shared};
 use crate::recv::{RecvMode, RecvSlab};
@@ -190,8 +188,11 @@ type DispatchFn = ThreadsafeFunction<Event, (), DispatchArgs, Status, false, fal
 /// then payloads, see `batch.rs`), 1 = error, 2 = writable.
 type DispatchArgs = FnArgs<(u32, Option<Buffer>, Option<Buffer>, i32, f64, Option<String>)>;
 
+/// An open socket: everything `close()` releases. Dropping it stops and joins the I/O thread;
+/// the fd closes once both this and the thread's [`Shared`] are gone.
 struct Open {
-  socket: Socket,
+  /// The socket, shared with the I/O thread (`shared.socket`).
+  socket: Arc<Socket>,
   shared: Arc<Shared>,
   thread: Option<JoinHandle<()>>,
   dispatch: Dispatch,
@@ -216,8 +217,16 @@ impl Shutdown for Open {
   fn shutdown(&mut self) {
     self.shared.request_stop();
     if let Some(t) = self.thread.take() {
+      // A panic on the I/O thread is already reported by the panic hook; the thread is gone.
       let _ = t.join();
     }
+  }
+}
+
+impl Drop for Open {
+  /// However an `Open` goes away, its thread is stopped and joined first.
+  fn drop(&mut self) {
+    self.shutdown();
   }
 }
 
@@ -336,8 +345,9 @@ impl NativeSocket {
       return Err(os_error(e, "UDP_SEGMENT (gso: true needs Linux >= 4.18 and the batched path)"));
     }
     let waker = Waker::new().map_err(|e| os_error(OsError::from_io(&e, "eventfd"), ""))?;
+    let sock = Arc::new(sock);
     let shared = Arc::new(Shared::new(
-      sock.as_raw_fd(),
+      Arc::clone(&sock),
       waker,
       mode,
       options.batch_size as usize,
@@ -409,18 +419,21 @@ impl NativeSocket {
       caps: CapsProbe { gso_supported, drop_counter, info },
     };
     // Worker teardown: the environment's cleanup hook closes a socket JS never closed.
-    let inner = Rc::new(RefCell::new(Some(open)));
+    // Stopping the thread needs no borrow of the slot (see `SlotCell::close`); weak, so the
+    // slot does not keep the socket open after close.
+    let stopper = Arc::downgrade(&open.shared);
+    let inner = SlotCell::new(open, move || {
+      if let Some(shared) = stopper.upgrade() {
+        shared.request_stop();
+      }
+    });
     let hook = CleanupHook::register(&env, inner.clone());
     Ok(NativeSocket { inner, hook })
   }
 
   /// Runs `f` on the open socket, or fails with the closed-socket error.
   fn with<T>(&self, f: impl FnOnce(&mut Open) -> Result<T>) -> Result<T> {
-    let mut guard = self.inner.try_borrow_mut().map_err(|_| closed())?;
-    match guard.as_mut() {
-      Some(o) => f(o),
-      None => Err(closed()),
-    }
+    self.inner.with(f).unwrap_or_else(|| Err(closed()))
   }
 
   /// The local address the socket is bound to (the real port when bound to port 0).
@@ -816,9 +829,13 @@ impl NativeSocket {
   }
 
   fn set_ref(&self, env: Env, on: bool) -> Result<()> {
-    let mut guard = self.inner.try_borrow_mut().map_err(|_| closed())?;
-    let Some(o) = guard.as_mut() else { return Ok(()) };
-    if o.referenced != on {
+    if self.inner.is_closed() {
+      return Ok(());
+    }
+    self.with(|o| {
+      if o.referenced == on {
+        return Ok(());
+      }
       let raw = o.dispatch.raw();
       // SAFETY: called on the JS thread that owns the (still open) threadsafe function.
       let status = unsafe {
@@ -830,8 +847,8 @@ impl NativeSocket {
       };
       check(status)?;
       o.referenced = on;
-    }
-    Ok(())
+      Ok(())
+    })
   }
 
   /// Stops the I/O thread, closes the fd and releases the event-loop reference. Idempotent.
@@ -843,14 +860,13 @@ impl NativeSocket {
   /// True once `close()` has run.
   #[napi(getter)]
   pub fn closed(&self) -> bool {
-    self.inner.try_borrow().map(|g| g.is_none()).unwrap_or(false)
+    self.inner.is_closed()
   }
 
+  /// Closes the slot (stop, join, fd closed; deferred to the end of a call on this socket that
+  /// is on the stack, with the thread told to stop at once) and frees the cleanup hook.
   fn shutdown(&mut self) {
-    let taken = self.inner.try_borrow_mut().ok().and_then(|mut g| g.take());
-    if let Some(mut o) = taken {
-      o.shutdown();
-    }
+    self.inner.close();
     if let Some(hook) = self.hook.take() {
       hook.remove();
     }
