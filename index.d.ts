@@ -229,6 +229,11 @@ export interface NativeStats {
   recvQueueBytes: number
   /** Receives the kernel had coalesced with GRO and that were split back into datagrams. */
   groReceives: number
+  /**
+   * Entries on the socket error queue that were not errors (transmit timestamps, zerocopy
+   * completions): read and discarded, never reported as errors.
+   */
+  errorQueueNotices: number
   /** GSO sends (one system call entry carrying several datagrams). */
   gsoSends: number
   /** Times the kernel refused a GSO send and the socket fell back to plain sends. */

@@ -7,7 +7,7 @@
 
 use std::io;
 use std::os::fd::{AsRawFd, RawFd};
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering::*};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::*};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -42,6 +42,11 @@ pub enum Delivery {
 /// Most error events waiting for JS at once.
 pub const MAX_ERRORS_IN_FLIGHT: u32 = 64;
 
+/// Errored wake-ups in a row after which the loop pauses [`ERROR_BACKOFF`] per wake-up.
+const MAX_CONSECUTIVE_ERRORS: u32 = 8;
+/// The pause after too many errored wake-ups in a row (a close interrupts it).
+const ERROR_BACKOFF: Duration = Duration::from_millis(10);
+
 /// State shared by the JS thread and the I/O thread.
 pub struct Shared {
   /// The socket. Owned here (and by the JS side), so the fd stays open as long as the I/O
@@ -66,6 +71,8 @@ pub struct Shared {
   in_flight: AtomicU32,
   waiting_credit: AtomicBool,
   errors_in_flight: AtomicU32,
+  /// Times the loop paused after [`MAX_CONSECUTIVE_ERRORS`] errored wake-ups in a row.
+  pub backoffs: AtomicU64,
   /// The socket's counters.
   pub counters: Counters,
 }
@@ -93,6 +100,7 @@ impl Shared {
       in_flight: AtomicU32::new(0),
       waiting_credit: AtomicBool::new(false),
       errors_in_flight: AtomicU32::new(0),
+      backoffs: AtomicU64::new(0),
       counters: Counters::default(),
     }
   }
@@ -191,57 +199,92 @@ pub fn run(shared: Arc<Shared>, mut slab: RecvSlab, mut sink: impl FnMut(Event) 
     ];
     // SAFETY: `fds` is a live array of two pollfds; -1 waits until an event or a wake-up.
     let rc = unsafe { libc::poll(fds.as_mut_ptr(), 2, -1) };
+    // Whether this wake-up met an error; errors in a row slow the loop down, anything else
+    // resets the count (also while reading is paused).
+    let mut errored = false;
     if rc < 0 {
       let e = io::Error::last_os_error();
-      if e.kind() != io::ErrorKind::Interrupted
-        && !offer(&shared, &mut sink, Event::Error(OsError::from_io(&e, "poll")))
-      {
-        return;
-      }
-      continue;
-    }
-    if fds[0].revents != 0 {
-      shared.waker.drain();
-    }
-    let rev = fds[1].revents;
-    if want_write && rev & (libc::POLLOUT | libc::POLLERR) != 0 {
-      shared.want_writable.store(false, SeqCst);
-      if !offer(&shared, &mut sink, Event::Writable) {
-        return;
-      }
-    }
-    if can_read && rev & (libc::POLLIN | libc::POLLERR | libc::POLLHUP) != 0 {
-      match drain(&shared, &mut slab, &mut sink, syscall) {
-        Drained::Ok => consecutive_errors = 0,
-        Drained::Errored => consecutive_errors += 1,
-        Drained::Closed => return,
-      }
-    } else if rev & libc::POLLERR != 0 {
-      // A pending socket error (e.g. ICMP port unreachable on a connected socket) while we
-      // are not reading: poll would report it forever, so fetch (and clear) it now.
-      if let Some(errno) = take_socket_error(shared.fd()) {
-        Counters::add(&shared.counters.recv_errors, 1);
-        if !offer(&shared, &mut sink, Event::Error(OsError { errno, syscall })) {
+      if e.kind() != io::ErrorKind::Interrupted {
+        errored = true;
+        if !offer(&shared, &mut sink, Event::Error(OsError::from_io(&e, "poll"))) {
           return;
         }
       }
-      consecutive_errors += 1;
-    }
-    if rev & libc::POLLERR != 0 {
-      // With IP_RECVERR/IPV6_RECVERR on, ICMP errors wait on the error queue and keep POLLERR
-      // raised until read: read them (bounded) and report each.
-      for errno in errqueue::drain(shared.fd()) {
-        Counters::add(&shared.counters.recv_errors, 1);
-        if !offer(&shared, &mut sink, Event::Error(OsError { errno, syscall: "recvmsg(MSG_ERRQUEUE)" })) {
+    } else {
+      if fds[0].revents != 0 {
+        shared.waker.drain();
+      }
+      let rev = fds[1].revents;
+      if rev & libc::POLLERR != 0 {
+        // With IP_RECVERR/IPV6_RECVERR on, ICMP errors wait on the error queue and keep POLLERR
+        // raised until read. Read the queue first: that also clears the pending socket error
+        // the same ICMP error set, so the receive below does not report it a second time.
+        match report_error_queue(&shared, &mut sink, None, syscall) {
+          Some(reported) => errored |= reported,
+          None => return,
+        }
+      }
+      if want_write && rev & (libc::POLLOUT | libc::POLLERR) != 0 {
+        shared.want_writable.store(false, SeqCst);
+        if !offer(&shared, &mut sink, Event::Writable) {
           return;
         }
       }
+      if can_read && rev & (libc::POLLIN | libc::POLLERR | libc::POLLHUP) != 0 {
+        match drain(&shared, &mut slab, &mut sink, syscall) {
+          Drained::Ok => {}
+          Drained::Errored => errored = true,
+          Drained::Closed => return,
+        }
+      } else if rev & libc::POLLERR != 0 {
+        // A pending socket error (e.g. ICMP port unreachable on a connected socket) while we
+        // are not reading: poll would report it forever, so fetch (and clear) it now.
+        if let Some(errno) = take_socket_error(shared.fd()) {
+          match report_error_queue(&shared, &mut sink, Some(errno), syscall) {
+            Some(reported) => errored |= reported,
+            None => return,
+          }
+        }
+      }
     }
-    if consecutive_errors > 8 {
+    consecutive_errors = if errored { consecutive_errors.saturating_add(1) } else { 0 };
+    if consecutive_errors > MAX_CONSECUTIVE_ERRORS {
       // A persistent error: keep the loop alive but do not spin.
-      std::thread::sleep(Duration::from_millis(10));
+      shared.backoffs.fetch_add(1, Relaxed);
+      shared.sleep(ERROR_BACKOFF);
     }
   }
+}
+
+/// Drains the error queue (bounded), reporting each error entry once and counting the other
+/// entries. `failed` is the errno a receive (or `SO_ERROR`) just returned: an ICMP error with
+/// `IP_RECVERR` on is both queued and parked as the socket's pending error, so it is reported
+/// only when no queued entry carries the same errno. Returns whether anything was reported,
+/// or None when the thread must exit.
+fn report_error_queue(
+  shared: &Shared,
+  sink: &mut impl FnMut(Event) -> Delivery,
+  failed: Option<i32>,
+  syscall: &'static str,
+) -> Option<bool> {
+  let found = errqueue::drain(shared.fd());
+  Counters::add(&shared.counters.error_queue_notices, found.notices);
+  let mut reported = false;
+  if let Some(errno) = failed.filter(|e| !found.errors.contains(e)) {
+    Counters::add(&shared.counters.recv_errors, 1);
+    reported = true;
+    if !offer(shared, sink, Event::Error(OsError { errno, syscall })) {
+      return None;
+    }
+  }
+  for errno in found.errors {
+    Counters::add(&shared.counters.recv_errors, 1);
+    reported = true;
+    if !offer(shared, sink, Event::Error(OsError { errno, syscall: "recvmsg(MSG_ERRQUEUE)" })) {
+      return None;
+    }
+  }
+  Some(reported)
 }
 
 enum Drained {
@@ -321,11 +364,12 @@ fn drain(
       }
     }
     if let Some(e) = error {
-      Counters::add(&shared.counters.recv_errors, 1);
-      if !offer(shared, sink, Event::Error(OsError::from_io(&e, syscall))) {
-        return Drained::Closed;
-      }
-      return Drained::Errored;
+      let errno = e.raw_os_error().unwrap_or(libc::EIO);
+      return match report_error_queue(shared, sink, Some(errno), syscall) {
+        Some(true) => Drained::Errored,
+        Some(false) => Drained::Ok,
+        None => Drained::Closed,
+      };
     }
     if n < cap {
       // Drained (or the window closed on a partial batch): back to poll.
@@ -411,6 +455,11 @@ mod tests {
     rx.recv_timeout(Duration::from_secs(10)).expect("an event from the I/O thread")
   }
 
+  /// A loopback port nobody listens on.
+  fn dead_port() -> u16 {
+    UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+  }
+
   fn stop(shared: Arc<Shared>, thread: JoinHandle<()>) {
     shared.request_stop();
     thread.join().unwrap();
@@ -443,5 +492,48 @@ mod tests {
     assert_eq!(next(&rx), Seen::Batch(1));
     stop(loop_share, thread);
     assert!(weak.upgrade().is_none(), "the socket is released with the last share");
+  }
+
+  #[test]
+  fn a_clean_wake_up_resets_the_error_count_while_paused() {
+    // Regression: errors met while reading was paused were never forgotten, so after nine of
+    // them every later wake-up (a send waiting for room, a resume) slept 10 ms.
+    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+    sock.connect(("127.0.0.1", dead_port())).unwrap();
+    let (shared, thread, rx) = start(sock);
+    for _ in 0..=MAX_CONSECUTIVE_ERRORS + 1 {
+      shared.socket.send(b"to nobody").unwrap();
+      assert_eq!(next(&rx), Seen::Error(libc::ECONNREFUSED));
+    }
+    // The Writable event comes from an iteration after the last errored one, so the count
+    // read here includes every backoff the errors caused.
+    shared.request_writable();
+    assert_eq!(next(&rx), Seen::Writable);
+    let before = shared.backoffs.load(SeqCst);
+    assert!(before >= 1, "ten errors in a row back off");
+    for _ in 0..3 {
+      shared.request_writable();
+      assert_eq!(next(&rx), Seen::Writable);
+    }
+    assert_eq!(shared.backoffs.load(SeqCst), before, "wake-ups without an error do not back off");
+    stop(shared, thread);
+  }
+
+  #[test]
+  fn an_icmp_error_with_ip_recverr_is_reported_once() {
+    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let port = sock.local_addr().unwrap().port();
+    let (shared, thread, rx) = start(sock);
+    crate::socket::set_int(&shared.socket, libc::IPPROTO_IP, libc::IP_RECVERR, 1, "IP_RECVERR").unwrap();
+    shared.set_reading(true);
+    let dead = std::net::SocketAddr::from(([127, 0, 0, 1], dead_port()));
+    shared.socket.send_to(b"to nobody", &dead.into()).unwrap();
+    assert_eq!(next(&rx), Seen::Error(libc::ECONNREFUSED));
+    // A datagram after it: the loop has been through poll and recvmmsg again since.
+    let other = UdpSocket::bind("127.0.0.1:0").unwrap();
+    other.send_to(b"after", ("127.0.0.1", port)).unwrap();
+    assert_eq!(next(&rx), Seen::Batch(1), "no second report of the same ICMP error");
+    assert_eq!(Counters::get(&shared.counters.recv_errors), 1);
+    stop(shared, thread);
   }
 }

@@ -176,6 +176,9 @@ pub struct NativeStats {
   pub recv_queue_bytes: f64,
   /// Receives the kernel had coalesced with GRO and that were split back into datagrams.
   pub gro_receives: f64,
+  /// Entries on the socket error queue that were not errors (transmit timestamps, zerocopy
+  /// completions): read and discarded, never reported as errors.
+  pub error_queue_notices: f64,
   /// GSO sends (one system call entry carrying several datagrams).
   pub gso_sends: f64,
   /// Times the kernel refused a GSO send and the socket fell back to plain sends.
@@ -948,6 +951,7 @@ impl NativeStats {
       send_errors: g(&c.send_errors),
       events_dropped: g(&c.events_dropped),
       gro_receives: g(&c.gro_receives),
+      error_queue_notices: g(&c.error_queue_notices),
       gso_sends: g(&c.gso_sends),
       gso_fallbacks: g(&c.gso_fallbacks),
       recv_queue_bytes: m.map_or(0.0, |m| m.queued as f64),

@@ -1,0 +1,108 @@
+// Receive path under misuse and kernel edge cases: ICMP errors with IP_RECVERR reported exactly
+// once, non-error entries on the error queue (transmit timestamps).
+// Loopback only (ICMP errors come from closed ports on 127.0.0.1 / ::1); every wait is bounded
+// and nothing asserts on timing: "exactly once" is checked after a later datagram has arrived,
+// which proves the I/O thread went through poll and the receive call again since the error.
+import test from 'ava'
+import type { ExecutionContext } from 'ava'
+import { UdpSocket } from '../lib/index.js'
+import type { ErrnoError } from '../lib/index.js'
+import { Collector, V4, V6, openLo, portOf, range, waitUntil } from './helpers.js'
+
+const SOL_SOCKET = 1
+const SO_TIMESTAMPING = 37
+const SOF_TIMESTAMPING_TX_SOFTWARE = 1 << 1
+const SOF_TIMESTAMPING_SOFTWARE = 1 << 4
+const IPPROTO_IP = 0
+const IP_RECVERR = 11
+const IPPROTO_IPV6 = 41
+const IPV6_RECVERR = 25
+
+/** A loopback port nobody listens on (bound, read, closed). */
+function deadPort(family: 4 | 6): number {
+  const s = UdpSocket.bindSync({ address: family === 6 ? V6 : V4, port: 0 })
+  const p = portOf(s)
+  s.close()
+  return p
+}
+
+function enableRecvErr(s: UdpSocket, family: 4 | 6): void {
+  if (family === 6) s.setSocketOption(IPPROTO_IPV6, IPV6_RECVERR, 1)
+  else s.setSocketOption(IPPROTO_IP, IP_RECVERR, 1)
+}
+
+/** Sends one datagram to `s` from another socket and waits until `s` received it. */
+async function proveProgress(t: ExecutionContext, s: UdpSocket, family: 4 | 6, c: Collector): Promise<void> {
+  const addr = family === 6 ? V6 : V4
+  const tx = openLo(t, family)
+  const before = c.count
+  await tx.sendBatch([{ data: 'after the error', address: addr, port: portOf(s) }])
+  t.true(await c.waitFor(before + 1, 10_000), 'a datagram sent after the error arrives')
+}
+
+for (const family of [4, 6] as const) {
+  test(`IP_RECVERR on (udp${family}), reading: a port unreachable is one error event, ECONNREFUSED, recvErrors 1`, async (t) => {
+    const s = openLo(t, family)
+    const errors: ErrnoError[] = []
+    s.on('error', (e) => errors.push(e))
+    const c = new Collector(s)
+    enableRecvErr(s, family)
+    await s.sendBatch([{ data: 'to nobody', address: family === 6 ? V6 : V4, port: deadPort(family) }])
+    t.true(await waitUntil(() => errors.length > 0, 10_000), 'the ICMP error is reported')
+    await proveProgress(t, s, family, c)
+    t.deepEqual(
+      errors.map((e) => e.code),
+      ['ECONNREFUSED'],
+      'reported once, not again from the pending socket error',
+    )
+    t.is(s.stats().recvErrors, 1)
+    t.is(s.stats().pendingErrors, 0)
+  })
+}
+
+test('IP_RECVERR on, reading paused: a port unreachable is still reported exactly once', async (t) => {
+  const s = openLo(t, 4)
+  const errors: string[] = []
+  s.on('error', (e) => errors.push(e.code))
+  enableRecvErr(s, 4)
+  // Nobody consumes batches: the I/O thread is not reading, and meets the error through POLLERR.
+  await s.sendBatch([{ data: 'to nobody', address: V4, port: deadPort(4) }])
+  t.true(await waitUntil(() => errors.length > 0, 10_000), 'the ICMP error is reported while paused')
+  const c = new Collector(s)
+  await proveProgress(t, s, 4, c)
+  t.deepEqual(errors, ['ECONNREFUSED'])
+  t.is(s.stats().recvErrors, 1)
+})
+
+test('transmit timestamps on the error queue are not errors: a for await loop keeps receiving', async (t) => {
+  const s = openLo(t, 4)
+  // Software transmit timestamps: the kernel queues one per sent packet on the error queue.
+  s.setSocketOption(SOL_SOCKET, SO_TIMESTAMPING, SOF_TIMESTAMPING_TX_SOFTWARE | SOF_TIMESTAMPING_SOFTWARE)
+  const port = portOf(s)
+  const seen: string[] = []
+  let ended = null as string | null
+  const loop = (async () => {
+    try {
+      for await (const b of s) {
+        for (const m of b) seen.push(m.data.toString())
+        if (seen.length >= 20) break
+      }
+      ended = 'done'
+    } catch (e: any) {
+      ended = `threw ${e.code}`
+    }
+  })()
+  for (let k = 0; k < 20; k++) {
+    // One datagram per send, each with its own timestamp entry.
+    await s.sendBatch([{ data: `n ${k}`, address: V4, port }])
+    await waitUntil(() => seen.length > k || ended !== null, 10_000)
+  }
+  await loop
+  t.is(ended, 'done', 'the loop ended by itself, not by an error')
+  t.deepEqual(seen, range(0, 20).map((k) => `n ${k}`))
+  // Wait (bounded) until the I/O thread has read the queue, whatever it made of it.
+  t.true(await waitUntil(() => s.stats().recvErrors + (s.stats().errorQueueNotices ?? 0) > 0, 10_000))
+  t.true(s.stats().errorQueueNotices > 0, 'the timestamps were read and counted')
+  t.is(s.stats().recvErrors, 0, 'and never reported as errors')
+  t.is(s.stats().pendingErrors, 0)
+})
