@@ -230,6 +230,12 @@ export interface NativeStats {
   /** Receives the kernel had coalesced with GRO and that were split back into datagrams. */
   groReceives: number
   /**
+   * Datagrams whose control data the kernel cut (`MSG_CTRUNC`, too many receive options
+   * enabled with `setSocketOption`): they are delivered without local address, timestamp
+   * or TOS rather than with part of them.
+   */
+  controlTruncated: number
+  /**
    * Entries on the socket error queue that were not errors (transmit timestamps, zerocopy
    * completions): read and discarded, never reported as errors.
    */

@@ -6,7 +6,7 @@ test('a fresh socket has all counters at zero', (t) => {
   const s = openLo(t, 4)
   const st = s.stats() as unknown as Record<string, unknown>
   const keys = Object.keys(st)
-  for (const k of ['datagramsReceived', 'bytesReceived', 'batchesReceived', 'truncated', 'recvSyscalls', 'recvErrors', 'kernelDrops', 'errorQueueNotices', 'datagramsSent', 'bytesSent', 'sendSyscalls', 'sendErrors', 'queuedBatches', 'pendingSends', 'pendingErrors', 'errorsDropped']) {
+  for (const k of ['datagramsReceived', 'bytesReceived', 'batchesReceived', 'truncated', 'recvSyscalls', 'recvErrors', 'kernelDrops', 'controlTruncated', 'errorQueueNotices', 'datagramsSent', 'bytesSent', 'sendSyscalls', 'sendErrors', 'queuedBatches', 'pendingSends', 'pendingErrors', 'errorsDropped']) {
     t.true(keys.includes(k), k)
   }
   for (const k of keys) t.is(st[k], 0, k)

@@ -1,5 +1,6 @@
 // Receive path under misuse and kernel edge cases: ICMP errors with IP_RECVERR reported exactly
-// once, non-error entries on the error queue (transmit timestamps).
+// once, non-error entries on the error queue (transmit timestamps), control data cut by the
+// kernel (MSG_CTRUNC).
 // Loopback only (ICMP errors come from closed ports on 127.0.0.1 / ::1); every wait is bounded
 // and nothing asserts on timing: "exactly once" is checked after a later datagram has arrived,
 // which proves the I/O thread went through poll and the receive call again since the error.
@@ -12,11 +13,16 @@ import { Collector, V4, V6, openLo, portOf, range, waitUntil } from './helpers.j
 const SOL_SOCKET = 1
 const SO_TIMESTAMPING = 37
 const SOF_TIMESTAMPING_TX_SOFTWARE = 1 << 1
+const SOF_TIMESTAMPING_RX_SOFTWARE = 1 << 3
 const SOF_TIMESTAMPING_SOFTWARE = 1 << 4
 const IPPROTO_IP = 0
 const IP_RECVERR = 11
 const IPPROTO_IPV6 = 41
+const IPV6_2292PKTINFO = 2
+const IPV6_2292HOPLIMIT = 8
 const IPV6_RECVERR = 25
+const IPV6_RECVHOPLIMIT = 51
+const IPV6_RECVORIGDSTADDR = 74
 
 /** A loopback port nobody listens on (bound, read, closed). */
 function deadPort(family: 4 | 6): number {
@@ -105,4 +111,45 @@ test('transmit timestamps on the error queue are not errors: a for await loop ke
   t.true(s.stats().errorQueueNotices > 0, 'the timestamps were read and counted')
   t.is(s.stats().recvErrors, 0, 'and never reported as errors')
   t.is(s.stats().pendingErrors, 0)
+})
+
+test('control data cut by the kernel (MSG_CTRUNC) is counted per datagram and none of it is presented', async (t) => {
+  // Extra receive options through the raw setSocketOption ask for more control data than a
+  // receive slot holds (~300 bytes per datagram here).
+  const rx = openLo(t, 6, { pktinfo: true, timestamps: true, recvTos: true })
+  rx.setSocketOption(SOL_SOCKET, SO_TIMESTAMPING, SOF_TIMESTAMPING_RX_SOFTWARE | SOF_TIMESTAMPING_SOFTWARE)
+  rx.setSocketOption(IPPROTO_IPV6, IPV6_RECVHOPLIMIT, 1)
+  rx.setSocketOption(IPPROTO_IPV6, IPV6_RECVORIGDSTADDR, 1)
+  rx.setSocketOption(IPPROTO_IPV6, IPV6_2292PKTINFO, 1)
+  rx.setSocketOption(IPPROTO_IPV6, IPV6_2292HOPLIMIT, 1)
+  // The same options without the extras: nothing is cut, everything is presented.
+  const plain = openLo(t, 6, { pktinfo: true, timestamps: true, recvTos: true })
+  const tx = openLo(t, 6)
+  const msgs = (port: number) => range(0, 8).map((i) => ({ data: `d ${i}`, address: V6, port }))
+  await tx.sendBatch(msgs(portOf(rx)))
+  await tx.sendBatch(msgs(portOf(plain)))
+  for (const [s, cut] of [
+    [rx, true],
+    [plain, false],
+  ] as const) {
+    const got: string[] = []
+    while (got.length < 8) {
+      const b = await s.recvBatch({ timeoutMs: 10_000 })
+      if (b.count === 0) break
+      for (let i = 0; i < b.count; i++) {
+        got.push(b.data(i).toString())
+        if (cut) {
+          t.is(b.localAddress(i), undefined, 'no local address from cut control data')
+          t.is(b.timestamp(i), undefined, 'no timestamp from cut control data')
+          t.is(b.tos(i), undefined, 'no TOS from cut control data')
+        } else {
+          t.is(b.localAddress(i), V6)
+          t.is(typeof b.timestamp(i), 'bigint')
+          t.is(typeof b.tos(i), 'number')
+        }
+      }
+    }
+    t.deepEqual(got, range(0, 8).map((i) => `d ${i}`), 'the payloads are intact either way')
+    t.is(s.stats().controlTruncated, cut ? 8 : 0)
+  }
 })

@@ -108,6 +108,8 @@ pub struct RawBatch {
   pub kernel_drops: Option<u64>,
   /// Receives in this batch that the kernel had coalesced (GRO) and that were split again.
   pub gro_slots: u32,
+  /// Datagrams in this batch whose control data the kernel cut (`MSG_CTRUNC`).
+  pub control_truncated: u32,
 }
 
 impl RawBatch {
@@ -187,7 +189,14 @@ impl BatchBuilder {
       out.extend_from_slice(&self.buf[total..]);
       out
     };
-    RawBatch { bytes, meta_len: MetaLayout { count: n }.total(), count: n as u32, kernel_drops, gro_slots: 0 }
+    RawBatch {
+      bytes,
+      meta_len: MetaLayout { count: n }.total(),
+      count: n as u32,
+      kernel_drops,
+      gro_slots: 0,
+      control_truncated: 0,
+    }
   }
 }
 

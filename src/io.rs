@@ -353,6 +353,7 @@ fn drain(
       Counters::add(&c.bytes_received, (batch.bytes.len() - batch.meta_len) as u64);
       Counters::add(&c.batches_received, 1);
       Counters::add(&c.gro_receives, batch.gro_slots as u64);
+      Counters::add(&c.control_truncated, batch.control_truncated as u64);
       let cut = batch.meta()[flags..flags + count].iter().filter(|&&f| f & FLAG_TRUNCATED != 0).count();
       Counters::add(&c.truncated, cut as u64);
       if let Some(d) = batch.kernel_drops {

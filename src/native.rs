@@ -176,6 +176,10 @@ pub struct NativeStats {
   pub recv_queue_bytes: f64,
   /// Receives the kernel had coalesced with GRO and that were split back into datagrams.
   pub gro_receives: f64,
+  /// Datagrams whose control data the kernel cut (`MSG_CTRUNC`, too many receive options
+  /// enabled with `setSocketOption`): they are delivered without local address, timestamp
+  /// or TOS rather than with part of them.
+  pub control_truncated: f64,
   /// Entries on the socket error queue that were not errors (transmit timestamps, zerocopy
   /// completions): read and discarded, never reported as errors.
   pub error_queue_notices: f64,
@@ -951,6 +955,7 @@ impl NativeStats {
       send_errors: g(&c.send_errors),
       events_dropped: g(&c.events_dropped),
       gro_receives: g(&c.gro_receives),
+      control_truncated: g(&c.control_truncated),
       error_queue_notices: g(&c.error_queue_notices),
       gso_sends: g(&c.gso_sends),
       gso_fallbacks: g(&c.gso_fallbacks),

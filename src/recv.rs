@@ -219,10 +219,20 @@ impl RecvSlab {
     let mut datagrams = 0usize;
     let mut bytes = 0usize;
     let mut gro_slots = 0u32;
+    let mut control_truncated = 0u32;
     for i in 0..n {
       let r = self.results[i];
       let ctrl = &self.control[i * CONTROL_PER_SLOT..(i + 1) * CONTROL_PER_SLOT];
-      let info = read_control(ctrl, r.controllen);
+      let mut info = read_control(ctrl, r.controllen);
+      let ctrunc = r.flags & libc::MSG_CTRUNC != 0;
+      if ctrunc {
+        // The kernel ran out of control space (options added with setSocketOption can ask for
+        // more than a slot holds): what is missing is unknown, so none of the per-datagram
+        // extras are presented. The drop counter (cumulative, checked for its full size) and
+        // the GRO segment size (written before the IP-level messages, and checked for its full
+        // size too) are still used.
+        info.extra = Extra::default();
+      }
       if let Some(d) = info.drops {
         self.drops.observe(d);
         self.saw_drops = true;
@@ -237,6 +247,9 @@ impl RecvSlab {
       };
       let pieces = len.div_ceil(seg).max(1);
       datagrams += pieces;
+      if ctrunc {
+        control_truncated += pieces as u32;
+      }
       bytes += (0..pieces).map(|k| (len - k * seg).min(seg).min(self.limit)).sum::<usize>();
       self.infos[i] = SlotInfo { extra: info.extra, seg, pieces };
     }
@@ -262,6 +275,7 @@ impl RecvSlab {
     }
     let mut raw = b.finish((self.saw_drops || self.drop_counter).then(|| self.drops.total()));
     raw.gro_slots = gro_slots;
+    raw.control_truncated = control_truncated;
     raw
   }
 }
@@ -330,7 +344,9 @@ fn read_control(ctrl: &[u8], len: usize) -> ControlInfo {
         }
       }
       (libc::SOL_UDP, crate::linux::UDP_GRO) => {
-        info.gro_segment = cmsg::read_int(c.data).filter(|&s| s > 0).map(|s| s as usize);
+        // An int; a shorter (cut) payload is not a segment size.
+        info.gro_segment =
+          cmsg::read_u32(c.data).filter(|&s| s > 0 && s <= GRO_SLOT as u32).map(|s| s as usize);
       }
       _ => {}
     }

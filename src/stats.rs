@@ -14,6 +14,8 @@ pub struct Counters {
   pub batches_received: AtomicU64,
   /// Datagrams cut to the slot size.
   pub truncated: AtomicU64,
+  /// Datagrams whose control data the kernel cut (`MSG_CTRUNC`): delivered without any of it.
+  pub control_truncated: AtomicU64,
   /// Receives the kernel had coalesced with GRO (each split back into its datagrams).
   pub gro_receives: AtomicU64,
   /// Sends that carried several datagrams as one GSO super-datagram.
