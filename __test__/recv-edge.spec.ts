@@ -1,6 +1,6 @@
 // Receive path under misuse and kernel edge cases: ICMP errors with IP_RECVERR reported exactly
 // once, non-error entries on the error queue (transmit timestamps), control data cut by the
-// kernel (MSG_CTRUNC).
+// kernel (MSG_CTRUNC), UDP_GRO through the raw option.
 // Loopback only (ICMP errors come from closed ports on 127.0.0.1 / ::1); every wait is bounded
 // and nothing asserts on timing: "exactly once" is checked after a later datagram has arrived,
 // which proves the I/O thread went through poll and the receive call again since the error.
@@ -23,6 +23,8 @@ const IPV6_2292HOPLIMIT = 8
 const IPV6_RECVERR = 25
 const IPV6_RECVHOPLIMIT = 51
 const IPV6_RECVORIGDSTADDR = 74
+const SOL_UDP = 17
+const UDP_GRO = 104
 
 /** A loopback port nobody listens on (bound, read, closed). */
 function deadPort(family: 4 | 6): number {
@@ -152,4 +154,24 @@ test('control data cut by the kernel (MSG_CTRUNC) is counted per datagram and no
     t.deepEqual(got, range(0, 8).map((i) => `d ${i}`), 'the payloads are intact either way')
     t.is(s.stats().controlTruncated, cut ? 8 : 0)
   }
+})
+
+test('UDP_GRO through setSocketOption is refused without gro: true (nothing is lost), accepted with it', async (t) => {
+  const rx = openLo(t, 4, { recvBufferSize: 1 << 20 })
+  t.throws(() => rx.setSocketOption(SOL_UDP, UDP_GRO, 1), { message: /UDP_GRO.*gro: true/ })
+  // The native layer refuses it too, whatever the JS layer checked.
+  t.throws(() => (rx as any)._native.setIntOption(SOL_UDP, UDP_GRO, 1), { message: /UDP_GRO.*gro: true/ })
+  rx.setSocketOption(SOL_UDP, UDP_GRO, 0) // turning it off is harmless
+  t.false(rx.capabilities().gro)
+  // A GSO sender: had UDP_GRO been enabled, its runs would arrive coalesced into one slot.
+  const tx = openLo(t, 4, { gso: true })
+  const c = new Collector(rx)
+  const msgs = range(0, 64).map((i) => ({ data: Buffer.alloc(1000, i), address: V4, port: portOf(rx) }))
+  t.is(await tx.sendBatch(msgs), 64)
+  t.true(await c.waitFor(64, 10_000), `all 64 arrive (got ${c.count})`)
+  t.true(c.messages.every((m, i) => m.data.equals(msgs[i].data) && !m.truncated))
+  t.is(rx.stats().kernelDrops, 0)
+
+  const gro = openLo(t, 4, { gro: true })
+  t.notThrows(() => gro.setSocketOption(SOL_UDP, UDP_GRO, 1))
 })

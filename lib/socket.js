@@ -21,6 +21,9 @@ const SEND_SLICE = 4096
 const ITERATOR_HIGH_WATER = 8
 /** Receive errors kept for the next recvBatch when nobody listens for 'error'. */
 const MAX_PENDING_ERRORS = 64
+/** Linux `SOL_UDP` and `UDP_GRO`, which setSocketOption refuses on a socket bound without gro. */
+const SOL_UDP = 17
+const UDP_GRO = 104
 
 /** Open, referenced sockets: kept from garbage collection, as Node keeps active handles. */
 const live = new Set()
@@ -215,6 +218,11 @@ class UdpSocket extends EventEmitter {
     checkInt(level, 'level', 0, 0x7fffffff)
     checkInt(option, 'option', 0, 0x7fffffff)
     checkInt(value, 'value', -0x80000000, 0x7fffffff)
+    if (process.platform === 'linux' && level === SOL_UDP && option === UDP_GRO && value !== 0 && !this._closed && !this.capabilities().gro) {
+      // Receive slots of a socket bound without gro hold one datagram each: coalesced receives
+      // would be cut and most of their datagrams lost uncounted.
+      throw errors.invalidArgValue('option', option, 'is UDP_GRO, which a socket bound without gro cannot take: bind with gro: true instead')
+    }
     callNative(() => this._native.setIntOption(level, option, value))
   }
 

@@ -663,6 +663,14 @@ impl NativeSocket {
   #[napi]
   pub fn set_int_option(&self, level: i32, option: i32, value: i32) -> Result<()> {
     self.with(|o| {
+      #[cfg(target_os = "linux")]
+      if level == libc::SOL_UDP && option == crate::linux::UDP_GRO && value != 0 && !o.caps.info.gro {
+        // The receive slots of a socket bound without `gro` hold one datagram each: coalesced
+        // receives would be cut, and most of their datagrams lost without a count.
+        return Err(invalid_arg(
+          "option UDP_GRO cannot be enabled with setSocketOption: bind with gro: true",
+        ));
+      }
       socket::set_int(&o.socket, level, option, value, "raw option").map_err(|e| os_error(e.os, &e.detail))
     })
   }
