@@ -1,6 +1,6 @@
 // Receive path under misuse and kernel edge cases: ICMP errors with IP_RECVERR reported exactly
 // once, non-error entries on the error queue (transmit timestamps), control data cut by the
-// kernel (MSG_CTRUNC), UDP_GRO through the raw option.
+// kernel (MSG_CTRUNC), UDP_GRO through the raw option, GRO with the kernel drop counter.
 // Loopback only (ICMP errors come from closed ports on 127.0.0.1 / ::1); every wait is bounded
 // and nothing asserts on timing: "exactly once" is checked after a later datagram has arrived,
 // which proves the I/O thread went through poll and the receive call again since the error.
@@ -174,4 +174,21 @@ test('UDP_GRO through setSocketOption is refused without gro: true (nothing is l
 
   const gro = openLo(t, 4, { gro: true })
   t.notThrows(() => gro.setSocketOption(SOL_UDP, UDP_GRO, 1))
+})
+
+test('gro: true without overflow: every datagram arrives and kernelDrops stays 0', async (t) => {
+  const rx = openLo(t, 4, { gro: true, recvBufferSize: 4 << 20, maxDatagramSize: 2048 })
+  const tx = openLo(t, 4, { gso: true })
+  const c = new Collector(rx)
+  let sent = 0
+  for (let k = 0; k < 10; k++) {
+    const msgs = range(0, 200).map((i) => ({ data: Buffer.alloc(1000, (sent + i) & 0xff), address: V4, port: portOf(rx) }))
+    sent += await tx.sendBatch(msgs)
+    t.true(await c.waitFor(sent, 10_000), `received ${c.count} of ${sent}`)
+  }
+  const s = rx.stats()
+  t.is(s.datagramsReceived, sent)
+  t.is(s.kernelDrops, 0)
+  t.is(s.datagramsReceived + s.kernelDrops, sent)
+  t.true(s.groReceives > 0, 'the kernel did coalesce')
 })
