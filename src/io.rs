@@ -287,9 +287,13 @@ fn report_error_queue(
   Some(reported)
 }
 
+/// How a [`drain`] ended.
 enum Drained {
+  /// The socket is empty, credit ran out or reading was paused; no error.
   Ok,
+  /// A receive error was reported.
   Errored,
+  /// The sink closed: the thread must exit.
   Closed,
 }
 
