@@ -217,7 +217,7 @@ pub fn send(
     if let Some(r) = pending {
       if result.sent > 0 {
         // A plain send of the refused run went where the GSO send did not: GSO was at fault.
-        learn_from_refusal(p, r, scratch);
+        learn_from_refusal(fd, p, r, scratch);
         out.gso_fallbacks += 1;
         pending = None;
       } else if result.errno.is_some_and(|e| e != libc::EINTR && !is_would_block(e)) {
@@ -275,12 +275,14 @@ struct Refusal {
 /// Applies what a refusal taught, once a plain resend of the same datagrams succeeded:
 /// `EMSGSIZE` means the segment was over the path MTU, so later runs keep below the MTU of
 /// that path (GSO stays on); any other refusal means GSO does not work here, so it turns off.
-fn learn_from_refusal(p: &Packed, r: Refusal, scratch: &mut SendScratch) {
+/// The path is the datagram's destination, or the connected peer of `fd`.
+fn learn_from_refusal(fd: RawFd, p: &Packed, r: Refusal, scratch: &mut SendScratch) {
   if r.errno != libc::EMSGSIZE {
     scratch.gso = false;
     return;
   }
-  let path = p.dest(r.msg).and_then(crate::socket::path_max_payload);
+  let dest = p.dest(r.msg).cloned().or_else(|| crate::socket::peer_of(fd));
+  let path = dest.as_ref().and_then(crate::socket::path_max_payload);
   // Never above the refused segment, whatever the lookup says, so every refusal lowers it.
   let ceiling = path.unwrap_or(usize::MAX).min(r.segment.saturating_sub(1));
   scratch.gso_max_segment = Some(scratch.gso_max_segment.map_or(ceiling, |c| c.min(ceiling)));
