@@ -317,3 +317,41 @@ netTest('two interfaces: pktinfo reports the local address and interface of each
   })
   t.deepEqual(wrongSource, [], 'the source is the one asked for, per datagram')
 })
+
+netTest('two interfaces: multicast joined on one interface arrives there (pktinfo shows the group and that interface), and on the other once joined there', async (t) => {
+  const h = await Agent.start(t)
+  const p = await Agent.start(t)
+  await veth(p, h, { nameA: 'p1', addrA: '10.79.1.1/24', nameB: 'h1', addrB: '10.79.1.2/24', n: 4 })
+  await veth(p, h, { nameA: 'p2', addrA: '10.79.2.1/24', nameB: 'h2', addrB: '10.79.2.2/24', n: 5 })
+  const h1 = await ifindex(h, 'h1')
+  const h2 = await ifindex(h, 'h2')
+  const group = '239.1.2.3'
+  const rx = await h.call('bind', { name: 'rx', options: { address: '0.0.0.0', pktinfo: true } })
+  await h.call('collect', { name: 'rx' })
+  await h.call('invoke', { name: 'rx', method: 'addMembership', args: [group, '10.79.1.2'] })
+  // One sender per link: each picks its outgoing interface by address.
+  await p.call('bind', { name: 'via1', options: { address: '10.79.1.1' } })
+  await p.call('bind', { name: 'via2', options: { address: '10.79.2.1' } })
+  await p.call('invoke', { name: 'via1', method: 'setMulticastInterface', args: ['10.79.1.1'] })
+  await p.call('invoke', { name: 'via2', method: 'setMulticastInterface', args: ['10.79.2.1'] })
+  const batch = (from: number) => Array.from({ length: 20 }, (_, k) => ({ seq: from + k, size: 200, address: group, port: rx.port }))
+  const first = batch(0)
+  t.is((await p.call('send', { name: 'via1', messages: first })).sent, 20)
+  const c1 = await h.call('collected', { name: 'rx', count: 20 })
+  checkReceived(t, first, c1.got, true)
+  t.deepEqual(
+    (c1.got as Got[]).filter((g) => g.ifindex !== h1 || g.local !== group || g.address !== '10.79.1.1'),
+    [],
+    'each datagram came in on the joined interface, to the group, from the sender on that link',
+  )
+  await h.call('invoke', { name: 'rx', method: 'addMembership', args: [group, '10.79.2.2'] })
+  const second = batch(100)
+  t.is((await p.call('send', { name: 'via2', messages: second })).sent, 20)
+  const c2 = await h.call('collected', { name: 'rx', count: 40 })
+  checkReceived(t, [...first, ...second], c2.got, true)
+  t.deepEqual(
+    (c2.got as Got[]).filter((g) => g.seq >= 100 && (g.ifindex !== h2 || g.local !== group || g.address !== '10.79.2.1')),
+    [],
+    'once joined on the second interface, its datagrams arrive there',
+  )
+})
