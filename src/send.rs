@@ -226,22 +226,21 @@ pub fn send(
         pending = None;
       }
     }
-    match result.errno {
-      None => continue,
-      Some(e) if e == libc::EINTR => continue,
-      Some(e) if is_would_block(e) => {
+    match (result.errno, result.refused) {
+      (None, _) => continue,
+      (Some(e), _) if e == libc::EINTR => continue,
+      (Some(e), _) if is_would_block(e) => {
         out.would_block = true;
         break;
       }
-      Some(e) if scratch.gso && is_gso_refusal(e) && result.refused.is_some() => {
+      (Some(e), Some((count, segment))) if scratch.gso && is_gso_refusal(e) => {
         // The kernel or device refused the GSO entry at datagram `i`: resend its datagrams
         // plainly in this same call; the outcome of that resend says whose fault it was.
-        let (count, segment) = result.refused.unwrap_or((1, 0));
         plain_until = i + count;
         pending = Some(Refusal { errno: e, msg: i, segment });
         continue;
       }
-      Some(e) => {
+      (Some(e), _) => {
         out.error = Some(OsError { errno: e, syscall: if batched { "sendmmsg" } else { "sendmsg" } });
         break;
       }
@@ -265,6 +264,7 @@ fn is_gso_refusal(errno: i32) -> bool {
 /// A GSO entry the kernel refused, whose datagrams are being resent plainly.
 #[derive(Clone, Copy)]
 struct Refusal {
+  /// The error the GSO send got.
   errno: i32,
   /// First datagram of the refused run.
   msg: usize,
