@@ -183,7 +183,7 @@ netTest('a GSO run refused over the MTU is resent plainly in the same call: tryS
  * included. Returns what was sent and what arrived.
  */
 async function transfer(t: ExecutionContext, impair: (s: Agent, r: Agent, txPort: number) => Promise<void>, fence: 'one' | 'many' | 'none') {
-  const s = await Agent.start(t, { cpu: 0 })
+  const s = await Agent.start(t, { pinned: true })
   const r = await Agent.start(t)
   await veth(s, r, { nameA: 'tx0', addrA: '10.77.0.1/24', nameB: 'rx0', addrB: '10.77.0.2/24', n: 1 })
   const rx = await r.call('bind', { name: 'rx', options: { address: '10.77.0.2', maxDatagramSize: 4096, recvBufferSize: BIG, forceBufferSize: true } })

@@ -134,12 +134,12 @@ export class Agent {
   }
 
   /**
-   * Starts an agent in a new namespace with `lo` up (at `loMtu` when given); `cpu` pins the
-   * whole process to one CPU, so everything it sends leaves from one CPU in order. The agent
-   * is ended at teardown.
+   * Starts an agent in a new namespace with `lo` up (at `loMtu` when given); `pinned` binds
+   * the whole process to one CPU (the first this process may use), so everything it sends is
+   * handed to the receiving side from one CPU, in order. The agent is ended at teardown.
    */
-  static async start(t: ExecutionContext, opts: { cpu?: number; loMtu?: number } = {}): Promise<Agent> {
-    const pin = opts.cpu === undefined ? [] : [tool('taskset'), '-c', String(opts.cpu)]
+  static async start(t: ExecutionContext, opts: { pinned?: boolean; loMtu?: number } = {}): Promise<Agent> {
+    const pin = opts.pinned ? [tool('taskset'), '-c', String(firstAllowedCpu())] : []
     const proc = spawn(tool('unshare'), ['-n', ...pin, process.execPath, AGENT], { stdio: ['pipe', 'pipe', 'pipe'] })
     const lines = readline.createInterface({ input: proc.stdout! })
     const ready = await new Promise<any>((resolve, reject) => {
@@ -182,6 +182,16 @@ export class Agent {
       await this.closed
       clearTimeout(timer)
     }
+  }
+}
+
+/** The lowest CPU this process may run on (from /proc/self/status), 0 when unknown. */
+function firstAllowedCpu(): number {
+  try {
+    const m = /^Cpus_allowed_list:\s*(\d+)/m.exec(fs.readFileSync('/proc/self/status', 'utf8'))
+    return m ? Number(m[1]) : 0
+  } catch {
+    return 0
   }
 }
 
