@@ -318,6 +318,42 @@ netTest('two interfaces: pktinfo reports the local address and interface of each
   t.deepEqual(wrongSource, [], 'the source is the one asked for, per datagram')
 })
 
+netTest('two interfaces over IPv6: pktinfo reports the local address and interface of each datagram, and a per-datagram sourceAddress picks the source', async (t) => {
+  const h = await Agent.start(t)
+  const p = await Agent.start(t)
+  await veth(p, h, { nameA: 'p1', addrA: '10.80.1.1/24', nameB: 'h1', addrB: '10.80.1.2/24', addr6A: 'fd00:80:1::1/64', addr6B: 'fd00:80:1::2/64', n: 6 })
+  await veth(p, h, { nameA: 'p2', addrA: '10.80.2.1/24', nameB: 'h2', addrB: '10.80.2.2/24', addr6A: 'fd00:80:2::1/64', addr6B: 'fd00:80:2::2/64', n: 7 })
+  const h1 = await ifindex(h, 'h1')
+  const h2 = await ifindex(h, 'h2')
+  const p1 = await ifindex(p, 'p1')
+  const srv = await h.call('bind', { name: 'srv', options: { address: '::', ipv6Only: true, pktinfo: true } })
+  await h.call('collect', { name: 'srv' })
+  const cli = await p.call('bind', { name: 'cli', options: { address: '::', ipv6Only: true, pktinfo: true } })
+  await p.call('collect', { name: 'cli' })
+  const toHost: Spec[] = []
+  for (let k = 0; k < 40; k++) toHost.push({ seq: k, size: 100, address: k % 4 < 2 ? 'fd00:80:1::2' : 'fd00:80:2::2', port: srv.port })
+  t.is((await p.call('send', { name: 'cli', messages: toHost })).sent, 40)
+  const c = await h.call('collected', { name: 'srv', count: 40 })
+  checkReceived(t, toHost, c.got, true)
+  const wrong = (c.got as Got[]).filter((g) => {
+    const viaFirst = g.seq % 4 < 2
+    return g.local !== (viaFirst ? 'fd00:80:1::2' : 'fd00:80:2::2') || g.ifindex !== (viaFirst ? h1 : h2)
+  })
+  t.deepEqual(wrong, [], 'each datagram reports the address it was sent to and the interface it came in on')
+  const toPeer: Spec[] = []
+  for (let k = 0; k < 20; k++) {
+    toPeer.push({ seq: 100 + k, size: 200, address: 'fd00:80:1::1', port: cli.port, sourceAddress: k < 10 ? 'fd00:80:2::2' : 'fd00:80:1::2' })
+  }
+  t.is((await h.call('send', { name: 'srv', messages: toPeer })).sent, 20)
+  const c2 = await p.call('collected', { name: 'cli', count: 20 })
+  checkReceived(t, toPeer, c2.got, true)
+  const wrongSource = (c2.got as Got[]).filter((g) => {
+    const want = g.seq < 110 ? 'fd00:80:2::2' : 'fd00:80:1::2'
+    return g.address !== want || g.port !== srv.port || g.local !== 'fd00:80:1::1' || g.ifindex !== p1
+  })
+  t.deepEqual(wrongSource, [], 'the source is the one asked for, per datagram')
+})
+
 netTest('two interfaces: multicast joined on one interface arrives there (pktinfo shows the group and that interface), and on the other once joined there', async (t) => {
   const h = await Agent.start(t)
   const p = await Agent.start(t)

@@ -203,13 +203,14 @@ export async function ifindex(a: Agent, name: string): Promise<number> {
 
 /**
  * Joins two agents with a veth pair at `mtu` (default 1500): `nameA` with `addrA` (CIDR) in
- * `a`, `nameB` with `addrB` in `b`. Fixed MAC addresses and permanent neighbour entries
- * mean no ARP packets share the link with the test's traffic.
+ * `a`, `nameB` with `addrB` in `b`, and optionally IPv6 addresses `addr6A`/`addr6B` (usable at
+ * once: no duplicate address detection). Fixed MAC addresses and permanent neighbour entries
+ * mean no ARP or neighbour discovery packets share the link with the test's traffic.
  */
 export async function veth(
   a: Agent,
   b: Agent,
-  link: { nameA: string; addrA: string; nameB: string; addrB: string; mtu?: number; n: number },
+  link: { nameA: string; addrA: string; nameB: string; addrB: string; addr6A?: string; addr6B?: string; mtu?: number; n: number },
 ): Promise<void> {
   const mtu = String(link.mtu ?? 1500)
   const hex = (link.n & 0xff).toString(16).padStart(2, '0')
@@ -224,4 +225,12 @@ export async function veth(
   const ipB = link.addrB.split('/')[0]
   await a.ns('ip', 'neigh', 'replace', ipB, 'lladdr', macB, 'dev', link.nameA, 'nud', 'permanent')
   await b.ns('ip', 'neigh', 'replace', ipA, 'lladdr', macA, 'dev', link.nameB, 'nud', 'permanent')
+  if (link.addr6A !== undefined && link.addr6B !== undefined) {
+    await a.ns('ip', '-6', 'addr', 'add', link.addr6A, 'dev', link.nameA, 'nodad')
+    await b.ns('ip', '-6', 'addr', 'add', link.addr6B, 'dev', link.nameB, 'nodad')
+    const ip6A = link.addr6A.split('/')[0]
+    const ip6B = link.addr6B.split('/')[0]
+    await a.ns('ip', '-6', 'neigh', 'replace', ip6B, 'lladdr', macB, 'dev', link.nameA, 'nud', 'permanent')
+    await b.ns('ip', '-6', 'neigh', 'replace', ip6A, 'lladdr', macA, 'dev', link.nameB, 'nud', 'permanent')
+  }
 }
