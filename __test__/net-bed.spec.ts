@@ -90,7 +90,7 @@ netTest('gso auto at MTU 1500 sends every size node:dgram sends, mixed and in ru
   // node:dgram, the reference: every one of these sizes goes out there too.
   await a.call('dgramBind', { name: 'ref', type: 'udp4', address: '127.0.0.1' })
   const sink = await a.call('bind', { name: 'sink', options: { address: '127.0.0.1' } })
-  const sizes = [1, 1472, 1473, 2000, 9000, 65507].map((size, k) => ({ seq: 1000 + k, size, address: '127.0.0.1', port: sink.port }))
+  const sizes = [...new Set(sent.map((m) => m.size))].map((size, k) => ({ seq: 1000 + k, size, address: '127.0.0.1', port: sink.port }))
   t.deepEqual(await a.call('dgramSend', { name: 'ref', messages: sizes }), sizes.map(() => null))
 })
 

@@ -775,4 +775,19 @@ mod tests {
     assert_eq!(scratch.gso_max_segment, None);
     assert_eq!(recv_all(&rx, 2).iter().map(|d| d.len()).collect::<Vec<_>>(), vec![10, 20]);
   }
+
+  #[test]
+  fn a_refusal_lowers_the_segment_ceiling_or_turns_gso_off() {
+    let dests = [SockAddr::from("127.0.0.1:9".parse::<std::net::SocketAddr>().unwrap())];
+    let p = packed(b"", &[], &dests);
+    let mut s = SendScratch { gso: true, ..SendScratch::default() };
+    let fd = -1; // only consulted without a destination
+                 // Loopback's MTU is at least 1500, so the refused size bounds the ceiling here.
+    learn_from_refusal(fd, &p, Refusal { errno: libc::EMSGSIZE, msg: 0, segment: 1400 }, &mut s);
+    assert_eq!((s.gso, s.gso_max_segment), (true, Some(1399)));
+    learn_from_refusal(fd, &p, Refusal { errno: libc::EMSGSIZE, msg: 0, segment: 3000 }, &mut s);
+    assert_eq!(s.gso_max_segment, Some(1399), "a later refusal never raises the ceiling");
+    learn_from_refusal(fd, &p, Refusal { errno: libc::EIO, msg: 0, segment: 100 }, &mut s);
+    assert!(!s.gso, "any other refusal turns GSO off");
+  }
 }
