@@ -42,7 +42,10 @@ export declare class NativeSocket {
    * `lib/pack.js` for the format. Returns how many went and why it stopped.
    */
   send(data: Uint8Array, partLens: Uint32Array, partsPerMsg: Uint32Array | undefined | null, destIndex: Uint32Array | undefined | null, destAddresses: Array<string>, destPorts: Array<number>, start: number, maxCount: number, sourceIndex?: Uint32Array | undefined | null, sources?: Array<string> | undefined | null, tos?: Int32Array | undefined | null): NativeSendResult
-  /** What this socket can do (probed once at open; `gso` turns false after a fallback). */
+  /**
+   * What this socket can do (probed once at open; `gso` turns false when GSO proves not to
+   * work on the socket's path).
+   */
   capabilities(): Capabilities
   /**
    * Sets an integer socket option directly (`setsockopt(fd, level, option, &value)`): an
@@ -115,7 +118,10 @@ export interface Capabilities {
   batched: boolean
   /** The kernel accepts `UDP_SEGMENT` on this socket. */
   gsoSupported: boolean
-  /** GSO is in use for sends now (false after a fallback). */
+  /**
+   * GSO is in use for sends now (false once a refused GSO send went through plainly: GSO does
+   * not work on this socket's path; a refusal for a segment over the MTU leaves it on).
+   */
   gso: boolean
   /** GRO receive is on. */
   gro: boolean
@@ -242,6 +248,9 @@ export interface NativeStats {
   errorQueueNotices: number
   /** GSO sends (one system call entry carrying several datagrams). */
   gsoSends: number
-  /** Times the kernel refused a GSO send and the socket fell back to plain sends. */
+  /**
+   * Times the kernel refused a GSO send that then went through as plain sends: a segment over
+   * the path MTU (later runs keep below it) or no GSO on the path (GSO turns off).
+   */
   gsoFallbacks: number
 }

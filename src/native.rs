@@ -88,7 +88,8 @@ pub struct Capabilities {
   pub batched: bool,
   /// The kernel accepts `UDP_SEGMENT` on this socket.
   pub gso_supported: bool,
-  /// GSO is in use for sends now (false after a fallback).
+  /// GSO is in use for sends now (false once a refused GSO send went through plainly: GSO does
+  /// not work on this socket's path; a refusal for a segment over the MTU leaves it on).
   pub gso: bool,
   /// GRO receive is on.
   pub gro: bool,
@@ -185,7 +186,8 @@ pub struct NativeStats {
   pub error_queue_notices: f64,
   /// GSO sends (one system call entry carrying several datagrams).
   pub gso_sends: f64,
-  /// Times the kernel refused a GSO send and the socket fell back to plain sends.
+  /// Times the kernel refused a GSO send that then went through as plain sends: a segment over
+  /// the path MTU (later runs keep below it) or no GSO on the path (GSO turns off).
   pub gso_fallbacks: f64,
 }
 
@@ -639,7 +641,8 @@ impl NativeSocket {
     })
   }
 
-  /// What this socket can do (probed once at open; `gso` turns false after a fallback).
+  /// What this socket can do (probed once at open; `gso` turns false when GSO proves not to
+  /// work on the socket's path).
   #[napi]
   pub fn capabilities(&self) -> Result<Capabilities> {
     self.with(|o| {

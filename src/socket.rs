@@ -245,3 +245,93 @@ pub fn probe_gso(socket: &Socket) -> bool {
 pub fn probe_gso(_socket: &Socket) -> bool {
   false
 }
+
+/// Bytes of IPv4 + UDP headers (no IP options) in front of a UDP payload.
+const V4_UDP_HEADERS: usize = 20 + 8;
+/// Bytes of IPv6 + UDP headers (no extension headers) in front of a UDP payload.
+const V6_UDP_HEADERS: usize = 40 + 8;
+
+/// True when `a` is an IPv4 address or an IPv4-mapped IPv6 address: the kernel sends such a
+/// datagram on its IPv4 path, which reads `IPPROTO_IP` control messages only.
+pub fn is_v4_path(a: &SockAddr) -> bool {
+  match a.as_socket() {
+    Some(SocketAddr::V4(_)) => true,
+    Some(SocketAddr::V6(v6)) => v6.ip().to_ipv4_mapped().is_some(),
+    None => false,
+  }
+}
+
+/// The connected peer of `fd`, if it has one.
+pub fn peer_of(fd: std::os::fd::RawFd) -> Option<SockAddr> {
+  // SAFETY: the caller passes an fd it owns and keeps open for the duration of this call;
+  // the borrow does not outlive it.
+  let borrowed = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+  socket2::SockRef::from(&borrowed).peer_addr().ok()
+}
+
+/// Largest UDP payload that leaves for `dest` without IP fragmentation: the route's MTU
+/// (`IP_MTU`/`IPV6_MTU` read on a throwaway socket connected to `dest`, which sends nothing)
+/// minus the IP and UDP headers. `None` when the route cannot be looked up.
+#[cfg(target_os = "linux")]
+pub fn path_max_payload(dest: &SockAddr) -> Option<usize> {
+  let dest = dest.as_socket()?;
+  // An IPv4-mapped destination takes the IPv4 route: look it up as IPv4.
+  let dest = match dest {
+    SocketAddr::V6(v6) => match v6.ip().to_ipv4_mapped() {
+      Some(v4) => SocketAddr::new(v4.into(), v6.port()),
+      None => dest,
+    },
+    v4 => v4,
+  };
+  let (domain, level, opt, headers) = if dest.is_ipv4() {
+    (Domain::IPV4, libc::IPPROTO_IP, libc::IP_MTU, V4_UDP_HEADERS)
+  } else {
+    (Domain::IPV6, libc::IPPROTO_IPV6, libc::IPV6_MTU, V6_UDP_HEADERS)
+  };
+  let probe = Socket::new(domain, Type::DGRAM.cloexec(), Some(Protocol::UDP)).ok()?;
+  probe.connect(&SockAddr::from(dest)).ok()?;
+  let mtu = get_int(&probe, level, opt).ok()?;
+  usize::try_from(mtu).ok()?.checked_sub(headers)
+}
+
+#[cfg(not(target_os = "linux"))]
+pub fn path_max_payload(_dest: &SockAddr) -> Option<usize> {
+  None
+}
+
+#[cfg(test)]
+mod tests {
+  use super::*;
+
+  #[test]
+  fn v4_path_means_ipv4_or_mapped() {
+    let v4: SocketAddr = "127.0.0.1:9".parse().unwrap();
+    let mapped: SocketAddr = "[::ffff:127.0.0.1]:9".parse().unwrap();
+    let v6: SocketAddr = "[::1]:9".parse().unwrap();
+    assert!(is_v4_path(&SockAddr::from(v4)));
+    assert!(is_v4_path(&SockAddr::from(mapped)));
+    assert!(!is_v4_path(&SockAddr::from(v6)));
+  }
+
+  #[cfg(target_os = "linux")]
+  #[test]
+  fn path_max_payload_of_loopback_is_its_mtu_minus_headers() {
+    let lo: SocketAddr = "127.0.0.1:9".parse().unwrap();
+    let mapped: SocketAddr = "[::ffff:127.0.0.1]:9".parse().unwrap();
+    let got = path_max_payload(&SockAddr::from(lo));
+    // Loopback's MTU is 64 KiB by default, 1500 or more wherever it was lowered.
+    assert!(got.is_some_and(|m| m >= 1500 - V4_UDP_HEADERS), "{got:?}");
+    assert_eq!(path_max_payload(&SockAddr::from(mapped)), got, "a mapped address takes the IPv4 route");
+  }
+
+  #[cfg(target_os = "linux")]
+  #[test]
+  fn peer_of_reports_the_connected_peer_only() {
+    let a = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let b = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    use std::os::fd::AsRawFd;
+    assert!(peer_of(a.as_raw_fd()).is_none());
+    a.connect(b.local_addr().unwrap()).unwrap();
+    assert_eq!(peer_of(a.as_raw_fd()).and_then(|p| p.as_socket()), Some(b.local_addr().unwrap()));
+  }
+}
