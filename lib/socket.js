@@ -362,17 +362,33 @@ class UdpSocket extends EventEmitter {
     return require('./streams.js').readable(this, options)
   }
 
-  /** `for await (const batch of socket)`: yields batches until the socket closes. */
+  /**
+   * `for await (const batch of socket)`: yields batches until the socket closes. While the
+   * iterator is active the socket reads ahead up to ITERATOR_HIGH_WATER unread batches.
+   * Ending it (return(), which `break` calls, a receive error, close) settles every next()
+   * still pending with `done: true` and withdraws it, so no batch is handed to a next() that
+   * nobody will read: the next consumer gets it instead.
+   */
   [Symbol.asyncIterator]() {
     let done = false
+    /** This iterator's waiters (next() calls not yet settled), in the socket's `_waiters` too. */
+    const pending = []
+    const forget = (w) => {
+      const i = pending.indexOf(w)
+      if (i !== -1) pending.splice(i, 1)
+    }
     this._iterators++
     this._updateReading()
     const finish = () => {
-      if (!done) {
-        done = true
-        this._iterators--
-        this._updateReading()
+      if (done) return
+      done = true
+      this._iterators--
+      for (const w of pending.splice(0)) {
+        const i = this._waiters.indexOf(w)
+        if (i !== -1) this._waiters.splice(i, 1)
+        w.end()
       }
+      this._updateReading()
     }
     const next = () => {
       if (done) return Promise.resolve({ value: undefined, done: true })
@@ -390,13 +406,18 @@ class UdpSocket extends EventEmitter {
         return Promise.resolve({ value: undefined, done: true })
       }
       return new Promise((resolve, reject) => {
-        this._waiters.push({
-          resolve: (value) => resolve({ value, done: false }),
+        const w = {
+          resolve: (value) => {
+            forget(w)
+            resolve({ value, done: false })
+          },
           reject: (err) => {
+            forget(w)
             finish()
             reject(err)
           },
           end: () => {
+            forget(w)
             finish()
             resolve({ value: undefined, done: true })
           },
@@ -404,7 +425,9 @@ class UdpSocket extends EventEmitter {
           timer: null,
           signal: undefined,
           onAbort: null,
-        })
+        }
+        pending.push(w)
+        this._waiters.push(w)
         this._updateReading()
       })
     }

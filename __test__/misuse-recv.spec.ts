@@ -1,0 +1,112 @@
+// Issue 11, receive side: nothing is lost (or stalls, or grows without bound) when the
+// receiving API is misused: an iterator abandoned while a next() is pending, an async iterator
+// left unread next to an onBatch listener, a `for await` over an unref()'d socket that only its
+// own pending promise references, and close() with batches received but not yet consumed.
+// Real loopback sockets only; every wait is bounded and nothing asserts on timing.
+import test from 'ava'
+import { spawn } from 'node:child_process'
+import * as path from 'node:path'
+import type { Batch } from '../lib/index.js'
+import { FIXTURES, V4, checkPayload, messagesTo, openLo, portOf, pull, range, sleep, ticks, waitUntil } from './helpers'
+import type { UdpSocket } from './helpers'
+
+/** lib/socket.js: batches an async iterator may have unread before reading pauses. */
+const ITERATOR_HIGH_WATER = 8
+
+/** The sequence numbers carried by a batch (failing the test on a malformed datagram). */
+function seqsOf(b: Batch): number[] {
+  const out: number[] = []
+  for (let i = 0; i < b.count; i++) {
+    const r = checkPayload(b.data(i))
+    if (typeof r === 'string') throw new Error(r)
+    out.push(r)
+  }
+  return out
+}
+
+/**
+ * True once the receive side is quiet: every batch the native layer counted has reached JS,
+ * and either everything sent arrived or reading is paused (JS asked the I/O thread to stop).
+ * `_reading` is the socket's own record of that request; no public API exposes it.
+ */
+function quiet(rx: UdpSocket, seenByJs: number, sent: number): boolean {
+  const s = rx.stats()
+  return seenByJs === s.datagramsReceived && (s.datagramsReceived + s.kernelDrops === sent || !(rx as any)._reading)
+}
+
+/**
+ * Reads `it` in the background, adding each datagram's sequence number to `into` and calling
+ * `onBatch` after each batch, until the iterator ends.
+ */
+function drain(it: AsyncIterator<Batch>, into: Set<number>, onBatch: () => void = () => {}): Promise<void> {
+  return (async () => {
+    for (;;) {
+      const r = await it.next()
+      if (r.done) return
+      for (const s of seqsOf(r.value)) into.add(s)
+      onBatch()
+    }
+  })()
+}
+
+/** Resolves with what `p` resolves with, or with `'still pending'` after `ms` (a bound on a
+ * wait that must not hang the suite when the code under test is broken). */
+async function within<T>(p: Promise<T>, ms = 10_000): Promise<T | 'still pending'> {
+  let timer: NodeJS.Timeout | undefined
+  const limit = new Promise<'still pending'>((resolve) => {
+    timer = setTimeout(() => resolve('still pending'), ms)
+  })
+  try {
+    return await Promise.race([p, limit])
+  } finally {
+    clearTimeout(timer)
+  }
+}
+
+// ---- 8: iterator.return() while a next() is pending --------------------------------------
+
+test('iterator.return() ends a pending next() with done; a later recvBatch gets every datagram', async (t) => {
+  const rx = openLo(t, 4)
+  const tx = openLo(t, 4)
+  const it = rx[Symbol.asyncIterator]()
+  let settled: IteratorResult<Batch> | 'rejected' | undefined
+  it.next().then(
+    (r) => (settled = r),
+    () => (settled = 'rejected'),
+  )
+  t.deepEqual(await it.return!(), { value: undefined, done: true })
+  await ticks()
+  t.deepEqual(settled, { value: undefined, done: true }, 'the abandoned next() settled with done: true')
+
+  await tx.sendBatch(messagesTo(V4, portOf(rx), range(0, 40)))
+  const got = await pull(rx, 40, 10_000)
+  t.deepEqual(
+    got.map((m) => checkPayload(m.data)),
+    range(0, 40),
+    'recvBatch receives every datagram: none went to the abandoned next()',
+  )
+  t.deepEqual(settled, { value: undefined, done: true }, 'the abandoned next() was never handed a batch')
+})
+
+test('iterator.return() with several next() pending ends them all; a new iterator gets every datagram', async (t) => {
+  const rx = openLo(t, 4, { batchSize: 4 })
+  const tx = openLo(t, 4)
+  const it = rx[Symbol.asyncIterator]()
+  const pending = [it.next(), it.next(), it.next()]
+  await it.return!()
+  t.deepEqual(await within(Promise.all(pending)), [
+    { value: undefined, done: true },
+    { value: undefined, done: true },
+    { value: undefined, done: true },
+  ])
+  t.deepEqual(await it.next(), { value: undefined, done: true }, 'a returned iterator stays done')
+
+  const it2 = rx[Symbol.asyncIterator]()
+  const seqs = new Set<number>()
+  const reading = drain(it2, seqs)
+  await tx.sendBatch(messagesTo(V4, portOf(rx), range(0, 40)))
+  t.true(await waitUntil(() => seqs.size >= 40, 10_000), `the new iterator got ${seqs.size} of 40`)
+  await it2.return!()
+  t.is(await within(reading), undefined, 'the reader ended')
+  t.deepEqual([...seqs].sort((a, b) => a - b), range(0, 40))
+})
