@@ -110,3 +110,76 @@ test('iterator.return() with several next() pending ends them all; a new iterato
   t.is(await within(reading), undefined, 'the reader ended')
   t.deepEqual([...seqs].sort((a, b) => a - b), range(0, 40))
 })
+
+// ---- 9: an onBatch listener next to an unread async iterator -------------------------------
+
+test('onBatch plus an iterator never read: unread batches stay bounded, reading pauses, nothing is lost', async (t) => {
+  const inFlight = 2 // maxPendingBatches: batches already on their way when reading pauses
+  const bound = ITERATOR_HIGH_WATER + inFlight
+  const sent = 64
+  const rx = openLo(t, 4, { batchSize: 1, maxPendingBatches: inFlight })
+  const tx = openLo(t, 4)
+  const heard = new Set<number>()
+  let maxQueued = 0
+  const sample = () => {
+    maxQueued = Math.max(maxQueued, rx.stats().queuedBatches)
+  }
+  rx.onBatch((b) => {
+    for (const s of seqsOf(b)) heard.add(s)
+    queueMicrotask(sample) // after the batch was queued for the iterator
+  })
+  const it = rx[Symbol.asyncIterator]()
+  t.teardown(() => it.return!())
+
+  await tx.sendBatch(messagesTo(V4, portOf(rx), range(0, sent)))
+  t.true(await waitUntil(() => quiet(rx, heard.size, sent), 20_000), `not quiet: ${JSON.stringify(rx.stats())}`)
+  sample()
+  t.true(maxQueued <= bound, `queuedBatches reached ${maxQueued}; the bound is ${bound}`)
+  t.true(maxQueued >= ITERATOR_HIGH_WATER, `the iterator reads ahead up to its high-water mark (${maxQueued})`)
+  t.true(heard.size < sent, `the listener waits with the iterator (it heard ${heard.size} of ${sent})`)
+
+  // Reading the iterator resumes reading: everything sent reaches it (or was counted dropped).
+  const read = new Set<number>()
+  const reading = drain(it, read, sample)
+  t.true(
+    await waitUntil(() => read.size + rx.stats().kernelDrops >= sent, 20_000),
+    `the iterator read ${read.size}, kernelDrops ${rx.stats().kernelDrops}`,
+  )
+  await it.return!()
+  t.is(await within(reading), undefined, 'the reader ended')
+  const drops = rx.stats().kernelDrops
+  t.is(read.size + drops, sent, 'received by the iterator + kernelDrops === sent')
+  t.true(await waitUntil(() => heard.size + drops >= sent, 10_000))
+  t.is(heard.size + drops, sent, 'the listener, too, got everything not dropped')
+  t.true(maxQueued <= bound, `queuedBatches stayed <= ${bound} (max ${maxQueued})`)
+})
+
+test('an idle iterator alone buffers at most its high-water mark plus the batches in flight', async (t) => {
+  const inFlight = 16 // the default maxPendingBatches
+  const bound = ITERATOR_HIGH_WATER + inFlight
+  const sent = 100
+  const rx = openLo(t, 4, { batchSize: 1 })
+  const tx = openLo(t, 4)
+  const it = rx[Symbol.asyncIterator]()
+  t.teardown(() => it.return!())
+
+  await tx.sendBatch(messagesTo(V4, portOf(rx), range(0, sent)))
+  t.true(
+    await waitUntil(() => quiet(rx, rx.stats().queuedBatches, sent), 20_000),
+    `not quiet: ${JSON.stringify(rx.stats())}`,
+  )
+  const queued = rx.stats().queuedBatches
+  t.true(queued <= bound, `queuedBatches ${queued}; the bound is ${bound}`)
+  t.true(queued >= ITERATOR_HIGH_WATER, `the iterator reads ahead up to its high-water mark (${queued})`)
+
+  const read = new Set<number>()
+  let maxQueued = queued
+  const reading = drain(it, read, () => {
+    maxQueued = Math.max(maxQueued, rx.stats().queuedBatches)
+  })
+  t.true(await waitUntil(() => read.size + rx.stats().kernelDrops >= sent, 20_000), `read ${read.size}`)
+  await it.return!()
+  t.is(await within(reading), undefined, 'the reader ended')
+  t.is(read.size + rx.stats().kernelDrops, sent, 'received by the iterator + kernelDrops === sent')
+  t.true(maxQueued <= bound, `queuedBatches stayed <= ${bound} (max ${maxQueued})`)
+})

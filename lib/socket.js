@@ -17,7 +17,9 @@ const errors = require('./errors.js')
  * starve receives and timers in the same process (trySendBatch sends all it can at once). */
 const SEND_SLICE = 4096
 
-/** Batches an idle async iterator may buffer before reading pauses. */
+/** Unread batches an async iterator may have queued before reading pauses (for every consumer
+ * of the socket, a 'batch' listener included). Batches already on their way to JS when reading
+ * pauses (at most `maxPendingBatches`) are queued behind them. */
 const ITERATOR_HIGH_WATER = 8
 /** Receive errors kept for the next recvBatch when nobody listens for 'error'. */
 const MAX_PENDING_ERRORS = 64
@@ -455,12 +457,19 @@ class UdpSocket extends EventEmitter {
     if (w.onAbort !== null) w.signal.removeEventListener('abort', w.onAbort)
   }
 
+  /**
+   * Starts or pauses reading to match the consumers. Called after every change of the
+   * listeners, waiters, iterators or queue. A pending pull always reads (the queue is then
+   * empty). With an active iterator, batches are queued for it, so its unread ones bound
+   * reading for everyone: at ITERATOR_HIGH_WATER a 'batch' listener waits too, and unread
+   * datagrams wait in the kernel buffer (where overflow is counted in kernelDrops) instead of
+   * in JS memory.
+   */
   _updateReading() {
+    const waiting = this._waiters.length > 0 && !this._closed
     const want =
       !this._closed &&
-      (this.listenerCount('batch') > 0 ||
-        this._waiters.length > 0 ||
-        (this._iterators > 0 && this._queue.length < ITERATOR_HIGH_WATER))
+      (waiting || (this._iterators > 0 ? this._queue.length < ITERATOR_HIGH_WATER : this.listenerCount('batch') > 0))
     if (want !== this._reading) {
       this._reading = want
       this._native.setReading(want)
