@@ -183,3 +183,68 @@ test('an idle iterator alone buffers at most its high-water mark plus the batche
   t.is(read.size + rx.stats().kernelDrops, sent, 'received by the iterator + kernelDrops === sent')
   t.true(maxQueued <= bound, `queuedBatches stayed <= ${bound} (max ${maxQueued})`)
 })
+
+// ---- 10: a pending pull on an unref()'d, otherwise unreachable socket ---------------------
+
+interface Ran {
+  code: number | null
+  signal: NodeJS.Signals | null
+  lines: any[]
+  stderr: string
+}
+
+/**
+ * Runs `node --expose-gc fixtures/misuse-gc.js <mode>` and resolves once the child's streams
+ * closed (its output is then complete); kills it when it is still running after `limitMs`
+ * (then `signal` is `'SIGKILL'`).
+ */
+function runGcFixture(mode: string, limitMs: number, stopWhen: (line: any) => boolean = () => false): Promise<Ran> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, ['--expose-gc', path.join(FIXTURES, 'misuse-gc.js'), mode], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    })
+    let out = ''
+    let err = ''
+    const lines: any[] = []
+    const timer = setTimeout(() => child.kill('SIGKILL'), limitMs)
+    child.stdout.setEncoding('utf8')
+    child.stdout.on('data', (chunk: string) => {
+      out += chunk
+      let nl
+      while ((nl = out.indexOf('\n')) !== -1) {
+        const line = out.slice(0, nl)
+        out = out.slice(nl + 1)
+        let parsed: any
+        try {
+          parsed = JSON.parse(line)
+        } catch {
+          parsed = { text: line }
+        }
+        lines.push(parsed)
+        if (stopWhen(parsed)) child.kill('SIGKILL')
+      }
+    })
+    child.stderr.setEncoding('utf8')
+    child.stderr.on('data', (chunk: string) => (err += chunk))
+    child.on('close', (code, signal) => {
+      clearTimeout(timer)
+      resolve({ code, signal, lines, stderr: err })
+    })
+  })
+}
+
+for (const mode of ['iterate', 'recv'] as const) {
+  test(`${mode === 'iterate' ? 'for await' : 'recvBatch()'} on an unref()'d socket referenced only by its pending promise survives gc() and gets the datagram`, async (t) => {
+    // A collected socket shows as { alive: false }: stop there instead of waiting out the limit.
+    const r = await runGcFixture(mode, 60_000, (l) => l.alive === false || 'error' in l)
+    t.deepEqual(r.lines.find((l) => 'alive' in l), { alive: true }, `the socket must not be collected: ${JSON.stringify(r.lines)} ${r.stderr}`)
+    t.deepEqual(r.lines.find((l) => 'got' in l), { got: 'after-gc' }, `the datagram must arrive: ${JSON.stringify(r.lines)} ${r.stderr}`)
+    t.deepEqual([r.code, r.signal], [0, null], 'the process then exited by itself')
+  })
+}
+
+test("a for await over an unref()'d socket does not keep the process alive", async (t) => {
+  const r = await runGcFixture('exit', 30_000)
+  t.deepEqual(r.lines, [{ ready: true }], r.stderr)
+  t.deepEqual([r.code, r.signal], [0, null], 'exited by itself (SIGKILL would mean it was kept alive)')
+})

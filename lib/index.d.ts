@@ -278,7 +278,7 @@ export declare class UdpSocket extends EventEmitter implements AsyncIterable<Bat
   stats(): Stats
   /** Keeps the process alive while the socket is open (the default). */
   ref(): this
-  /** Lets the process exit while the socket is open; an unreferenced, unreachable socket may be garbage-collected (closing it). */
+  /** Lets the process exit while the socket is open; an unreferenced, unreachable socket may be garbage-collected (closing it), but not while a `recvBatch()` or an iterator's `next()` is pending on it. */
   unref(): this
   /** Closes the socket (idempotent): joins its I/O thread, closes the fd, rejects pending calls with `ERR_SOCKET_CLOSED`, ends iterators, emits `'close'`. */
   close(): void

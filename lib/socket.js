@@ -26,6 +26,11 @@ const MAX_PENDING_ERRORS = 64
 
 /** Open, referenced sockets: kept from garbage collection, as Node keeps active handles. */
 const live = new Set()
+/** Open sockets with a pending pull (recvBatch or an iterator's next()), referenced or not. An
+ * unref()'d socket may be referenced only by the promise chain of its own pending pull; if it
+ * were collected (its finalizer closes it), that pull would never settle. Holding it here keeps
+ * it, but not the event loop: an unref()'d socket still lets the process exit. */
+const pulling = new Set()
 const warned = new Set()
 
 const KIND_BATCH = 0
@@ -458,8 +463,9 @@ class UdpSocket extends EventEmitter {
   }
 
   /**
-   * Starts or pauses reading to match the consumers. Called after every change of the
-   * listeners, waiters, iterators or queue. A pending pull always reads (the queue is then
+   * Starts or pauses reading to match the consumers, and keeps the socket reachable while a
+   * pull is pending (see `pulling`). Called after every change of the listeners, waiters,
+   * iterators or queue. A pending pull always reads (the queue is then
    * empty). With an active iterator, batches are queued for it, so its unread ones bound
    * reading for everyone: at ITERATOR_HIGH_WATER a 'batch' listener waits too, and unread
    * datagrams wait in the kernel buffer (where overflow is counted in kernelDrops) instead of
@@ -474,6 +480,8 @@ class UdpSocket extends EventEmitter {
       this._reading = want
       this._native.setReading(want)
     }
+    if (waiting) pulling.add(this)
+    else pulling.delete(this)
   }
 
   _onNative(kind, data, meta, n, drops, syscall) {
@@ -666,7 +674,8 @@ class UdpSocket extends EventEmitter {
   }
 
   /** Lets the process exit while the socket is open. An unreferenced socket that is no longer
-   * reachable from JS may be garbage-collected, which closes it. */
+   * reachable from JS may be garbage-collected, which closes it; not while a pull is pending on
+   * it (see `pulling`). */
   unref() {
     if (!this._closed && this._refed) {
       this._refed = false
@@ -687,6 +696,7 @@ class UdpSocket extends EventEmitter {
     this._closed = true
     this._reading = false
     live.delete(this)
+    pulling.delete(this)
     this._native.close()
     const waiters = this._waiters
     this._waiters = []
