@@ -248,3 +248,97 @@ test("a for await over an unref()'d socket does not keep the process alive", asy
   t.deepEqual(r.lines, [{ ready: true }], r.stderr)
   t.deepEqual([r.code, r.signal], [0, null], 'exited by itself (SIGKILL would mean it was kept alive)')
 })
+
+// ---- 12: stats() after close, and what close() discards ------------------------------------
+
+test('stats() after close() keeps the final counters', async (t) => {
+  const rx = openLo(t, 4)
+  const tx = openLo(t, 4)
+  const seqs = await (async () => {
+    await tx.sendBatch(messagesTo(V4, portOf(rx), range(0, 20)))
+    return (await pull(rx, 20, 10_000)).map((m) => checkPayload(m.data))
+  })()
+  t.deepEqual(seqs, range(0, 20))
+  const before = { rx: rx.stats(), tx: tx.stats() }
+  rx.close()
+  tx.close()
+  const after = { rx: rx.stats(), tx: tx.stats() }
+  t.is(after.tx.datagramsSent, 20)
+  t.is(after.tx.datagramsSent, before.tx.datagramsSent)
+  t.is(after.tx.sendSyscalls, before.tx.sendSyscalls)
+  t.is(after.rx.datagramsReceived, 20)
+  t.is(after.rx.bytesReceived, before.rx.bytesReceived)
+  t.is(after.rx.batchesReceived, before.rx.batchesReceived)
+  t.is(after.rx.recvSyscalls, before.rx.recvSyscalls)
+  t.is(after.rx.datagramsDiscarded, 0, 'everything received was consumed')
+  t.is(after.rx.queuedBatches, 0)
+})
+
+test('close() with batches queued for an iterator: datagramsReceived === delivered + datagramsDiscarded', async (t) => {
+  const sent = 400
+  const rx = openLo(t, 4, { batchSize: 16, recvBufferSize: 1 << 20 })
+  const tx = openLo(t, 4)
+  const delivered = new Set<number>()
+  const it = rx[Symbol.asyncIterator]()
+  await tx.sendBatch(messagesTo(V4, portOf(rx), range(0, sent)))
+  const first = await it.next()
+  t.false(first.done)
+  for (const s of seqsOf(first.value)) delivered.add(s)
+  t.true(await waitUntil(() => rx.stats().queuedBatches >= 2, 10_000), 'batches wait for the iterator')
+  const before = rx.stats()
+  rx.close()
+  const check = (when: string) => {
+    const s = rx.stats()
+    t.is(s.datagramsReceived, delivered.size + s.datagramsDiscarded, `${when}: ${JSON.stringify(s)}`)
+    t.true(s.datagramsReceived >= before.datagramsReceived, `${when}: counters survive close`)
+    t.true(s.datagramsDiscarded > 0, `${when}: the batches queued at close are counted`)
+  }
+  check('at close')
+  t.deepEqual(await it.next(), { value: undefined, done: true })
+  // Batches still on their way to JS at close arrive later: counted, exactly, as discarded.
+  await ticks(20)
+  await sleep(20)
+  check('after in-flight batches arrived')
+})
+
+test('close() from a listener in mid-stream: datagramsReceived === delivered + datagramsDiscarded', async (t) => {
+  const sent = 3000
+  const rx = openLo(t, 4, { batchSize: 8, recvBufferSize: 1 << 20 })
+  const tx = openLo(t, 4)
+  const delivered = new Set<number>()
+  let batches = 0
+  rx.onBatch((b) => {
+    for (const s of seqsOf(b)) delivered.add(s)
+    if (++batches === 3) rx.close() // more batches are on their way to JS by now, likely
+  })
+  const sending = tx.sendBatch(messagesTo(V4, portOf(rx), range(0, sent)))
+  t.true(await waitUntil(() => rx.closed, 20_000), 'the listener closed the socket')
+  await sending
+  const check = (when: string) => {
+    const s = rx.stats()
+    t.is(s.datagramsReceived, delivered.size + s.datagramsDiscarded, `${when}: ${JSON.stringify(s)}`)
+    t.true(s.datagramsReceived >= delivered.size && delivered.size > 0, when)
+  }
+  check('once closed')
+  await ticks(20)
+  await sleep(20)
+  check('after in-flight batches arrived')
+})
+
+test('close() with a listener and an unread iterator: batches the listener saw are not discarded', async (t) => {
+  const rx = openLo(t, 4, { batchSize: 4 })
+  const tx = openLo(t, 4)
+  const heard = new Set<number>()
+  rx.onBatch((b) => {
+    for (const s of seqsOf(b)) heard.add(s)
+  })
+  const it = rx[Symbol.asyncIterator]()
+  await tx.sendBatch(messagesTo(V4, portOf(rx), range(0, 12)))
+  t.true(await waitUntil(() => heard.size >= 12, 10_000))
+  t.true(rx.stats().queuedBatches > 0, 'the iterator has batches unread')
+  rx.close()
+  const s = rx.stats()
+  t.is(s.datagramsReceived, 12)
+  t.is(s.datagramsDiscarded, 0, 'the listener consumed them')
+  t.deepEqual(await it.next(), { value: undefined, done: true })
+})

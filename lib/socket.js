@@ -114,6 +114,15 @@ class UdpSocket extends EventEmitter {
     this._iterators = 0
     this._errors = []
     this._errorsDropped = 0
+    // Receive accounting that outlives close(): every batch the native layer handed to JS
+    // (also those arriving after close), the datagrams no consumer took before close, the
+    // queued batches a 'batch' listener already had, and the native counters at close.
+    this._gotDatagrams = 0
+    this._gotBatches = 0
+    this._gotBytes = 0
+    this._discarded = 0
+    this._heard = new WeakSet()
+    this._statsAtClose = null
     this._sendQueue = []
     this._flushScheduled = false
     this._scratch = new PackScratch()
@@ -465,11 +474,10 @@ class UdpSocket extends EventEmitter {
   /**
    * Starts or pauses reading to match the consumers, and keeps the socket reachable while a
    * pull is pending (see `pulling`). Called after every change of the listeners, waiters,
-   * iterators or queue. A pending pull always reads (the queue is then
-   * empty). With an active iterator, batches are queued for it, so its unread ones bound
-   * reading for everyone: at ITERATOR_HIGH_WATER a 'batch' listener waits too, and unread
-   * datagrams wait in the kernel buffer (where overflow is counted in kernelDrops) instead of
-   * in JS memory.
+   * iterators or queue. A pending pull always reads (the queue is then empty). With an active
+   * iterator, batches are queued for it, so its unread ones bound reading for everyone: at
+   * ITERATOR_HIGH_WATER a 'batch' listener waits too, and unread datagrams wait in the kernel
+   * buffer (where overflow is counted in kernelDrops) instead of in JS memory.
    */
   _updateReading() {
     const waiting = this._waiters.length > 0 && !this._closed
@@ -485,9 +493,16 @@ class UdpSocket extends EventEmitter {
   }
 
   _onNative(kind, data, meta, n, drops, syscall) {
-    if (this._closed) return
     if (kind === KIND_BATCH) {
       const batch = Batch.fromNative(data, n, drops)
+      this._gotDatagrams += n
+      this._gotBatches++
+      this._gotBytes += batch.buffer.length
+      if (this._closed) {
+        // On its way to JS when close() ran: nobody can take it now; counted, not lost silently.
+        this._discarded += n
+        return
+      }
       const listening = this.listenerCount('batch') > 0
       // A throwing listener is the caller's uncaught exception (as with node:dgram), but the
       // batch still reaches pull consumers and the reading state stays right.
@@ -496,6 +511,8 @@ class UdpSocket extends EventEmitter {
       } finally {
         this._afterBatch(batch, listening)
       }
+    } else if (this._closed) {
+      return
     } else if (kind === KIND_ERROR) {
       this._onError(errors.errnoError(n, syscall || 'recvmsg'))
     } else if (kind === KIND_WRITABLE) {
@@ -504,7 +521,11 @@ class UdpSocket extends EventEmitter {
   }
 
   _afterBatch(batch, listening) {
-    if (this._closed) return
+    if (this._closed) {
+      // The listener closed the socket; a batch nobody heard would be dropped here.
+      if (!listening) this._discarded += batch.count
+      return
+    }
     if (!listening || this._waiters.length > 0 || this._iterators > 0) {
       // A batch nobody was listening for (a listener left while it was in flight) is kept
       // for the next pull rather than lost.
@@ -513,6 +534,8 @@ class UdpSocket extends EventEmitter {
         this._settled(w)
         w.resolve(batch)
       } else {
+        // Remember that the listener had it: dropping it at close then loses nothing.
+        if (listening) this._heard.add(batch)
         this._queue.push(batch)
       }
     }
@@ -652,13 +675,30 @@ class UdpSocket extends EventEmitter {
 
   // ---- lifetime --------------------------------------------------------------------------
 
-  /** Counters since the socket was opened. */
+  /** Counters since the socket was opened; after close(), as they were at close. */
   stats() {
-    const s = this._native.stats()
+    const s = this._closed ? this._closedStats() : this._native.stats()
+    if (!this._closed) s.datagramsDiscarded = 0
     s.queuedBatches = this._queue.length
     s.pendingSends = this._sendQueue.length
     s.pendingErrors = this._errors.length
     s.errorsDropped = this._errorsDropped + s.eventsDropped
+    return s
+  }
+
+  /**
+   * The native counters taken at close() (the native layer reports zeros once closed), raised
+   * by any batch the I/O thread counted during close() that reached JS after the snapshot.
+   * `datagramsDiscarded`: received, but dropped at close before any consumer took them (queued
+   * batches, and batches on their way to JS, counted whether or not they have arrived yet), so
+   * `datagramsReceived` is exactly what consumers got plus `datagramsDiscarded`.
+   */
+  _closedStats() {
+    const s = { ...this._statsAtClose }
+    s.datagramsReceived = Math.max(s.datagramsReceived, this._gotDatagrams)
+    s.batchesReceived = Math.max(s.batchesReceived, this._gotBatches)
+    s.bytesReceived = Math.max(s.bytesReceived, this._gotBytes)
+    s.datagramsDiscarded = this._discarded + (s.datagramsReceived - this._gotDatagrams)
     return s
   }
 
@@ -688,8 +728,9 @@ class UdpSocket extends EventEmitter {
 
   /**
    * Closes the socket: stops its I/O thread, closes the fd, rejects pending recvBatch and
-   * sendBatch calls with ERR_SOCKET_CLOSED, ends async iterators, then emits 'close'.
-   * Calling it again does nothing.
+   * sendBatch calls with ERR_SOCKET_CLOSED, ends async iterators, then emits 'close'. Batches
+   * received but not taken by any consumer are dropped and counted in
+   * `stats().datagramsDiscarded`. Calling it again does nothing.
    */
   close() {
     if (this._closed) return
@@ -697,6 +738,7 @@ class UdpSocket extends EventEmitter {
     this._reading = false
     live.delete(this)
     pulling.delete(this)
+    this._statsAtClose = this._native.stats()
     this._native.close()
     const waiters = this._waiters
     this._waiters = []
@@ -705,6 +747,7 @@ class UdpSocket extends EventEmitter {
       if (w.iterator) w.end()
       else w.reject(errors.socketClosed())
     }
+    for (const b of this._queue) if (!this._heard.has(b)) this._discarded += b.count
     this._queue = []
     // Receive errors still waiting for a recvBatch are moot once closed: later calls report
     // ERR_SOCKET_CLOSED (and iterators end), not a stale ECONNREFUSED.
