@@ -184,6 +184,34 @@ test('an idle iterator alone buffers at most its high-water mark plus the batche
   t.true(maxQueued <= bound, `queuedBatches stayed <= ${bound} (max ${maxQueued})`)
 })
 
+test('onBatch with iterators started and abandoned in turn: their unread batches do not pile up', async (t) => {
+  const inFlight = 2
+  const bound = ITERATOR_HIGH_WATER + inFlight
+  const sent = 200
+  const rx = openLo(t, 4, { batchSize: 1, maxPendingBatches: inFlight })
+  const tx = openLo(t, 4)
+  const heard = new Set<number>()
+  rx.onBatch((b) => {
+    for (const s of seqsOf(b)) heard.add(s)
+  })
+  await tx.sendBatch(messagesTo(V4, portOf(rx), range(0, sent)))
+  for (let round = 0; round < 4; round++) {
+    const it = rx[Symbol.asyncIterator]()
+    t.true(await waitUntil(() => quiet(rx, heard.size, sent), 20_000), `round ${round}: not quiet: ${JSON.stringify(rx.stats())}`)
+    const queued = rx.stats().queuedBatches
+    t.true(queued <= bound, `round ${round}: queuedBatches ${queued}; the bound is ${bound}`)
+    await it.return!()
+    t.is(rx.stats().queuedBatches, 0, `round ${round}: the listener had every queued batch, so none is kept`)
+  }
+  // With no iterator left the listener reads on: everything sent arrives (or was counted dropped).
+  t.true(await waitUntil(() => heard.size + rx.stats().kernelDrops >= sent, 20_000), `heard ${heard.size}`)
+  t.is(heard.size + rx.stats().kernelDrops, sent)
+  const s = rx.stats()
+  rx.close()
+  t.is(rx.stats().datagramsDiscarded, 0, 'nothing the listener had counts as discarded')
+  t.is(rx.stats().datagramsReceived, s.datagramsReceived)
+})
+
 // ---- 10: a pending pull on an unref()'d, otherwise unreachable socket ---------------------
 
 interface Ran {

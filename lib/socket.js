@@ -399,6 +399,7 @@ class UdpSocket extends EventEmitter {
       if (done) return
       done = true
       this._iterators--
+      if (this._iterators === 0) this._dropHeard()
       for (const w of pending.splice(0)) {
         const i = this._waiters.indexOf(w)
         if (i !== -1) this._waiters.splice(i, 1)
@@ -457,6 +458,17 @@ class UdpSocket extends EventEmitter {
         return this
       },
     }
+  }
+
+  /**
+   * Once no iterator is left, drops the queued batches a 'batch' listener already had: they
+   * were queued only for the iterators, and the listener consumed them. Otherwise a listener
+   * with iterators started and abandoned in turn would leave their unread batches (up to
+   * ITERATOR_HIGH_WATER + maxPendingBatches each time) piling up for a pull that may never come.
+   * Batches no listener had stay for the next pull.
+   */
+  _dropHeard() {
+    if (this._queue.some((b) => this._heard.has(b))) this._queue = this._queue.filter((b) => !this._heard.has(b))
   }
 
   _removeWaiter(w) {
