@@ -212,6 +212,67 @@ test('onBatch with iterators started and abandoned in turn: their unread batches
   t.is(rx.stats().datagramsReceived, s.datagramsReceived)
 })
 
+test('a listener that leaves with batches in flight: the next listener gets them first, none pile up', async (t) => {
+  const sent = 1500
+  const maxPending = 16 // the default maxPendingBatches: at most this many are in flight
+  const rx = openLo(t, 4, { batchSize: 1, recvBufferSize: 4 << 20 })
+  const tx = openLo(t, 4)
+  const order: number[] = []
+  let heardBatches = 0
+  /** Batches counted by the native layer that have not reached JS yet. */
+  const inFlight = () => {
+    const s = rx.stats()
+    return s.batchesReceived - heardBatches - s.queuedBatches
+  }
+  /** queuedBatches at the moment each new listener had as many batches as were left over. */
+  const queuedWhenCaughtUp: number[] = []
+  await tx.sendBatch(messagesTo(V4, portOf(rx), range(0, sent)))
+  let left = 0
+  for (let round = 0; round < 5; round++) {
+    const leftOver = rx.stats().queuedBatches
+    t.true(leftOver <= maxPending, `round ${round}: ${leftOver} batches left over; they must not pile up`)
+    let leftNow = false
+    let thisRound = 0
+    const off = rx.onBatch((b) => {
+      heardBatches++
+      thisRound++
+      order.push(...seqsOf(b))
+      if (leftOver > 0 && thisRound === leftOver) queuedWhenCaughtUp.push(rx.stats().queuedBatches)
+      // Past the left-over batches, leave while more are on their way to JS: they arrive with
+      // nobody listening.
+      if (!leftNow && thisRound > leftOver && inFlight() > 0) {
+        leftNow = true
+        off()
+      }
+    })
+    if (!(await waitUntil(() => leftNow || order.length + rx.stats().kernelDrops >= sent, 20_000))) break
+    if (!leftNow) {
+      off()
+      break
+    }
+    left++
+    t.true(await waitUntil(() => inFlight() === 0, 10_000), 'the batches in flight arrived')
+    t.true(rx.stats().queuedBatches >= 1, `round ${round}: they wait for the next consumer`)
+  }
+  t.true(left >= 2, `the listener left with batches in flight ${left} times`)
+  t.true(queuedWhenCaughtUp.length >= 1)
+  t.deepEqual(
+    queuedWhenCaughtUp,
+    queuedWhenCaughtUp.map(() => 0),
+    'each new listener got the left-over batches, all of them before any newer one',
+  )
+  rx.onBatch((b) => {
+    heardBatches++
+    order.push(...seqsOf(b))
+  })
+  t.true(await waitUntil(() => order.length + rx.stats().kernelDrops >= sent, 20_000), `heard ${order.length}`)
+  t.is(order.length + rx.stats().kernelDrops, sent, 'every datagram heard once, or counted dropped')
+  t.true(
+    order.every((s, i) => i === 0 || s > order[i - 1]),
+    'in order: the left-over batches came before any later one',
+  )
+})
+
 // ---- 10: a pending pull on an unref()'d, otherwise unreachable socket ---------------------
 
 interface Ran {

@@ -471,6 +471,22 @@ class UdpSocket extends EventEmitter {
     if (this._queue.some((b) => this._heard.has(b))) this._queue = this._queue.filter((b) => !this._heard.has(b))
   }
 
+  /**
+   * Hands the queued batches, oldest first, to a 'batch' listener when no pull consumer is
+   * there to take them. They arrived while nobody listened (on their way to JS when the last
+   * listener left) and wait for the next consumer: without this, a listener that comes and goes
+   * under traffic would leave up to maxPendingBatches batches behind each time, for ever. One
+   * batch per microtask, so a throwing listener does not stop the rest; all before any later
+   * batch, which comes from a later task.
+   */
+  _handToListener() {
+    if (this._closed || this._iterators > 0 || this._waiters.length > 0 || this._queue.length === 0) return
+    if (this.listenerCount('batch') === 0) return
+    const batch = this._queue.shift()
+    if (this._queue.length > 0) queueMicrotask(() => this._handToListener())
+    if (!this._heard.has(batch)) this.emit('batch', batch)
+  }
+
   _removeWaiter(w) {
     const i = this._waiters.indexOf(w)
     if (i !== -1) this._waiters.splice(i, 1)
@@ -779,6 +795,7 @@ function onListenerChange(event) {
     this._readingScheduled = true
     queueMicrotask(() => {
       this._readingScheduled = false
+      this._handToListener()
       this._updateReading()
     })
   }
