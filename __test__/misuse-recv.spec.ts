@@ -1,7 +1,8 @@
 // Issue 11, receive side: nothing is lost (or stalls, or grows without bound) when the
 // receiving API is misused: an iterator abandoned while a next() is pending, an async iterator
-// left unread next to an onBatch listener, a `for await` over an unref()'d socket that only its
-// own pending promise references, and close() with batches received but not yet consumed.
+// left unread next to an onBatch listener (or started and abandoned in turn), a listener that
+// leaves with batches in flight, a `for await` over an unref()'d socket that only its own
+// pending promise references, and close() with batches received but not yet consumed.
 // Real loopback sockets only; every wait is bounded and nothing asserts on timing.
 import test from 'ava'
 import { spawn } from 'node:child_process'
@@ -164,6 +165,7 @@ test('an idle iterator alone buffers at most its high-water mark plus the batche
   t.teardown(() => it.return!())
 
   await tx.sendBatch(messagesTo(V4, portOf(rx), range(0, sent)))
+  // Nothing is read: what reached JS is what is queued (one datagram per batch).
   t.true(
     await waitUntil(() => quiet(rx, rx.stats().queuedBatches, sent), 20_000),
     `not quiet: ${JSON.stringify(rx.stats())}`,
