@@ -146,10 +146,21 @@ export declare class Batch implements Iterable<Message> {
   static empty(): Batch
 }
 
-/** Counters of one socket since it was opened. */
+/**
+ * Counters of one socket since it was opened. After `close()` they keep their values from the
+ * moment of close (`datagramsReceived`, `batchesReceived` and `bytesReceived` also count a batch
+ * the socket received while closing); `queuedBatches`, `pendingSends` and `pendingErrors` are 0.
+ */
 export interface Stats extends NativeStats {
   /** Batches received but not yet taken by recvBatch / an iterator. */
   queuedBatches: number
+  /**
+   * Datagrams the socket received (counted in `datagramsReceived`) but dropped at `close()`
+   * before any consumer (a `'batch'` listener, `recvBatch`, an iterator) had them: batches
+   * queued for a pull consumer, and batches still on their way to JS. 0 while open. After
+   * close, `datagramsReceived` is exactly the datagrams consumers got plus this.
+   */
+  datagramsDiscarded: number
   /** sendBatch calls waiting for the send buffer. */
   pendingSends: number
   /** Receive errors waiting for the next recvBatch (nobody listens for 'error'). */
@@ -274,13 +285,13 @@ export declare class UdpSocket extends EventEmitter implements AsyncIterable<Bat
   sendBatch(messages: ReadonlyArray<OutgoingMessage>, options?: SendOptions): Promise<number>
   /** Sends what fits now, never waiting; returns how many were handed to the kernel. Throws a {@link SendError}. */
   trySendBatch(messages: ReadonlyArray<OutgoingMessage>): number
-  /** Counters since the socket was opened. */
+  /** Counters since the socket was opened; after `close()`, their final values (see {@link Stats}). */
   stats(): Stats
   /** Keeps the process alive while the socket is open (the default). */
   ref(): this
-  /** Lets the process exit while the socket is open; an unreferenced, unreachable socket may be garbage-collected (closing it). */
+  /** Lets the process exit while the socket is open; an unreferenced, unreachable socket may be garbage-collected (closing it), but not while a `recvBatch()` or an iterator's `next()` is pending on it. */
   unref(): this
-  /** Closes the socket (idempotent): joins its I/O thread, closes the fd, rejects pending calls with `ERR_SOCKET_CLOSED`, ends iterators, emits `'close'`. */
+  /** Closes the socket (idempotent): joins its I/O thread, closes the fd, rejects pending calls with `ERR_SOCKET_CLOSED`, ends iterators, emits `'close'`. Batches received but not yet consumed are dropped and counted in `stats().datagramsDiscarded`. */
   close(): void
 
   on(event: 'batch', listener: (batch: Batch) => void): this

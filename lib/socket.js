@@ -17,7 +17,9 @@ const errors = require('./errors.js')
  * starve receives and timers in the same process (trySendBatch sends all it can at once). */
 const SEND_SLICE = 4096
 
-/** Batches an idle async iterator may buffer before reading pauses. */
+/** Unread batches an async iterator may have queued before reading pauses (for every consumer
+ * of the socket, a 'batch' listener included). Batches already on their way to JS when reading
+ * pauses (at most `maxPendingBatches`) are queued behind them. */
 const ITERATOR_HIGH_WATER = 8
 /** Receive errors kept for the next recvBatch when nobody listens for 'error'. */
 const MAX_PENDING_ERRORS = 64
@@ -27,6 +29,11 @@ const UDP_GRO = 104
 
 /** Open, referenced sockets: kept from garbage collection, as Node keeps active handles. */
 const live = new Set()
+/** Open sockets with a pending pull (recvBatch or an iterator's next()), referenced or not. An
+ * unref()'d socket may be referenced only by the promise chain of its own pending pull; if it
+ * were collected (its finalizer closes it), that pull would never settle. Holding it here keeps
+ * it, but not the event loop: an unref()'d socket still lets the process exit. */
+const pulling = new Set()
 const warned = new Set()
 
 const KIND_BATCH = 0
@@ -110,6 +117,15 @@ class UdpSocket extends EventEmitter {
     this._iterators = 0
     this._errors = []
     this._errorsDropped = 0
+    // Receive accounting that outlives close(): every batch the native layer handed to JS
+    // (also those arriving after close), the datagrams no consumer took before close, the
+    // queued batches a 'batch' listener already had, and the native counters at close.
+    this._gotDatagrams = 0
+    this._gotBatches = 0
+    this._gotBytes = 0
+    this._discarded = 0
+    this._heard = new WeakSet()
+    this._statsAtClose = null
     this._sendQueue = []
     this._flushScheduled = false
     this._scratch = new PackScratch()
@@ -370,17 +386,34 @@ class UdpSocket extends EventEmitter {
     return require('./streams.js').readable(this, options)
   }
 
-  /** `for await (const batch of socket)`: yields batches until the socket closes. */
+  /**
+   * `for await (const batch of socket)`: yields batches until the socket closes. While the
+   * iterator is active the socket reads ahead up to ITERATOR_HIGH_WATER unread batches.
+   * Ending it (return(), which `break` calls, a receive error, close) settles every next()
+   * still pending with `done: true` and withdraws it, so no batch is handed to a next() that
+   * nobody will read: the next consumer gets it instead.
+   */
   [Symbol.asyncIterator]() {
     let done = false
+    /** This iterator's waiters (next() calls not yet settled), in the socket's `_waiters` too. */
+    const pending = []
+    const forget = (w) => {
+      const i = pending.indexOf(w)
+      if (i !== -1) pending.splice(i, 1)
+    }
     this._iterators++
     this._updateReading()
     const finish = () => {
-      if (!done) {
-        done = true
-        this._iterators--
-        this._updateReading()
+      if (done) return
+      done = true
+      this._iterators--
+      if (this._iterators === 0) this._dropHeard()
+      for (const w of pending.splice(0)) {
+        const i = this._waiters.indexOf(w)
+        if (i !== -1) this._waiters.splice(i, 1)
+        w.end()
       }
+      this._updateReading()
     }
     const next = () => {
       if (done) return Promise.resolve({ value: undefined, done: true })
@@ -398,13 +431,18 @@ class UdpSocket extends EventEmitter {
         return Promise.resolve({ value: undefined, done: true })
       }
       return new Promise((resolve, reject) => {
-        this._waiters.push({
-          resolve: (value) => resolve({ value, done: false }),
+        const w = {
+          resolve: (value) => {
+            forget(w)
+            resolve({ value, done: false })
+          },
           reject: (err) => {
+            forget(w)
             finish()
             reject(err)
           },
           end: () => {
+            forget(w)
             finish()
             resolve({ value: undefined, done: true })
           },
@@ -412,7 +450,9 @@ class UdpSocket extends EventEmitter {
           timer: null,
           signal: undefined,
           onAbort: null,
-        })
+        }
+        pending.push(w)
+        this._waiters.push(w)
         this._updateReading()
       })
     }
@@ -428,6 +468,33 @@ class UdpSocket extends EventEmitter {
     }
   }
 
+  /**
+   * Once no iterator is left, drops the queued batches a 'batch' listener already had: they
+   * were queued only for the iterators, and the listener consumed them. Otherwise a listener
+   * with iterators started and abandoned in turn would leave their unread batches (up to
+   * ITERATOR_HIGH_WATER + maxPendingBatches each time) piling up for a pull that may never come.
+   * Batches no listener had stay for the next pull.
+   */
+  _dropHeard() {
+    if (this._queue.some((b) => this._heard.has(b))) this._queue = this._queue.filter((b) => !this._heard.has(b))
+  }
+
+  /**
+   * Hands the queued batches, oldest first, to a 'batch' listener when no pull consumer is
+   * there to take them. They arrived while nobody listened (on their way to JS when the last
+   * listener left) and wait for the next consumer: without this, a listener that comes and goes
+   * under traffic would leave up to maxPendingBatches batches behind each time, for ever. One
+   * batch per microtask, so a throwing listener does not stop the rest; all before any later
+   * batch, which comes from a later task.
+   */
+  _handToListener() {
+    if (this._closed || this._iterators > 0 || this._waiters.length > 0 || this._queue.length === 0) return
+    if (this.listenerCount('batch') === 0) return
+    const batch = this._queue.shift()
+    if (this._queue.length > 0) queueMicrotask(() => this._handToListener())
+    if (!this._heard.has(batch)) this.emit('batch', batch)
+  }
+
   _removeWaiter(w) {
     const i = this._waiters.indexOf(w)
     if (i !== -1) this._waiters.splice(i, 1)
@@ -440,22 +507,38 @@ class UdpSocket extends EventEmitter {
     if (w.onAbort !== null) w.signal.removeEventListener('abort', w.onAbort)
   }
 
+  /**
+   * Starts or pauses reading to match the consumers, and keeps the socket reachable while a
+   * pull is pending (see `pulling`). Called after every change of the listeners, waiters,
+   * iterators or queue. A pending pull always reads (the queue is then empty). With an active
+   * iterator, batches are queued for it, so its unread ones bound reading for everyone: at
+   * ITERATOR_HIGH_WATER a 'batch' listener waits too, and unread datagrams wait in the kernel
+   * buffer (where overflow is counted in kernelDrops) instead of in JS memory.
+   */
   _updateReading() {
+    const waiting = this._waiters.length > 0 && !this._closed
     const want =
       !this._closed &&
-      (this.listenerCount('batch') > 0 ||
-        this._waiters.length > 0 ||
-        (this._iterators > 0 && this._queue.length < ITERATOR_HIGH_WATER))
+      (waiting || (this._iterators > 0 ? this._queue.length < ITERATOR_HIGH_WATER : this.listenerCount('batch') > 0))
     if (want !== this._reading) {
       this._reading = want
       this._native.setReading(want)
     }
+    if (waiting) pulling.add(this)
+    else pulling.delete(this)
   }
 
   _onNative(kind, data, meta, n, drops, syscall) {
-    if (this._closed) return
     if (kind === KIND_BATCH) {
       const batch = Batch.fromNative(data, n, drops)
+      this._gotDatagrams += n
+      this._gotBatches++
+      this._gotBytes += batch.buffer.length
+      if (this._closed) {
+        // On its way to JS when close() ran: nobody can take it now; counted, not lost silently.
+        this._discarded += n
+        return
+      }
       const listening = this.listenerCount('batch') > 0
       // A throwing listener is the caller's uncaught exception (as with node:dgram), but the
       // batch still reaches pull consumers and the reading state stays right.
@@ -464,6 +547,8 @@ class UdpSocket extends EventEmitter {
       } finally {
         this._afterBatch(batch, listening)
       }
+    } else if (this._closed) {
+      return
     } else if (kind === KIND_ERROR) {
       this._onError(errors.errnoError(n, syscall || 'recvmsg'))
     } else if (kind === KIND_WRITABLE) {
@@ -472,7 +557,11 @@ class UdpSocket extends EventEmitter {
   }
 
   _afterBatch(batch, listening) {
-    if (this._closed) return
+    if (this._closed) {
+      // The listener closed the socket; a batch nobody heard would be dropped here.
+      if (!listening) this._discarded += batch.count
+      return
+    }
     if (!listening || this._waiters.length > 0 || this._iterators > 0) {
       // A batch nobody was listening for (a listener left while it was in flight) is kept
       // for the next pull rather than lost.
@@ -481,6 +570,8 @@ class UdpSocket extends EventEmitter {
         this._settled(w)
         w.resolve(batch)
       } else {
+        // Remember that the listener had it: dropping it at close then loses nothing.
+        if (listening) this._heard.add(batch)
         this._queue.push(batch)
       }
     }
@@ -620,13 +711,30 @@ class UdpSocket extends EventEmitter {
 
   // ---- lifetime --------------------------------------------------------------------------
 
-  /** Counters since the socket was opened. */
+  /** Counters since the socket was opened; after close(), as they were at close. */
   stats() {
-    const s = this._native.stats()
+    const s = this._closed ? this._closedStats() : this._native.stats()
+    if (!this._closed) s.datagramsDiscarded = 0
     s.queuedBatches = this._queue.length
     s.pendingSends = this._sendQueue.length
     s.pendingErrors = this._errors.length
     s.errorsDropped = this._errorsDropped + s.eventsDropped
+    return s
+  }
+
+  /**
+   * The native counters taken at close() (the native layer reports zeros once closed), raised
+   * by any batch the I/O thread counted during close() that reached JS after the snapshot.
+   * `datagramsDiscarded`: received, but dropped at close before any consumer took them (queued
+   * batches, and batches on their way to JS, counted whether or not they have arrived yet), so
+   * `datagramsReceived` is exactly what consumers got plus `datagramsDiscarded`.
+   */
+  _closedStats() {
+    const s = { ...this._statsAtClose }
+    s.datagramsReceived = Math.max(s.datagramsReceived, this._gotDatagrams)
+    s.batchesReceived = Math.max(s.batchesReceived, this._gotBatches)
+    s.bytesReceived = Math.max(s.bytesReceived, this._gotBytes)
+    s.datagramsDiscarded = this._discarded + (s.datagramsReceived - this._gotDatagrams)
     return s
   }
 
@@ -642,7 +750,8 @@ class UdpSocket extends EventEmitter {
   }
 
   /** Lets the process exit while the socket is open. An unreferenced socket that is no longer
-   * reachable from JS may be garbage-collected, which closes it. */
+   * reachable from JS may be garbage-collected, which closes it; not while a pull is pending on
+   * it (see `pulling`). */
   unref() {
     if (!this._closed && this._refed) {
       this._refed = false
@@ -655,14 +764,17 @@ class UdpSocket extends EventEmitter {
 
   /**
    * Closes the socket: stops its I/O thread, closes the fd, rejects pending recvBatch and
-   * sendBatch calls with ERR_SOCKET_CLOSED, ends async iterators, then emits 'close'.
-   * Calling it again does nothing.
+   * sendBatch calls with ERR_SOCKET_CLOSED, ends async iterators, then emits 'close'. Batches
+   * received but not taken by any consumer are dropped and counted in
+   * `stats().datagramsDiscarded`. Calling it again does nothing.
    */
   close() {
     if (this._closed) return
     this._closed = true
     this._reading = false
     live.delete(this)
+    pulling.delete(this)
+    this._statsAtClose = this._native.stats()
     this._native.close()
     const waiters = this._waiters
     this._waiters = []
@@ -671,6 +783,7 @@ class UdpSocket extends EventEmitter {
       if (w.iterator) w.end()
       else w.reject(errors.socketClosed())
     }
+    for (const b of this._queue) if (!this._heard.has(b)) this._discarded += b.count
     this._queue = []
     // Receive errors still waiting for a recvBatch are moot once closed: later calls report
     // ERR_SOCKET_CLOSED (and iterators end), not a stale ECONNREFUSED.
@@ -690,6 +803,7 @@ function onListenerChange(event) {
     this._readingScheduled = true
     queueMicrotask(() => {
       this._readingScheduled = false
+      this._handToListener()
       this._updateReading()
     })
   }
