@@ -40,7 +40,10 @@ function checkAttached(view, name) {
 
 /**
  * Scratch storage reused across packs of one socket (grown as needed), so a send that
- * completes synchronously allocates nothing but the normalised part list.
+ * completes synchronously allocates nothing but the normalised part list. `busy` is true
+ * while a pack is using it: a send made re-entrantly from inside that pack (a getter of a
+ * message calling trySendBatch/sendBatch) packs into a fresh scratch instead, so neither
+ * call overwrites the other's destination indexes or bytes.
  */
 class PackScratch {
   constructor() {
@@ -48,6 +51,9 @@ class PackScratch {
     this.lens = new Uint32Array(1024)
     this.parts = new Uint32Array(1024)
     this.dest = new Uint32Array(1024)
+    this.src = null
+    this.tos = null
+    this.busy = false
   }
 }
 
@@ -59,14 +65,39 @@ function grow(arr, need, Ctor) {
 }
 
 /**
- * Packs `messages` for the native send.
+ * Packs `messages` for the native send. Every property of every message (`data` and its
+ * parts, `address`, `port`, `sourceAddress`, `tos`) is read exactly once, so a getter sees
+ * one read and the packed batch is what those reads returned.
+ *
+ * With `scratch`, the result is views into it (valid until the next pack with the same
+ * scratch: send or `detach` them before running any user code). Without (`null`), the
+ * arrays are allocated for this batch alone and the result is `owned` (no `detach` needed),
+ * which suits a batch that will wait for several turns of the event loop anyway.
+ *
  * @param {Array} messages
  * @param {{ family: 4|6, connected: boolean }} sock
- * @param {PackScratch} scratch
- * @returns {{ count, data, lens, parts, dest, addrs, ports }} views into scratch
+ * @param {PackScratch | null} scratch
+ * @returns {{ count, data, lens, parts, dest, addrs, ports, srcIdx, sources, tos, owned }}
  */
 function pack(messages, sock, scratch) {
   if (!Array.isArray(messages)) throw errors.invalidArgType('messages', 'an array of messages', messages)
+  // No scratch, or a re-entrant pack (from a getter of a message being packed, while the
+  // shared scratch is in use): arrays of this batch's own.
+  if (scratch === null || scratch.busy) return packInto(messages, sock, {}, true)
+  scratch.busy = true
+  try {
+    return packInto(messages, sock, scratch, false)
+  } finally {
+    scratch.busy = false
+  }
+}
+
+/** Allocates exactly `need` elements for an owned batch, or grows the scratch array. */
+function take(owned, arr, need, Ctor) {
+  return owned ? new Ctor(need) : grow(arr, need, Ctor)
+}
+
+function packInto(messages, sock, scratch, owned) {
   const count = messages.length
   let total = 0
   let nparts = 0
@@ -81,27 +112,30 @@ function pack(messages, sock, scratch) {
   let lastPort
   let lastIdx = -1
   let destIdx = null
-  const ex = { srcIdx: null, sources: null, srcKeys: null, tos: null, scratch }
+  const ex = { srcIdx: null, sources: null, srcKeys: null, tos: null, scratch, owned }
   for (let i = 0; i < count; i++) {
     const m = messages[i]
     if (m === null || typeof m !== 'object') throw errors.invalidArgType(`messages[${i}]`, 'an object with a data property', m)
     const d = m.data
     let v
     if (Array.isArray(d)) {
-      v = new Array(d.length)
-      for (let k = 0; k < d.length; k++) {
+      const n = d.length
+      v = new Array(n)
+      for (let k = 0; k < n; k++) {
         v[k] = toBytes(d[k], `messages[${i}].data[${k}]`)
         total += v[k].byteLength
       }
-      nparts += d.length
-      if (d.length !== 1) multi = true
+      nparts += n
+      if (n !== 1) multi = true
     } else {
       v = toBytes(d, `messages[${i}].data`)
       total += v.byteLength
       nparts += 1
     }
     views[i] = v
-    if (m.sourceAddress !== undefined || m.tos !== undefined) extras(m, i, count, sock, ex)
+    const sourceAddress = m.sourceAddress
+    const tos = m.tos
+    if (sourceAddress !== undefined || tos !== undefined) extras(sourceAddress, tos, i, count, sock, ex)
     const address = m.address
     const port = m.port
     if (sock.connected) {
@@ -136,7 +170,7 @@ function pack(messages, sock, scratch) {
       ports.push(port)
       if (idx === 1) {
         // A second destination: from now on every datagram needs its index.
-        destIdx = scratch.dest = grow(scratch.dest, count, Uint32Array)
+        destIdx = scratch.dest = take(owned, scratch.dest, count, Uint32Array)
         destIdx.fill(0, 0, i)
       }
     }
@@ -145,9 +179,11 @@ function pack(messages, sock, scratch) {
     lastPort = port
     lastIdx = idx
   }
-  const data = (scratch.data = total > scratch.data.length ? Buffer.allocUnsafe(Math.max(total, scratch.data.length * 2)) : scratch.data)
-  const lens = (scratch.lens = grow(scratch.lens, nparts, Uint32Array))
-  const parts = multi ? (scratch.parts = grow(scratch.parts, count, Uint32Array)) : null
+  const data = owned
+    ? Buffer.allocUnsafe(total)
+    : (scratch.data = total > scratch.data.length ? Buffer.allocUnsafe(Math.max(total, scratch.data.length * 2)) : scratch.data)
+  const lens = (scratch.lens = take(owned, scratch.lens, nparts, Uint32Array))
+  const parts = multi ? (scratch.parts = take(owned, scratch.parts, count, Uint32Array)) : null
   let off = 0
   let p = 0
   for (let i = 0; i < count; i++) {
@@ -177,19 +213,20 @@ function pack(messages, sock, scratch) {
     srcIdx: ex.srcIdx === null ? null : ex.srcIdx.subarray(0, count),
     sources: ex.sources,
     tos: ex.tos === null ? null : ex.tos.subarray(0, count),
+    owned,
   }
 }
 
 /** Per-datagram source address (sent with IP_PKTINFO/IPV6_PKTINFO) and TOS / traffic class. */
-function extras(m, i, count, sock, ex) {
-  if (m.sourceAddress !== undefined) {
-    const a = m.sourceAddress
+function extras(sourceAddress, tos, i, count, sock, ex) {
+  if (sourceAddress !== undefined) {
+    const a = sourceAddress
     if (typeof a !== 'string') throw errors.invalidArgType(`messages[${i}].sourceAddress`, 'of type string', a)
     const fam = isIP(a)
     if (fam === 0) throw errors.invalidArgValue(`messages[${i}].sourceAddress`, a, 'must be an IPv4 or IPv6 address literal')
     if (fam === 6 && sock.family === 4) throw errors.invalidArgValue(`messages[${i}].sourceAddress`, a, 'is IPv6 but the socket is udp4')
     if (ex.srcIdx === null) {
-      ex.srcIdx = ex.scratch.src = grow(ex.scratch.src || new Uint32Array(64), count, Uint32Array)
+      ex.srcIdx = ex.scratch.src = take(ex.owned, ex.scratch.src || new Uint32Array(64), count, Uint32Array)
       ex.srcIdx.fill(0, 0, count)
       ex.sources = []
       ex.srcKeys = new Map()
@@ -202,12 +239,12 @@ function extras(m, i, count, sock, ex) {
     }
     ex.srcIdx[i] = k
   }
-  if (m.tos !== undefined) {
-    const t = m.tos
+  if (tos !== undefined) {
+    const t = tos
     if (typeof t !== 'number') throw errors.invalidArgType(`messages[${i}].tos`, 'of type number', t)
     if (!Number.isInteger(t) || t < 0 || t > 255) throw errors.outOfRange(`messages[${i}].tos`, 'an integer >= 0 and <= 255', t)
     if (ex.tos === null) {
-      ex.tos = ex.scratch.tos = grow(ex.scratch.tos || new Int32Array(64), count, Int32Array)
+      ex.tos = ex.scratch.tos = take(ex.owned, ex.scratch.tos || new Int32Array(64), count, Int32Array)
       ex.tos.fill(-1, 0, count)
     }
     ex.tos[i] = t
@@ -227,6 +264,7 @@ function detach(p) {
     srcIdx: p.srcIdx === null ? null : p.srcIdx.slice(),
     sources: p.sources,
     tos: p.tos === null ? null : p.tos.slice(),
+    owned: true,
   }
 }
 
