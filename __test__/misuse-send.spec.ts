@@ -1,9 +1,12 @@
 // Sending under misuse (issue 11): sends made re-entrantly from a getter of a message being
-// packed. Every datagram is checked at its receiver: payload, destination and order.
-// Loopback only; every wait is bounded.
+// packed, and a bad destination among good ones in one facade tick. Every datagram is checked
+// at its receiver: payload, destination and order. Loopback only; every wait is bounded.
 import test from 'ava'
+import * as nodeDgram from 'node:dgram'
 import type { OutgoingMessage } from '../lib/index.js'
-import { Collector, V4, checkPayload, openLo, payload, portOf, type UdpSocket } from './helpers.js'
+import { createSocket } from '../lib/dgram.js'
+import { Collector, V4, V6, checkPayload, openLo, payload, portOf, waitUntil, type UdpSocket } from './helpers.js'
+import { callback, messages as dgramMessages, sockets } from './dgram-harness.js'
 
 /** A marker sent last to every receiver: once it arrived, nothing else was on its way. */
 const END = 'end'
@@ -122,4 +125,104 @@ test('a re-entrant send that throws (bad inner message) leaves the outer batch i
   t.deepEqual(await drained(tx, cs, rxs, V4, [5, 5]), [true, true])
   t.deepEqual(got(cs[0]), [0, 2, 4, 6, 8, END])
   t.deepEqual(got(cs[1]), [1, 3, 5, 7, 9, END])
+})
+
+// ---- item 7: facade, one bad address among good sends in a tick --------------------------
+
+/** Sends a, bad, c, d in one tick from a udp6 socket of `impl` to `port` on ::1. */
+async function sendTick(
+  t: import('ava').ExecutionContext,
+  impl: typeof nodeDgram | { createSocket: typeof nodeDgram.createSocket },
+  port: number,
+  bad: string,
+): Promise<Array<[Error | null, number?]>> {
+  const S = sockets(t)
+  const tx = S.add(impl.createSocket('udp6'))
+  const listening = new Promise((resolve) => tx.once('listening', resolve))
+  tx.bind(0, V6)
+  await listening
+  const sends = [
+    ['a', V6],
+    ['bad', bad],
+    ['c', V6],
+    ['d', V6],
+  ].map(([text, address]) => {
+    const { cb, done } = callback<[Error | null, number?]>(`send ${text}`)
+    tx.send(text, port, address, cb)
+    return done
+  })
+  return Promise.all(sends)
+}
+
+test("facade: an unknown IPv6 scope fails only its own send; the other sends of the tick go out and call back (null, bytes), as with node:dgram", async (t) => {
+  const S = sockets(t)
+  const BAD = '::1%nosuchif0'
+  // node:dgram, for comparison (libuv turns the unknown scope into scope 0, so it sends the
+  // bad one to ::1 too: the facade refuses it instead, see below).
+  const nrx = S.add(nodeDgram.createSocket('udp6'))
+  await new Promise<void>((resolve) => nrx.bind(0, V6, resolve))
+  const nodeTexts: string[] = []
+  nrx.on('message', (m) => nodeTexts.push(m.toString('latin1')))
+  const nodeCbs = await sendTick(t, nodeDgram, nrx.address().port, BAD)
+  // 'd' is sent last: once it is in, everything node:dgram sent to ::1 is.
+  t.true(await waitUntil(() => nodeTexts.includes('d')), `node:dgram received ${JSON.stringify(nodeTexts)}`)
+  t.log(`node:dgram: callbacks ${JSON.stringify(nodeCbs.map(([e, n]) => (e ? (e as NodeJS.ErrnoException).code : n)))}, received ${JSON.stringify(nodeTexts)}`)
+
+  const rx = S.add(createSocket('udp6'))
+  await new Promise<void>((resolve) => rx.bind(0, V6, resolve))
+  const port = rx.address().port
+  const mmsgGot = dgramMessages(rx, 3)
+  const cbs = await sendTick(t, { createSocket } as unknown as typeof nodeDgram, port, BAD)
+  // The good sends: same as node:dgram.
+  for (const k of [0, 2, 3]) {
+    t.deepEqual(cbs[k], nodeCbs[k], `send ${k} calls back like node:dgram`)
+    t.deepEqual(cbs[k], [null, 1])
+  }
+  const texts = (await mmsgGot).map((m) => m.text)
+  t.deepEqual(texts, ['a', 'c', 'd'], 'the good datagrams arrive, in order')
+  t.deepEqual(
+    nodeTexts.filter((x) => x !== 'bad'),
+    texts,
+  )
+  // The bad one: an errno error about itself, shaped like node:dgram's send errors.
+  const err = cbs[1][0] as NodeJS.ErrnoException & { address?: string; port?: number }
+  t.truthy(err, 'the bad send calls back with an error')
+  t.like(err, { code: 'EINVAL', errno: -22, syscall: 'send', address: BAD, port })
+  t.is(err.message, `send EINVAL ${BAD}:${port}`)
+  t.notRegex(err.message, /messages\[/, 'never names an index of an internal batch')
+  t.is(cbs[1].length, 1)
+})
+
+test('facade: a bad scope in the middle of a long tick, without a callback, does not stop or misroute the rest', async (t) => {
+  const S = sockets(t)
+  const rx = S.add(createSocket('udp6'))
+  await new Promise<void>((resolve) => rx.bind(0, V6, resolve))
+  const port = rx.address().port
+  const tx = S.add(createSocket('udp6'))
+  await new Promise<void>((resolve) => tx.bind(0, V6, resolve))
+  const got = dgramMessages(rx, 48)
+  const dones: Array<Promise<[Error | null, number?]>> = []
+  const y = callback<[Error | null, number?]>('send y')
+  for (let i = 0; i < 50; i++) {
+    if (i === 10) tx.send('x', port, 'fe80::1%nosuchif0') // no callback: dropped, as node:dgram drops send errors
+    else if (i === 30) tx.send('y', port, 'fe80::2%nosuchif1', y.cb)
+    else {
+      const { cb, done } = callback<[Error | null, number?]>(`send ${i}`)
+      tx.send(`m${i}`, port, V6, cb)
+      dones.push(done)
+    }
+  }
+  const results = await Promise.all(dones)
+  t.true(
+    results.every(([e, n]) => e === null && typeof n === 'number'),
+    JSON.stringify(results.filter(([e]) => e).map(([e]) => e!.message)),
+  )
+  const expected = Array.from({ length: 50 }, (_, i) => i)
+    .filter((i) => i !== 10 && i !== 30)
+    .map((i) => `m${i}`)
+  t.deepEqual(
+    (await got).map((m) => m.text),
+    expected,
+  )
+  t.like((await y.done)[0], { code: 'EINVAL', syscall: 'send', address: 'fe80::2%nosuchif1', port })
 })

@@ -62,18 +62,26 @@ function checkInt(v, name, min, max) {
 
 /**
  * The native layer rejects an address it cannot use (an unknown IPv6 scope) as "destination k"
- * or "source k", indexes into the packed tables; name the first message that used it.
+ * or "source k", indexes into the table it was given; `locate(kind, k)` turns that into
+ * `[message index, address]` so the error names the first message that used it. The error
+ * carries `index` (that message) and `sent` (datagrams of the batch already handed to the
+ * kernel: 0 unless the batch was being sent in slices), like a send's errno errors.
  */
-function messageError(e, p) {
+function messageError(e, locate, sent) {
   const m = /^ARG (destination|source) (\d+) (.*)$/.exec(e && typeof e.message === 'string' ? e.message : '')
   if (!m) return null
-  const k = Number(m[2])
-  if (m[1] === 'destination') {
-    const i = p.dest === null ? 0 : p.dest.indexOf(k)
-    return errors.invalidArgValue(`messages[${Math.max(i, 0)}].address`, p.addrs[k], m[3])
+  const [i, value] = locate(m[1], Number(m[2]))
+  const name = m[1] === 'destination' ? 'address' : 'sourceAddress'
+  const err = errors.invalidArgValue(`messages[${Math.max(i, 0)}].${name}`, value, m[3])
+  return Object.assign(err, { sent, index: Math.max(i, 0) })
+}
+
+/** Locates table entries of a packed batch (or slice) `v` whose datagram 0 is datagram `base`. */
+function locateIn(v, base) {
+  return (kind, k) => {
+    if (kind === 'destination') return [base + (v.dest === null ? 0 : v.dest.indexOf(k)), v.addrs[k]]
+    return [base + (v.srcIdx === null ? 0 : v.srcIdx.indexOf(k + 1)), v.sources[k]]
   }
-  const i = p.srcIdx === null ? 0 : p.srcIdx.indexOf(k + 1)
-  return errors.invalidArgValue(`messages[${Math.max(i, 0)}].sourceAddress`, p.sources[k], m[3])
 }
 
 class UdpSocket extends EventEmitter {
@@ -509,7 +517,7 @@ class UdpSocket extends EventEmitter {
     try {
       r = this._native.send(p.data, p.lens, p.parts, p.dest, p.addrs, p.ports, start, max, p.srcIdx, p.sources, p.tos)
     } catch (e) {
-      throw messageError(e, p) || errors.fromNative(e)
+      throw messageError(e, locateIn(p, 0), start) || errors.fromNative(e)
     }
     const at = start + r.sent
     if (r.errno !== 0) {
