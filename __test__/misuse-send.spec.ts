@@ -1,11 +1,12 @@
 // Sending under misuse (issue 11): sends made re-entrantly from a getter of a message being
-// packed, and a bad destination among good ones in one facade tick. Every datagram is checked
-// at its receiver: payload, destination and order. Loopback only; every wait is bounded.
+// packed, a bad destination among good ones in one facade tick, and one sendBatch to
+// thousands of distinct destinations. Every datagram is checked at its receiver: payload,
+// destination and order. Loopback only; every wait is bounded.
 import test from 'ava'
 import * as nodeDgram from 'node:dgram'
 import type { OutgoingMessage } from '../lib/index.js'
 import { createSocket } from '../lib/dgram.js'
-import { Collector, V4, V6, checkPayload, openLo, payload, portOf, waitUntil, type UdpSocket } from './helpers.js'
+import { BIG_RCVBUF, Collector, V4, V6, checkPayload, openLo, payload, portOf, waitUntil, type UdpSocket } from './helpers.js'
 import { callback, messages as dgramMessages, sockets } from './dgram-harness.js'
 
 /** A marker sent last to every receiver: once it arrived, nothing else was on its way. */
@@ -225,4 +226,197 @@ test('facade: a bad scope in the middle of a long tick, without a callback, does
     expected,
   )
   t.like((await y.done)[0], { code: 'EINVAL', syscall: 'send', address: 'fe80::2%nosuchif1', port })
+})
+
+// ---- item 11: one sendBatch to thousands of distinct destinations -------------------------
+
+/**
+ * A distinct spelling of ::1 for each k < 4^8: every group written with 1..4 digits. The
+ * native layer sees a different destination string (a different table entry), the kernel the
+ * same loopback address, so a test can have thousands of destinations while staying on ::1.
+ */
+function spellingOfLoopback(k: number): string {
+  const groups: string[] = []
+  for (let g = 0; g < 8; g++) {
+    const width = 1 + ((k >> (2 * g)) & 3)
+    groups.push((g === 7 ? '1' : '0').padStart(width, '0'))
+  }
+  return groups.join(':')
+}
+
+/** A deterministic pseudo-random sequence (LCG), so a failure reproduces. */
+function lcg(seed: number): () => number {
+  let x = seed >>> 0
+  return () => {
+    x = (Math.imul(x, 1664525) + 1013904223) >>> 0
+    return x / 2 ** 32
+  }
+}
+
+/**
+ * `count` messages in runs of 1..4 to one destination (receiver, spelling), receivers drawn
+ * from a subset that changes every ~3000 messages (so slices of 4096 see different sets and
+ * their boundaries fall mid-run), spellings from 65,536 (mostly distinct, some repeated far
+ * apart, so one table entry is used by several slices).
+ */
+function manyDestinations(rxs: UdpSocket[], count: number) {
+  const rand = lcg(20261130)
+  const messages: OutgoingMessage[] = []
+  const expected: number[][] = rxs.map(() => [])
+  const spellings = new Set<string>()
+  let seq = 0
+  while (seq < count) {
+    const phase = Math.floor(seq / 3000)
+    const subset = [phase % rxs.length, (phase * 3 + 1) % rxs.length, (phase * 5 + 2) % rxs.length]
+    const r = rand() < 0.1 ? Math.floor(rand() * rxs.length) : subset[Math.floor(rand() * subset.length)]
+    const address = spellingOfLoopback(Math.floor(rand() * 65536))
+    spellings.add(`${address}|${r}`)
+    const run = 1 + Math.floor(rand() * 4)
+    for (let k = 0; k < run && seq < count; k++, seq++) {
+      messages.push({ data: payload(seq), address, port: portOf(rxs[r]) })
+      expected[r].push(seq)
+    }
+  }
+  return { messages, expected, distinct: spellings.size }
+}
+
+test('sendBatch of 20,000 datagrams to thousands of distinct destinations: each arrives exactly at its own, with its payload, in order', async (t) => {
+  const rxs = Array.from({ length: 8 }, () => openLo(t, 6, { recvBufferSize: BIG_RCVBUF }))
+  const cs = rxs.map((r) => new Collector(r))
+  const tx = openLo(t, 6)
+  const { messages, expected, distinct } = manyDestinations(rxs, 20_000)
+  t.true(distinct > 4096, `distinct destinations: ${distinct}`)
+  t.is(await tx.sendBatch(messages), 20_000)
+  const ok = await drained(
+    tx,
+    cs,
+    rxs,
+    V6,
+    expected.map((e) => e.length),
+  )
+  t.deepEqual(ok, rxs.map(() => true), `received ${cs.map((c) => c.count)} of ${expected.map((e) => e.length)}`)
+  for (let r = 0; r < rxs.length; r++) {
+    t.deepEqual(got(cs[r]), [...expected[r], END], `receiver ${r} gets exactly its datagrams, intact, in order`)
+  }
+  t.is(
+    rxs.reduce((n, rx) => n + rx.stats().kernelDrops, 0),
+    0,
+    'no kernel drops (a drop would make the comparison meaningless)',
+  )
+})
+
+test('sendBatch to thousands of destinations: each native send converts at most as many destinations as it may send datagrams (linear, not per slice the whole table)', async (t) => {
+  const rxs = Array.from({ length: 4 }, () => openLo(t, 6, { recvBufferSize: BIG_RCVBUF }))
+  const cs = rxs.map((r) => new Collector(r))
+  const tx = openLo(t, 6)
+  const native = (tx as unknown as { _native: { send: (...args: unknown[]) => unknown } })._native
+  const calls: Array<{ table: number; max: number; start: number }> = []
+  const send = native.send.bind(native)
+  native.send = (...args: unknown[]) => {
+    calls.push({ table: (args[4] as string[]).length, start: args[6] as number, max: args[7] as number })
+    return send(...args)
+  }
+  const { messages, expected, distinct } = manyDestinations(rxs, 14_000)
+  t.true(distinct > 4096, `distinct destinations: ${distinct}`)
+  t.is(await tx.sendBatch(messages), 14_000)
+  const bad = calls.filter((c) => c.table > Math.min(c.max, 14_000 - c.start))
+  t.deepEqual(bad, [], `calls converting more destinations than they may send: ${JSON.stringify(bad.slice(0, 3))}`)
+  const converted = calls.reduce((n, c) => n + c.table, 0)
+  t.true(converted <= 14_000, `destinations converted in all: ${converted}`)
+  t.deepEqual(await drained(tx, cs, rxs, V6, expected.map((e) => e.length)), rxs.map(() => true))
+  for (let r = 0; r < rxs.length; r++) t.deepEqual(got(cs[r]), [...expected[r], END])
+})
+
+test('sendBatch in slices still refuses an unknown IPv6 scope before anything is sent, naming its message', async (t) => {
+  const rx = openLo(t, 6)
+  const c = new Collector(rx)
+  const tx = openLo(t, 6)
+  const messages: OutgoingMessage[] = Array.from({ length: 10_000 }, (_, seq) => ({ data: payload(seq), address: V6, port: portOf(rx) }))
+  messages[9_000] = { data: 'bad', address: 'fe80::1%nosuchif0', port: portOf(rx) }
+  const before = tx.stats().datagramsSent
+  const err = await tx.sendBatch(messages).then(
+    () => null,
+    (e) => e,
+  )
+  t.like(err, { name: 'TypeError', code: 'ERR_INVALID_ARG_VALUE', sent: 0, index: 9_000 })
+  t.regex(err.message, /"messages\[9000\]\.address"/)
+  t.is(tx.stats().datagramsSent, before, 'nothing was sent')
+  await tx.sendBatch([{ data: END, address: V6, port: portOf(rx) }])
+  t.true(await c.waitFor(1))
+  t.deepEqual(c.texts(), [END])
+})
+
+test('sendBatch in slices with scatter/gather parts, source addresses and a small send buffer: every datagram reassembled intact at its own destination', async (t) => {
+  // Parts of varying count and length move the byte/part position of every slice; the
+  // small send buffer makes sends stop (and resume) in the middle of slices.
+  const rxs = Array.from({ length: 4 }, () => openLo(t, 6, { recvBufferSize: BIG_RCVBUF }))
+  const cs = rxs.map((r) => new Collector(r))
+  const tx = openLo(t, 6, { sendBufferSize: 16 * 1024 })
+  const { messages: plain, expected, distinct } = manyDestinations(rxs, 12_000)
+  t.true(distinct > 4096)
+  const messages: OutgoingMessage[] = plain.map((m, seq) => {
+    const b = m.data as Buffer
+    const cut1 = seq % 3 === 0 ? 0 : Math.min(b.length, 3 + (seq % 7))
+    const cut2 = Math.min(b.length, cut1 + (seq % 5) * 4)
+    const data = seq % 4 === 0 ? b : [b.subarray(0, cut1), b.subarray(cut1, cut2), b.subarray(cut2)]
+    return seq % 5 === 0 ? { ...m, data, sourceAddress: V6 } : { ...m, data }
+  })
+  t.is(await tx.sendBatch(messages), 12_000)
+  // (Loopback rarely fills the buffer; the next test covers slices starting anywhere.)
+  t.log(`send retries (buffer full): ${tx.stats().sendRetries}`)
+  t.deepEqual(await drained(tx, cs, rxs, V6, expected.map((e) => e.length)), rxs.map(() => true))
+  for (let r = 0; r < rxs.length; r++) t.deepEqual(got(cs[r]), [...expected[r], END], `receiver ${r}`)
+})
+
+test('a slice starting anywhere (as after a partial send) carries exactly its datagrams: bytes, parts, destinations, sources, tos', (t) => {
+  const { pack, sliceOf, cursor } = require('../lib/pack.js')
+  const rand = lcg(7)
+  const messages: OutgoingMessage[] = []
+  for (let seq = 0; seq < 9_000; seq++) {
+    const b = payload(seq)
+    const cut = Math.floor(rand() * b.length)
+    messages.push({
+      data: rand() < 0.5 ? b : [b.subarray(0, cut), b.subarray(cut)],
+      address: spellingOfLoopback(Math.floor(rand() * 6000)),
+      port: 1000 + Math.floor(rand() * 3),
+      ...(rand() < 0.3 ? { sourceAddress: spellingOfLoopback(Math.floor(rand() * 50)) } : {}),
+      ...(rand() < 0.3 ? { tos: Math.floor(rand() * 256) } : {}),
+    })
+  }
+  const p = pack(messages, { family: 6, connected: false }, null)
+  const cur = cursor()
+  let start = 0
+  let slices = 0
+  while (start < p.count) {
+    const max = 1 + Math.floor(rand() * 5000)
+    const v = sliceOf(p, start, max, cur)
+    t.is(v.count, Math.min(max, p.count - start))
+    t.true(v.addrs.length <= v.count)
+    let off = 0
+    let part = 0
+    for (let j = 0; j < v.count; j++) {
+      const m = messages[start + j]
+      const parts: Buffer[] = Array.isArray(m.data) ? (m.data as Buffer[]) : [m.data as Buffer]
+      const n = v.parts === null ? 1 : v.parts[j]
+      if (n !== parts.length) return t.fail(`datagram ${start + j}: ${n} parts, expected ${parts.length}`)
+      for (const b of parts) {
+        if (v.lens[part] !== b.length) return t.fail(`datagram ${start + j}: part length`)
+        if (Buffer.compare(Buffer.from(v.data.buffer, v.data.byteOffset + off, b.length), b) !== 0) return t.fail(`datagram ${start + j}: bytes`)
+        off += b.length
+        part++
+      }
+      const d = v.dest === null ? 0 : v.dest[j]
+      if (v.addrs[d] !== m.address || v.ports[d] !== m.port) return t.fail(`datagram ${start + j}: destination`)
+      const s = v.srcIdx === null ? 0 : v.srcIdx[j]
+      if ((s === 0 ? undefined : v.sources[s - 1]) !== m.sourceAddress) return t.fail(`datagram ${start + j}: source`)
+      const tos = v.tos === null ? -1 : v.tos[j]
+      if (tos !== (m.tos ?? -1)) return t.fail(`datagram ${start + j}: tos`)
+    }
+    t.is(off, v.data.length)
+    t.is(part, v.lens.length)
+    // Resume part-way through this slice, as a partial send does.
+    start += Math.max(1, Math.floor(v.count * (0.3 + 0.7 * rand())))
+    slices++
+  }
+  t.true(slices > 3)
 })

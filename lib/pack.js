@@ -74,10 +74,14 @@ function grow(arr, need, Ctor) {
  * arrays are allocated for this batch alone and the result is `owned` (no `detach` needed),
  * which suits a batch that will wait for several turns of the event loop anyway.
  *
+ * `scopedDests` / `scopedSources` list the table indexes of addresses with a `%scope`: the
+ * only ones (besides what `isIP` accepts and the native parser might not) the native layer
+ * can still refuse, so a caller that sends in slices can have them checked up front.
+ *
  * @param {Array} messages
  * @param {{ family: 4|6, connected: boolean }} sock
  * @param {PackScratch | null} scratch
- * @returns {{ count, data, lens, parts, dest, addrs, ports, srcIdx, sources, tos, owned }}
+ * @returns {{ count, data, lens, parts, dest, addrs, ports, srcIdx, sources, tos, scopedDests, scopedSources, owned }}
  */
 function pack(messages, sock, scratch) {
   if (!Array.isArray(messages)) throw errors.invalidArgType('messages', 'an array of messages', messages)
@@ -107,12 +111,13 @@ function packInto(messages, sock, scratch, owned) {
   // detected without a map lookup.
   const addrs = []
   const ports = []
+  const scopedDests = []
   let destKeys = null
   let lastAddr
   let lastPort
   let lastIdx = -1
   let destIdx = null
-  const ex = { srcIdx: null, sources: null, srcKeys: null, tos: null, scratch, owned }
+  const ex = { srcIdx: null, sources: null, srcKeys: null, tos: null, scratch, owned, scopedSources: [] }
   for (let i = 0; i < count; i++) {
     const m = messages[i]
     if (m === null || typeof m !== 'object') throw errors.invalidArgType(`messages[${i}]`, 'an object with a data property', m)
@@ -150,24 +155,34 @@ function packInto(messages, sock, scratch, owned) {
     }
     if (address === undefined && port === undefined) throw errors.notConnected(`messages[${i}]`)
     if (typeof address !== 'string') throw errors.invalidArgType(`messages[${i}].address`, 'of type string', address)
-    const fam = isIP(address)
-    if (fam === 0) throw errors.invalidArgValue(`messages[${i}].address`, address, 'must be an IPv4 or IPv6 address literal')
-    if (fam === 6 && sock.family === 4) {
-      throw errors.invalidArgValue(`messages[${i}].address`, address, 'is IPv6 but the socket is udp4')
+    if (destKeys === null) destKeys = new Map()
+    // Keyed by the address string itself (V8 caches its hash; no key string is built per
+    // message): the index of its first destination, or a Map port -> index once it is used
+    // with a second port. An address already in the table was already validated.
+    let entry = destKeys.get(address)
+    if (entry === undefined) {
+      const fam = isIP(address)
+      if (fam === 0) throw errors.invalidArgValue(`messages[${i}].address`, address, 'must be an IPv4 or IPv6 address literal')
+      if (fam === 6 && sock.family === 4) {
+        throw errors.invalidArgValue(`messages[${i}].address`, address, 'is IPv6 but the socket is udp4')
+      }
     }
     if (typeof port !== 'number') throw errors.invalidArgType(`messages[${i}].port`, 'of type number', port)
     if (!Number.isInteger(port) || port < 1 || port > 65535) throw errors.badPort(`messages[${i}].port`, port, false)
-    const key = `${address}|${port}`
     let idx
-    if (destKeys === null) {
-      destKeys = new Map()
+    if (typeof entry === 'number') {
+      if (ports[entry] === port) idx = entry
+      else destKeys.set(address, (entry = new Map([[ports[entry], entry]])))
+    } else if (entry !== undefined) {
+      idx = entry.get(port)
     }
-    idx = destKeys.get(key)
     if (idx === undefined) {
       idx = addrs.length
-      destKeys.set(key, idx)
+      if (entry === undefined) destKeys.set(address, idx)
+      else entry.set(port, idx)
       addrs.push(address)
       ports.push(port)
+      if (address.includes('%')) scopedDests.push(idx)
       if (idx === 1) {
         // A second destination: from now on every datagram needs its index.
         destIdx = scratch.dest = take(owned, scratch.dest, count, Uint32Array)
@@ -213,6 +228,8 @@ function packInto(messages, sock, scratch, owned) {
     srcIdx: ex.srcIdx === null ? null : ex.srcIdx.subarray(0, count),
     sources: ex.sources,
     tos: ex.tos === null ? null : ex.tos.subarray(0, count),
+    scopedDests,
+    scopedSources: ex.scopedSources,
     owned,
   }
 }
@@ -236,6 +253,7 @@ function extras(sourceAddress, tos, i, count, sock, ex) {
       ex.sources.push(a)
       k = ex.sources.length
       ex.srcKeys.set(a, k)
+      if (fam === 6 && a.includes('%')) ex.scopedSources.push(k - 1)
     }
     ex.srcIdx[i] = k
   }
@@ -264,8 +282,115 @@ function detach(p) {
     srcIdx: p.srcIdx === null ? null : p.srcIdx.slice(),
     sources: p.sources,
     tos: p.tos === null ? null : p.tos.slice(),
+    scopedDests: p.scopedDests,
+    scopedSources: p.scopedSources,
     owned: true,
   }
 }
 
-module.exports = { pack, detach, PackScratch }
+/** Where a batch is being sent from, kept between the slices of one batch (see `sliceOf`). */
+function cursor() {
+  return { msg: 0, part: 0, byte: 0, remap: null, dest: null, remapSrc: null, src: null }
+}
+
+/** Moves a `{ msg, part, byte }` position forward to datagram `to` of `p`. */
+function advance(p, pos, to) {
+  let { msg, part, byte } = pos
+  const lens = p.lens
+  const parts = p.parts
+  while (msg < to) {
+    const n = parts === null ? 1 : parts[msg]
+    for (let k = 0; k < n; k++) byte += lens[part++]
+    msg++
+  }
+  return { msg, part, byte }
+}
+
+/**
+ * The datagrams `start` .. `start + max` of packed batch `p` as a packed batch of their own,
+ * for one native send call: its bytes, lengths and per-datagram arrays are views of `p`'s, but
+ * its destination (and source) table holds only the addresses these datagrams use, re-indexed.
+ * The native send converts its whole table to socket addresses on every call, so this keeps a
+ * batch to many destinations linear: each call converts at most `max` addresses, not all of
+ * them.
+ *
+ * `cur` (from `cursor()`) remembers the byte/part position of the previous start, so walking a
+ * batch slice by slice is linear too; `start` never goes backwards within one batch. The
+ * returned view is valid until the next call with the same `cur` (its tables are reused).
+ * `destOf[k]` / `sourceOf[k]` give the index in `p`'s tables of local entry `k`.
+ */
+function sliceOf(p, start, max, cur) {
+  if (start < cur.msg) Object.assign(cur, { msg: 0, part: 0, byte: 0 })
+  Object.assign(cur, advance(p, cur, start))
+  const end = Math.min(p.count, start + max)
+  const n = end - start
+  const last = advance(p, cur, end)
+  let dest = null
+  let addrs = p.addrs
+  let ports = p.ports
+  let destOf = null
+  if (p.dest !== null) {
+    if (cur.remap === null) cur.remap = new Int32Array(p.addrs.length).fill(-1)
+    if (cur.dest === null || cur.dest.length < n) cur.dest = new Uint32Array(n)
+    const remap = cur.remap
+    dest = cur.dest.subarray(0, n)
+    addrs = []
+    ports = []
+    destOf = []
+    for (let j = 0; j < n; j++) {
+      const g = p.dest[start + j]
+      let l = remap[g]
+      if (l === -1) {
+        l = remap[g] = destOf.length
+        destOf.push(g)
+        addrs.push(p.addrs[g])
+        ports.push(p.ports[g])
+      }
+      dest[j] = l
+    }
+    for (const g of destOf) remap[g] = -1
+  }
+  let srcIdx = null
+  let sources = p.sources
+  let sourceOf = null
+  if (p.srcIdx !== null) {
+    // Source indexes are 1-based (0: no source address for that datagram).
+    if (cur.remapSrc === null) cur.remapSrc = new Int32Array(p.sources.length + 1).fill(-1)
+    if (cur.src === null || cur.src.length < n) cur.src = new Uint32Array(n)
+    const remap = cur.remapSrc
+    srcIdx = cur.src.subarray(0, n)
+    sources = []
+    sourceOf = []
+    for (let j = 0; j < n; j++) {
+      const g = p.srcIdx[start + j]
+      if (g === 0) {
+        srcIdx[j] = 0
+        continue
+      }
+      let l = remap[g]
+      if (l === -1) {
+        l = remap[g] = sourceOf.length + 1
+        sourceOf.push(g - 1)
+        sources.push(p.sources[g - 1])
+      }
+      srcIdx[j] = l
+    }
+    for (const g of sourceOf) remap[g + 1] = -1
+  }
+  return {
+    count: n,
+    data: p.data.subarray(cur.byte, last.byte),
+    lens: p.lens.subarray(cur.part, last.part),
+    parts: p.parts === null ? null : p.parts.subarray(start, end),
+    dest,
+    addrs,
+    ports,
+    srcIdx,
+    sources,
+    tos: p.tos === null ? null : p.tos.subarray(start, end),
+    destOf,
+    sourceOf,
+  }
+}
+
+module.exports = { pack, detach, sliceOf, cursor, PackScratch }
