@@ -10,7 +10,9 @@
 //   node benchmark/send-many-dests.js [--sizes 65536,262144,524288] [--reps 1]
 //
 // Each size runs in a child process of its own (fresh heap), one at a time. Prints a table and
-// one JSON line per run. Timings are only meaningful on an otherwise idle machine.
+// one JSON line per run. `syncMs` is the sendBatch call itself (validating and packing every
+// message, then the first slice), `longestAfterCallMs` the longest event-loop block while the
+// rest of the batch goes. Timings are only meaningful on an otherwise idle machine.
 
 const { spawnSync } = require('node:child_process')
 const path = require('node:path')
@@ -51,6 +53,10 @@ async function child(count) {
   const t0 = performance.now()
   const p = tx.sendBatch(messages)
   const packed = performance.now() - t0
+  // From here on: only the slices (the call's own block is counted in `longest` above).
+  const longestCall = longest
+  longest = 0
+  last = performance.now()
   const sent = await p
   const total = performance.now() - t0
   ticking = false
@@ -58,7 +64,7 @@ async function child(count) {
   for (const r of rxs) r.close()
   tx.close()
   process.stdout.write(
-    `${JSON.stringify({ count, sent, totalMs: +total.toFixed(1), syncMs: +packed.toFixed(1), longestBlockMs: +longest.toFixed(1), sendSyscalls: s.sendSyscalls })}\n`,
+    `${JSON.stringify({ count, sent, totalMs: +total.toFixed(1), syncMs: +packed.toFixed(1), longestBlockMs: +Math.max(longest, longestCall, packed).toFixed(1), longestAfterCallMs: +longest.toFixed(1), sendSyscalls: s.sendSyscalls })}\n`,
   )
 }
 
@@ -85,8 +91,10 @@ function main() {
       rows.push(row)
     }
   }
-  process.stdout.write('\n| messages | total ms | sendBatch call (sync) ms | longest event-loop block ms |\n|---:|---:|---:|---:|\n')
-  for (const r of rows) process.stdout.write(`| ${r.count} | ${r.totalMs} | ${r.syncMs} | ${r.longestBlockMs} |\n`)
+  process.stdout.write(
+    '\n| messages | total ms | sendBatch call (sync) ms | longest event-loop block ms | longest block after the call ms |\n|---:|---:|---:|---:|---:|\n',
+  )
+  for (const r of rows) process.stdout.write(`| ${r.count} | ${r.totalMs} | ${r.syncMs} | ${r.longestBlockMs} | ${r.longestAfterCallMs} |\n`)
 }
 
 const ran = main()
