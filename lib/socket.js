@@ -569,8 +569,8 @@ class UdpSocket extends EventEmitter {
    * Every message is validated and copied before anything is sent (a TypeError/RangeError
    * naming the bad message rejects the call with nothing sent; so does an unknown IPv6
    * scope), and read exactly once: later changes to the messages or their buffers do not
-   * affect what is sent. This packing is synchronous and linear (0.5–1 µs a message on the
-   * shared 2-core test machine). It is not spread over several turns on purpose: validating
+   * affect what is sent. This packing is synchronous and linear (on the loaded 2-core test VM
+   * ~0.4–0.6 µs a message to one destination, 1–3 µs when every message has its own). It is not spread over several turns on purpose: validating
    * is most of its cost, and validating lazily would send part of a batch before finding a
    * bad message, and would send whatever the messages hold by the time their slice comes up.
    * The datagrams then go at most `SEND_SLICE` (4096) per turn of the event loop, each slice
