@@ -630,9 +630,20 @@ class Socket extends EventEmitter {
     }
   }
 
+  /**
+   * The error one send reports for a batch failure `err`. An address the core refused as an
+   * argument (an IPv6 `%scope` naming no interface) is reported the way libuv reports an
+   * unusable destination: `send EINVAL <address>:<port>` about that send alone, never the
+   * core's "messages[i]" naming a position in the facade's internal batch. (node:dgram itself
+   * turns an unknown scope name into scope 0 and sends to whatever the routing table picks;
+   * the facade refuses rather than guess the interface.)
+   */
   _failed(entries, from, err) {
     if (err && err.code === 'ERR_SOCKET_CLOSED') return E.notRunning()
     const e = entries[from]
+    if (err && err.code === 'ERR_INVALID_ARG_VALUE' && typeof err.index === 'number') {
+      err = errnoException(osConstants.errno.EINVAL, 'send')
+    }
     return withHostPort(err, 'send', e.connected ? undefined : e.ip, e.connected ? undefined : e.port)
   }
 
@@ -672,16 +683,22 @@ class Socket extends EventEmitter {
     )
   }
 
-  /** A batch failed at `err.index` (relative to `entries.slice(base)`): the ones before it went,
-   * that one fails, the ones after it are retried in the next flush. */
+  /**
+   * A batch failed at `err.index` (relative to `entries.slice(base)`): the first `err.sent`
+   * went (for an errno error that is every one before the failing one; for an address the
+   * core refused before sending, none), that one fails alone, and the others (not sent, not
+   * failed) are retried in the next flush, in order. An error without an index (the socket
+   * closed...) fails every send not yet sent.
+   */
   _onSendError(entries, base, err) {
     const state = this[kState]
     const index = typeof err.index === 'number' ? err.index : typeof err.sent === 'number' ? err.sent : 0
+    const sent = typeof err.sent === 'number' ? Math.min(err.sent, index) : index
     const failAll = !state.open || typeof err.index !== 'number'
-    for (let i = base; i < base + index && i < entries.length; i++) this._finish(entries[i], null)
+    for (let i = base; i < base + sent && i < entries.length; i++) this._finish(entries[i], null)
     const at = base + index
     if (at < entries.length) this._finish(entries[at], this._failed(entries, at, err))
-    const after = entries.slice(at + 1)
+    const after = entries.slice(base + sent, at).concat(entries.slice(at + 1))
     if (after.length === 0) return
     if (failAll) {
       for (const e of after) this._finish(e, this._failed([e], 0, err))

@@ -281,9 +281,22 @@ export declare class UdpSocket extends EventEmitter implements AsyncIterable<Bat
    * Hands every message to the kernel, many per `sendmmsg`, waiting (without blocking the
    * thread) while the send buffer is full. Resolves with the number sent; rejects with a
    * {@link SendError} saying how many went before the failing datagram.
+   *
+   * Every message is validated, read exactly once and copied before anything is sent: a bad
+   * message (TypeError/RangeError naming it, also an unknown IPv6 `%scope`) rejects the call
+   * with nothing sent, and changing the messages or their buffers afterwards does not change
+   * what is sent. That step is synchronous and linear in the batch (measured on a loaded
+   * 2-core VM: ~0.4–0.6 µs a message to one destination, 1–3 µs when every message has its
+   * own), so split batches of hundreds of thousands if event-loop latency matters. The
+   * datagrams then go at most 4096 per turn of the event loop, each turn converting only its
+   * own destinations: time is linear in the batch, however many destinations it has.
    */
   sendBatch(messages: ReadonlyArray<OutgoingMessage>, options?: SendOptions): Promise<number>
-  /** Sends what fits now, never waiting; returns how many were handed to the kernel. Throws a {@link SendError}. */
+  /**
+   * Sends what fits now, never waiting; returns how many were handed to the kernel (in one
+   * call, however large the batch). Throws a {@link SendError}, or a TypeError/RangeError
+   * naming a bad message before anything is sent.
+   */
   trySendBatch(messages: ReadonlyArray<OutgoingMessage>): number
   /** Counters since the socket was opened; after `close()`, their final values (see {@link Stats}). */
   stats(): Stats

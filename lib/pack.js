@@ -40,7 +40,10 @@ function checkAttached(view, name) {
 
 /**
  * Scratch storage reused across packs of one socket (grown as needed), so a send that
- * completes synchronously allocates nothing but the normalised part list.
+ * completes synchronously allocates nothing but the normalised part list. `busy` is true
+ * while a pack is using it: a send made re-entrantly from inside that pack (a getter of a
+ * message calling trySendBatch/sendBatch) packs into a fresh scratch instead, so neither
+ * call overwrites the other's destination indexes or bytes.
  */
 class PackScratch {
   constructor() {
@@ -48,6 +51,9 @@ class PackScratch {
     this.lens = new Uint32Array(1024)
     this.parts = new Uint32Array(1024)
     this.dest = new Uint32Array(1024)
+    this.src = null
+    this.tos = null
+    this.busy = false
   }
 }
 
@@ -59,14 +65,43 @@ function grow(arr, need, Ctor) {
 }
 
 /**
- * Packs `messages` for the native send.
+ * Packs `messages` for the native send. Every property of every message (`data` and its
+ * parts, `address`, `port`, `sourceAddress`, `tos`) is read exactly once, so a getter sees
+ * one read and the packed batch is what those reads returned.
+ *
+ * With `scratch`, the result is views into it (valid until the next pack with the same
+ * scratch: send or `detach` them before running any user code). Without (`null`), the
+ * arrays are allocated for this batch alone and the result is `owned` (no `detach` needed),
+ * which suits a batch that will wait for several turns of the event loop anyway.
+ *
+ * `scopedDests` / `scopedSources` list the table indexes of addresses with a `%scope`: the
+ * only ones (besides what `isIP` accepts and the native parser might not) the native layer
+ * can still refuse, so a caller that sends in slices can have them checked up front.
+ *
  * @param {Array} messages
  * @param {{ family: 4|6, connected: boolean }} sock
- * @param {PackScratch} scratch
- * @returns {{ count, data, lens, parts, dest, addrs, ports }} views into scratch
+ * @param {PackScratch | null} scratch
+ * @returns {{ count, data, lens, parts, dest, addrs, ports, srcIdx, sources, tos, scopedDests, scopedSources, owned }}
  */
 function pack(messages, sock, scratch) {
   if (!Array.isArray(messages)) throw errors.invalidArgType('messages', 'an array of messages', messages)
+  // No scratch, or a re-entrant pack (from a getter of a message being packed, while the
+  // shared scratch is in use): arrays of this batch's own.
+  if (scratch === null || scratch.busy) return packInto(messages, sock, {}, true)
+  scratch.busy = true
+  try {
+    return packInto(messages, sock, scratch, false)
+  } finally {
+    scratch.busy = false
+  }
+}
+
+/** Allocates exactly `need` elements for an owned batch, or grows the scratch array. */
+function take(owned, arr, need, Ctor) {
+  return owned ? new Ctor(need) : grow(arr, need, Ctor)
+}
+
+function packInto(messages, sock, scratch, owned) {
   const count = messages.length
   let total = 0
   let nparts = 0
@@ -76,32 +111,36 @@ function pack(messages, sock, scratch) {
   // detected without a map lookup.
   const addrs = []
   const ports = []
+  const scopedDests = []
   let destKeys = null
   let lastAddr
   let lastPort
   let lastIdx = -1
   let destIdx = null
-  const ex = { srcIdx: null, sources: null, srcKeys: null, tos: null, scratch }
+  const ex = { srcIdx: null, sources: null, srcKeys: null, tos: null, scratch, owned, scopedSources: [] }
   for (let i = 0; i < count; i++) {
     const m = messages[i]
     if (m === null || typeof m !== 'object') throw errors.invalidArgType(`messages[${i}]`, 'an object with a data property', m)
     const d = m.data
     let v
     if (Array.isArray(d)) {
-      v = new Array(d.length)
-      for (let k = 0; k < d.length; k++) {
+      const n = d.length
+      v = new Array(n)
+      for (let k = 0; k < n; k++) {
         v[k] = toBytes(d[k], `messages[${i}].data[${k}]`)
         total += v[k].byteLength
       }
-      nparts += d.length
-      if (d.length !== 1) multi = true
+      nparts += n
+      if (n !== 1) multi = true
     } else {
       v = toBytes(d, `messages[${i}].data`)
       total += v.byteLength
       nparts += 1
     }
     views[i] = v
-    if (m.sourceAddress !== undefined || m.tos !== undefined) extras(m, i, count, sock, ex)
+    const sourceAddress = m.sourceAddress
+    const tos = m.tos
+    if (sourceAddress !== undefined || tos !== undefined) extras(sourceAddress, tos, i, count, sock, ex)
     const address = m.address
     const port = m.port
     if (sock.connected) {
@@ -116,27 +155,37 @@ function pack(messages, sock, scratch) {
     }
     if (address === undefined && port === undefined) throw errors.notConnected(`messages[${i}]`)
     if (typeof address !== 'string') throw errors.invalidArgType(`messages[${i}].address`, 'of type string', address)
-    const fam = isIP(address)
-    if (fam === 0) throw errors.invalidArgValue(`messages[${i}].address`, address, 'must be an IPv4 or IPv6 address literal')
-    if (fam === 6 && sock.family === 4) {
-      throw errors.invalidArgValue(`messages[${i}].address`, address, 'is IPv6 but the socket is udp4')
+    if (destKeys === null) destKeys = new Map()
+    // Keyed by the address string itself (V8 caches its hash; no key string is built per
+    // message): the index of its first destination, or a Map port -> index once it is used
+    // with a second port. An address already in the table was already validated.
+    let entry = destKeys.get(address)
+    if (entry === undefined) {
+      const fam = isIP(address)
+      if (fam === 0) throw errors.invalidArgValue(`messages[${i}].address`, address, 'must be an IPv4 or IPv6 address literal')
+      if (fam === 6 && sock.family === 4) {
+        throw errors.invalidArgValue(`messages[${i}].address`, address, 'is IPv6 but the socket is udp4')
+      }
     }
     if (typeof port !== 'number') throw errors.invalidArgType(`messages[${i}].port`, 'of type number', port)
     if (!Number.isInteger(port) || port < 1 || port > 65535) throw errors.badPort(`messages[${i}].port`, port, false)
-    const key = `${address}|${port}`
     let idx
-    if (destKeys === null) {
-      destKeys = new Map()
+    if (typeof entry === 'number') {
+      if (ports[entry] === port) idx = entry
+      else destKeys.set(address, (entry = new Map([[ports[entry], entry]])))
+    } else if (entry !== undefined) {
+      idx = entry.get(port)
     }
-    idx = destKeys.get(key)
     if (idx === undefined) {
       idx = addrs.length
-      destKeys.set(key, idx)
+      if (entry === undefined) destKeys.set(address, idx)
+      else entry.set(port, idx)
       addrs.push(address)
       ports.push(port)
+      if (address.includes('%')) scopedDests.push(idx)
       if (idx === 1) {
         // A second destination: from now on every datagram needs its index.
-        destIdx = scratch.dest = grow(scratch.dest, count, Uint32Array)
+        destIdx = scratch.dest = take(owned, scratch.dest, count, Uint32Array)
         destIdx.fill(0, 0, i)
       }
     }
@@ -145,9 +194,11 @@ function pack(messages, sock, scratch) {
     lastPort = port
     lastIdx = idx
   }
-  const data = (scratch.data = total > scratch.data.length ? Buffer.allocUnsafe(Math.max(total, scratch.data.length * 2)) : scratch.data)
-  const lens = (scratch.lens = grow(scratch.lens, nparts, Uint32Array))
-  const parts = multi ? (scratch.parts = grow(scratch.parts, count, Uint32Array)) : null
+  const data = owned
+    ? Buffer.allocUnsafe(total)
+    : (scratch.data = total > scratch.data.length ? Buffer.allocUnsafe(Math.max(total, scratch.data.length * 2)) : scratch.data)
+  const lens = (scratch.lens = take(owned, scratch.lens, nparts, Uint32Array))
+  const parts = multi ? (scratch.parts = take(owned, scratch.parts, count, Uint32Array)) : null
   let off = 0
   let p = 0
   for (let i = 0; i < count; i++) {
@@ -177,19 +228,22 @@ function pack(messages, sock, scratch) {
     srcIdx: ex.srcIdx === null ? null : ex.srcIdx.subarray(0, count),
     sources: ex.sources,
     tos: ex.tos === null ? null : ex.tos.subarray(0, count),
+    scopedDests,
+    scopedSources: ex.scopedSources,
+    owned,
   }
 }
 
 /** Per-datagram source address (sent with IP_PKTINFO/IPV6_PKTINFO) and TOS / traffic class. */
-function extras(m, i, count, sock, ex) {
-  if (m.sourceAddress !== undefined) {
-    const a = m.sourceAddress
+function extras(sourceAddress, tos, i, count, sock, ex) {
+  if (sourceAddress !== undefined) {
+    const a = sourceAddress
     if (typeof a !== 'string') throw errors.invalidArgType(`messages[${i}].sourceAddress`, 'of type string', a)
     const fam = isIP(a)
     if (fam === 0) throw errors.invalidArgValue(`messages[${i}].sourceAddress`, a, 'must be an IPv4 or IPv6 address literal')
     if (fam === 6 && sock.family === 4) throw errors.invalidArgValue(`messages[${i}].sourceAddress`, a, 'is IPv6 but the socket is udp4')
     if (ex.srcIdx === null) {
-      ex.srcIdx = ex.scratch.src = grow(ex.scratch.src || new Uint32Array(64), count, Uint32Array)
+      ex.srcIdx = ex.scratch.src = take(ex.owned, ex.scratch.src || new Uint32Array(64), count, Uint32Array)
       ex.srcIdx.fill(0, 0, count)
       ex.sources = []
       ex.srcKeys = new Map()
@@ -199,15 +253,16 @@ function extras(m, i, count, sock, ex) {
       ex.sources.push(a)
       k = ex.sources.length
       ex.srcKeys.set(a, k)
+      if (fam === 6 && a.includes('%')) ex.scopedSources.push(k - 1)
     }
     ex.srcIdx[i] = k
   }
-  if (m.tos !== undefined) {
-    const t = m.tos
+  if (tos !== undefined) {
+    const t = tos
     if (typeof t !== 'number') throw errors.invalidArgType(`messages[${i}].tos`, 'of type number', t)
     if (!Number.isInteger(t) || t < 0 || t > 255) throw errors.outOfRange(`messages[${i}].tos`, 'an integer >= 0 and <= 255', t)
     if (ex.tos === null) {
-      ex.tos = ex.scratch.tos = grow(ex.scratch.tos || new Int32Array(64), count, Int32Array)
+      ex.tos = ex.scratch.tos = take(ex.owned, ex.scratch.tos || new Int32Array(64), count, Int32Array)
       ex.tos.fill(-1, 0, count)
     }
     ex.tos[i] = t
@@ -227,7 +282,115 @@ function detach(p) {
     srcIdx: p.srcIdx === null ? null : p.srcIdx.slice(),
     sources: p.sources,
     tos: p.tos === null ? null : p.tos.slice(),
+    scopedDests: p.scopedDests,
+    scopedSources: p.scopedSources,
+    owned: true,
   }
 }
 
-module.exports = { pack, detach, PackScratch }
+/** Where a batch is being sent from, kept between the slices of one batch (see `sliceOf`). */
+function cursor() {
+  return { msg: 0, part: 0, byte: 0, remap: null, dest: null, remapSrc: null, src: null }
+}
+
+/** Moves a `{ msg, part, byte }` position forward to datagram `to` of `p`. */
+function advance(p, pos, to) {
+  let { msg, part, byte } = pos
+  const lens = p.lens
+  const parts = p.parts
+  while (msg < to) {
+    const n = parts === null ? 1 : parts[msg]
+    for (let k = 0; k < n; k++) byte += lens[part++]
+    msg++
+  }
+  return { msg, part, byte }
+}
+
+/**
+ * The datagrams `start` .. `start + max` of packed batch `p` as a packed batch of their own,
+ * for one native send call: its bytes, lengths and per-datagram arrays are views of `p`'s, but
+ * its destination (and source) table holds only the addresses these datagrams use, re-indexed.
+ * The native send converts its whole table to socket addresses on every call, so this keeps a
+ * batch to many destinations linear: each call converts at most `max` addresses, not all of
+ * them.
+ *
+ * `cur` (from `cursor()`) remembers the byte/part position of the previous start, so walking a
+ * batch slice by slice is linear too; `start` never goes backwards within one batch. The
+ * returned view is valid until the next call with the same `cur` (its tables are reused).
+ * `destOf[k]` / `sourceOf[k]` give the index in `p`'s tables of local entry `k`.
+ */
+function sliceOf(p, start, max, cur) {
+  if (start < cur.msg) Object.assign(cur, { msg: 0, part: 0, byte: 0 })
+  Object.assign(cur, advance(p, cur, start))
+  const end = Math.min(p.count, start + max)
+  const n = end - start
+  const last = advance(p, cur, end)
+  let dest = null
+  let addrs = p.addrs
+  let ports = p.ports
+  let destOf = null
+  if (p.dest !== null) {
+    if (cur.remap === null) cur.remap = new Int32Array(p.addrs.length).fill(-1)
+    if (cur.dest === null || cur.dest.length < n) cur.dest = new Uint32Array(n)
+    const remap = cur.remap
+    dest = cur.dest.subarray(0, n)
+    addrs = []
+    ports = []
+    destOf = []
+    for (let j = 0; j < n; j++) {
+      const g = p.dest[start + j]
+      let l = remap[g]
+      if (l === -1) {
+        l = remap[g] = destOf.length
+        destOf.push(g)
+        addrs.push(p.addrs[g])
+        ports.push(p.ports[g])
+      }
+      dest[j] = l
+    }
+    for (const g of destOf) remap[g] = -1
+  }
+  let srcIdx = null
+  let sources = p.sources
+  let sourceOf = null
+  if (p.srcIdx !== null) {
+    // Source indexes are 1-based (0: no source address for that datagram).
+    if (cur.remapSrc === null) cur.remapSrc = new Int32Array(p.sources.length + 1).fill(-1)
+    if (cur.src === null || cur.src.length < n) cur.src = new Uint32Array(n)
+    const remap = cur.remapSrc
+    srcIdx = cur.src.subarray(0, n)
+    sources = []
+    sourceOf = []
+    for (let j = 0; j < n; j++) {
+      const g = p.srcIdx[start + j]
+      if (g === 0) {
+        srcIdx[j] = 0
+        continue
+      }
+      let l = remap[g]
+      if (l === -1) {
+        l = remap[g] = sourceOf.length + 1
+        sourceOf.push(g - 1)
+        sources.push(p.sources[g - 1])
+      }
+      srcIdx[j] = l
+    }
+    for (const g of sourceOf) remap[g + 1] = -1
+  }
+  return {
+    count: n,
+    data: p.data.subarray(cur.byte, last.byte),
+    lens: p.lens.subarray(cur.part, last.part),
+    parts: p.parts === null ? null : p.parts.subarray(start, end),
+    dest,
+    addrs,
+    ports,
+    srcIdx,
+    sources,
+    tos: p.tos === null ? null : p.tos.subarray(start, end),
+    destOf,
+    sourceOf,
+  }
+}
+
+module.exports = { pack, detach, sliceOf, cursor, PackScratch }
