@@ -11,11 +11,6 @@ export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-was
 
 /** One UDP socket owned by Rust. Use the `UdpSocket` class from the package instead. */
 export declare class NativeSocket {
-  /**
-   * Creates, configures and binds the socket, and starts its I/O thread (paused).
-   * `dispatch` receives every event the I/O thread produces.
-   */
-  constructor(options: NativeOptions, dispatch: (kind: number, bytes: Buffer | null, unused: null, n: number, drops: number, syscall: string | null) => void)
   /** The local address the socket is bound to (the real port when bound to port 0). */
   localAddress(): AddressInfo
   /** The connected peer, or null when not connected. */
@@ -27,25 +22,16 @@ export declare class NativeSocket {
   connect(address: string, portNumber: number): void
   /** Dissolves the association made by `connect`. */
   disconnect(): void
-  /** Buffer sizes the kernel granted (read back with getsockopt, not the requested ones). */
-  bufferSizes(): BufferSizes
-  /** Sets `SO_RCVBUF` (or `SO_SNDBUF` when `send` is true) after creation. */
-  setBufferSize(send: boolean, size: number): void
-  /** True when this socket uses one system call per datagram (the portable path). */
-  get portable(): boolean
-  /** Starts (true) or pauses (false) reading; while paused, datagrams wait in the kernel. */
-  setReading(on: boolean): void
-  /** Asks for one writable event (kind 2) when the send buffer has room again. */
-  requestWritable(): void
   /**
    * Sends at most `max_count` datagrams from `start` of a packed batch without blocking; see
    * `lib/pack.js` for the format. Returns how many went and why it stopped.
    */
   send(data: Uint8Array, partLens: Uint32Array, partsPerMsg: Uint32Array | undefined | null, destIndex: Uint32Array | undefined | null, destAddresses: Array<string>, destPorts: Array<number>, start: number, maxCount: number, sourceIndex?: Uint32Array | undefined | null, sources?: Array<string> | undefined | null, tos?: Int32Array | undefined | null): NativeSendResult
-  /**
-   * What this socket can do (probed once at open; `gso` turns false when GSO proves not to
-   * work on the socket's path).
-   */
+  /** Buffer sizes the kernel granted (read back with getsockopt, not the requested ones). */
+  bufferSizes(): BufferSizes
+  /** Sets `SO_RCVBUF` (or `SO_SNDBUF` when `send` is true) after creation. */
+  setBufferSize(send: boolean, size: number): void
+  /** work on the socket's path). */
   capabilities(): Capabilities
   /**
    * Sets an integer socket option directly (`setsockopt(fd, level, option, &value)`): an
@@ -80,6 +66,17 @@ export declare class NativeSocket {
   membership(join: boolean, group: string, interface?: string | undefined | null, source?: string | undefined | null): void
   /** Counters since the socket was opened (zeros after close). */
   stats(): NativeStats
+  /**
+   * Creates, configures and binds the socket, and starts its I/O thread (paused).
+   * `dispatch` receives every event the I/O thread produces, one object per event.
+   */
+  constructor(options: NativeOptions, dispatch: (event: NativeEvent) => void)
+  /** True when this socket uses one system call per datagram (the portable path). */
+  get portable(): boolean
+  /** Starts (true) or pauses (false) reading; while paused, datagrams wait in the kernel. */
+  setReading(on: boolean): void
+  /** Asks for one `EVENT_WRITABLE` event when the send buffer has room again. */
+  requestWritable(): void
   /** Keeps the Node event loop alive while the socket is open (the default). */
   ref(): void
   /** Lets the process exit even though the socket is open. */
@@ -98,6 +95,51 @@ export interface AddressInfo {
   port: number
   /** `'IPv4'` or `'IPv6'`. */
   family: string
+}
+
+/** The metadata layout of received batches (read it once; it never changes). */
+export declare function batchLayout(): BatchLayout
+
+/**
+ * Where each section of a batch's metadata starts, as a multiple of the batch's datagram
+ * count `n` (section `s` of a batch of `n` datagrams starts at byte `s * n`), and the flag
+ * bits of the `flags` section. Every section is aligned for its element type.
+ */
+export interface BatchLayout {
+  /** Metadata bytes per datagram; the payloads start at `bytesPerDatagram * n`. */
+  bytesPerDatagram: number
+  /** Kernel receive times, u64 nanoseconds since the Unix epoch. */
+  timestamps: number
+  /** Payload lengths, u32. */
+  lengths: number
+  /** Payload offsets from the start of the payloads, u32. */
+  offsets: number
+  /** IPv6 scope ids of the sources, u32. */
+  scopes: number
+  /** Interface indexes the datagrams arrived on, u32. */
+  ifindexes: number
+  /** Source ports, u16. */
+  ports: number
+  /** Source address families, u8 (4 or 6). */
+  families: number
+  /** Flag bits, u8 (`flagTruncated`, `flagLocal`, `flagTimestamp`, `flagTos`). */
+  flags: number
+  /** TOS / traffic class bytes, u8. */
+  tos: number
+  /** Local (destination) address families, u8 (4 or 6). */
+  localFamilies: number
+  /** Source addresses, 16 bytes each (IPv4 in the first four). */
+  addresses: number
+  /** Local (destination) addresses, 16 bytes each. */
+  localAddresses: number
+  /** Flag: the datagram was longer than the receive slot and was cut. */
+  flagTruncated: number
+  /** Flag: the local address and interface index are known. */
+  flagLocal: number
+  /** Flag: the receive timestamp is known. */
+  flagTimestamp: number
+  /** Flag: the TOS / traffic class byte is known. */
+  flagTos: number
 }
 
 /** Socket buffer sizes the kernel granted. */
@@ -135,6 +177,37 @@ export interface Capabilities {
   recvTos: boolean
   /** `SO_REUSEPORT` load balancing is available on this platform. */
   reusePort: boolean
+}
+
+/**
+ * `NativeEvent.kind` of a received batch: `data` is the metadata then the payloads (see
+ * `batchLayout()`), `count` the datagrams in it.
+ */
+export declare const EVENT_BATCH: number
+
+/** `NativeEvent.kind` of a receive error: `errno` and `syscall` say which. */
+export declare const EVENT_ERROR: number
+
+/** `NativeEvent.kind` sent once after `requestWritable()` when the send buffer has room. */
+export declare const EVENT_WRITABLE: number
+
+/**
+ * One event of the I/O thread, as the dispatch callback receives it (one per batch, not per
+ * datagram). Fields that do not apply to the kind are null / 0.
+ */
+export interface NativeEvent {
+  /** `EVENT_BATCH`, `EVENT_ERROR` or `EVENT_WRITABLE`. */
+  kind: number
+  /** For a batch: its metadata then its payloads, in one buffer (see `batchLayout()`). */
+  data?: Buffer
+  /** For a batch: the number of datagrams in it. */
+  count: number
+  /** For a batch: the kernel's cumulative drop counter for the socket, or -1 when unknown. */
+  kernelDrops: number
+  /** For an error: its errno (positive). */
+  errno: number
+  /** For an error: the system call that failed. */
+  syscall?: string
 }
 
 /** Options for `NativeSocket`, already normalised by `lib/socket.js`. */

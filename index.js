@@ -836,3 +836,7 @@ function __napiStampBindingTarget(exportsObject, target) {
 module.exports.__napiBindingTarget = __napiStampBindingTarget(nativeBinding, __napiLoadedBindingTarget)
 module.exports = nativeBinding
 module.exports.NativeSocket = nativeBinding.NativeSocket
+module.exports.batchLayout = nativeBinding.batchLayout
+module.exports.EVENT_BATCH = nativeBinding.EVENT_BATCH
+module.exports.EVENT_ERROR = nativeBinding.EVENT_ERROR
+module.exports.EVENT_WRITABLE = nativeBinding.EVENT_WRITABLE

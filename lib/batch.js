@@ -1,6 +1,7 @@
 'use strict'
 // The view JS gets of one received batch. The native layer hands over one buffer: metadata
-// laid out as parallel arrays (see src/batch.rs), then the payloads back to back:
+// laid out as parallel arrays (see src/batch.rs; the offsets come from the native
+// batchLayout(), read once below), then the payloads back to back:
 //   timestamps u64[n] @0 | lengths u32[n] @8n | offsets u32[n] @12n | scope ids u32[n] @16n |
 //   interface index u32[n] @20n | ports u16[n] @24n | families u8[n] @26n | flags u8[n] @27n |
 //   tos u8[n] @28n | local families u8[n] @29n | source address bytes u8[16n] @32n |
@@ -9,12 +10,27 @@
 
 const { formatIPv4, formatIPv6 } = require('./address.js')
 const errors = require('./errors.js')
+const { batchLayout } = require('./native.js')
 
-const FLAG_TRUNCATED = 1
-const FLAG_LOCAL = 2
-const FLAG_TIMESTAMP = 4
-const FLAG_TOS = 8
-const META_BYTES = 64
+// Section offsets as multiples of the datagram count, and flag bits: one source of truth.
+const L = batchLayout()
+const FLAG_TRUNCATED = L.flagTruncated
+const FLAG_LOCAL = L.flagLocal
+const FLAG_TIMESTAMP = L.flagTimestamp
+const FLAG_TOS = L.flagTos
+const META_BYTES = L.bytesPerDatagram
+const LENGTHS = L.lengths
+const OFFSETS = L.offsets
+const SCOPES = L.scopes
+const IFINDEXES = L.ifindexes
+const PORTS = L.ports
+const FAMILIES = L.families
+const FLAGS = L.flags
+const TOS = L.tos
+const LOCAL_FAMILIES = L.localFamilies
+const ADDRESSES = L.addresses
+const LOCAL_ADDRESSES = L.localAddresses
+const TIMESTAMPS = L.timestamps
 const EMPTY = Buffer.alloc(0)
 const EMPTY_META = new Uint8Array(0)
 
@@ -33,9 +49,9 @@ class Batch {
     /** All payloads, back to back. */
     this.buffer = buffer
     /** Byte length of each datagram in `buffer`. */
-    this.lengths = new Uint32Array(ab, base + 8 * count, count)
+    this.lengths = new Uint32Array(ab, base + LENGTHS * count, count)
     /** Byte offset of each datagram in `buffer`. */
-    this.offsets = new Uint32Array(ab, base + 12 * count, count)
+    this.offsets = new Uint32Array(ab, base + OFFSETS * count, count)
     /** Kernel's cumulative count of datagrams dropped for this socket (buffer full), if known. */
     this.kernelDrops = kernelDrops >= 0 ? kernelDrops : undefined
     this._meta = meta
@@ -48,51 +64,51 @@ class Batch {
 
   /** Source ports, one per datagram. */
   get ports() {
-    if (this._ports === null) this._ports = new Uint16Array(this._meta.buffer, this._meta.byteOffset + 24 * this.count, this.count)
+    if (this._ports === null) this._ports = new Uint16Array(this._meta.buffer, this._meta.byteOffset + PORTS * this.count, this.count)
     return this._ports
   }
 
   /** Source address families, one per datagram: 4 or 6. */
   get families() {
-    if (this._families === null) this._families = new Uint8Array(this._meta.buffer, this._meta.byteOffset + 26 * this.count, this.count)
+    if (this._families === null) this._families = new Uint8Array(this._meta.buffer, this._meta.byteOffset + FAMILIES * this.count, this.count)
     return this._families
   }
 
   /** Per-datagram flags; bit 0 set means truncated. */
   get flags() {
-    if (this._flags === null) this._flags = new Uint8Array(this._meta.buffer, this._meta.byteOffset + 27 * this.count, this.count)
+    if (this._flags === null) this._flags = new Uint8Array(this._meta.buffer, this._meta.byteOffset + FLAGS * this.count, this.count)
     return this._flags
   }
 
   /** Source address bytes, 16 per datagram (IPv4 in the first four). */
   get addressBytes() {
-    return new Uint8Array(this._meta.buffer, this._meta.byteOffset + 32 * this.count, 16 * this.count)
+    return new Uint8Array(this._meta.buffer, this._meta.byteOffset + ADDRESSES * this.count, 16 * this.count)
   }
 
   /** Local (destination) address bytes, 16 per datagram (with `pktinfo: true`). */
   get localAddressBytes() {
-    return new Uint8Array(this._meta.buffer, this._meta.byteOffset + 48 * this.count, 16 * this.count)
+    return new Uint8Array(this._meta.buffer, this._meta.byteOffset + LOCAL_ADDRESSES * this.count, 16 * this.count)
   }
 
   /** Interface index each datagram arrived on (with `pktinfo: true`; 0 when unknown). */
   get interfaceIndexes() {
-    return new Uint32Array(this._meta.buffer, this._meta.byteOffset + 20 * this.count, this.count)
+    return new Uint32Array(this._meta.buffer, this._meta.byteOffset + IFINDEXES * this.count, this.count)
   }
 
   /** Kernel receive time of each datagram in nanoseconds since the Unix epoch (with
    * `timestamps: true`; 0n when unknown). */
   get timestamps() {
-    return new BigUint64Array(this._meta.buffer, this._meta.byteOffset, this.count)
+    return new BigUint64Array(this._meta.buffer, this._meta.byteOffset + TIMESTAMPS * this.count, this.count)
   }
 
   /** TOS (IPv4) / traffic class (IPv6) byte of each datagram (with `recvTos: true`). */
   get tosValues() {
-    return new Uint8Array(this._meta.buffer, this._meta.byteOffset + 28 * this.count, this.count)
+    return new Uint8Array(this._meta.buffer, this._meta.byteOffset + TOS * this.count, this.count)
   }
 
   /** IPv6 scope ids, one per datagram (0 when none). */
   get scopeIds() {
-    return new Uint32Array(this._meta.buffer, this._meta.byteOffset + 16 * this.count, this.count)
+    return new Uint32Array(this._meta.buffer, this._meta.byteOffset + SCOPES * this.count, this.count)
   }
 
   _check(i) {
@@ -111,7 +127,7 @@ class Batch {
   /** True when datagram `i` was longer than `maxDatagramSize` and was cut. */
   truncated(i) {
     this._check(i)
-    return (this._meta[27 * this.count + i] & FLAG_TRUNCATED) !== 0
+    return (this._meta[FLAGS * this.count + i] & FLAG_TRUNCATED) !== 0
   }
 
   /** Local address datagram `i` was sent to (with `pktinfo: true`), or undefined. */
@@ -119,30 +135,30 @@ class Batch {
     this._check(i)
     const n = this.count
     const m = this._meta
-    if ((m[27 * n + i] & FLAG_LOCAL) === 0) return undefined
-    const o = 48 * n + 16 * i
-    return m[29 * n + i] === 6 ? formatIPv6(m, o, 0) : formatIPv4(m, o)
+    if ((m[FLAGS * n + i] & FLAG_LOCAL) === 0) return undefined
+    const o = LOCAL_ADDRESSES * n + 16 * i
+    return m[LOCAL_FAMILIES * n + i] === 6 ? formatIPv6(m, o, 0) : formatIPv4(m, o)
   }
 
   /** Interface index datagram `i` arrived on (with `pktinfo: true`), or undefined. */
   interfaceIndex(i) {
     this._check(i)
-    if ((this._meta[27 * this.count + i] & FLAG_LOCAL) === 0) return undefined
+    if ((this._meta[FLAGS * this.count + i] & FLAG_LOCAL) === 0) return undefined
     return this.interfaceIndexes[i]
   }
 
   /** Kernel receive time of datagram `i`, nanoseconds since the epoch (with `timestamps: true`), or undefined. */
   timestamp(i) {
     this._check(i)
-    if ((this._meta[27 * this.count + i] & FLAG_TIMESTAMP) === 0) return undefined
+    if ((this._meta[FLAGS * this.count + i] & FLAG_TIMESTAMP) === 0) return undefined
     return this.timestamps[i]
   }
 
   /** TOS / traffic class byte of datagram `i` (with `recvTos: true`), or undefined. */
   tos(i) {
     this._check(i)
-    if ((this._meta[27 * this.count + i] & FLAG_TOS) === 0) return undefined
-    return this._meta[28 * this.count + i]
+    if ((this._meta[FLAGS * this.count + i] & FLAG_TOS) === 0) return undefined
+    return this._meta[TOS * this.count + i]
   }
 
   /** ECN codepoint of datagram `i` (low two bits of TOS: 0 Not-ECT, 1 ECT(1), 2 ECT(0), 3 CE), or undefined. */
@@ -162,17 +178,17 @@ class Batch {
   _address(i) {
     const n = this.count
     const m = this._meta
-    if (this._words === null) this._words = new Uint32Array(m.buffer, m.byteOffset + 32 * n, 4 * n)
+    if (this._words === null) this._words = new Uint32Array(m.buffer, m.byteOffset + ADDRESSES * n, 4 * n)
     const w = this._words
-    const fam = m[26 * n + i]
+    const fam = m[FAMILIES * n + i]
     const j = 4 * i
     const c = this._cache
     if (c !== null && c.fam === fam && c.w0 === w[j] && (fam === 4 || (c.w1 === w[j + 1] && c.w2 === w[j + 2] && c.w3 === w[j + 3] && c.scope === this.scopeIds[i]))) {
       return c.text
     }
     let text = ''
-    if (fam === 4) text = formatIPv4(m, 32 * n + 16 * i)
-    else if (fam === 6) text = formatIPv6(m, 32 * n + 16 * i, this.scopeIds[i])
+    if (fam === 4) text = formatIPv4(m, ADDRESSES * n + 16 * i)
+    else if (fam === 6) text = formatIPv6(m, ADDRESSES * n + 16 * i, this.scopeIds[i])
     this._cache = { fam, w0: w[j], w1: w[j + 1], w2: w[j + 2], w3: w[j + 3], scope: fam === 6 ? this.scopeIds[i] : 0, text }
     return text
   }
@@ -186,7 +202,7 @@ class Batch {
   /** `'IPv4'` or `'IPv6'`: the family of datagram `i`'s source. */
   family(i) {
     this._check(i)
-    return this._meta[26 * this.count + i] === 6 ? 'IPv6' : 'IPv4'
+    return this._meta[FAMILIES * this.count + i] === 6 ? 'IPv6' : 'IPv4'
   }
 
   /** One message object per datagram (created lazily as you iterate). */
@@ -205,8 +221,8 @@ class Batch {
             data: batch.buffer.subarray(off, off + batch.lengths[k]),
             address: batch._address(k),
             port: batch.ports[k],
-            family: m[26 * n + k] === 6 ? 'IPv6' : 'IPv4',
-            truncated: (m[27 * n + k] & FLAG_TRUNCATED) !== 0,
+            family: m[FAMILIES * n + k] === 6 ? 'IPv6' : 'IPv4',
+            truncated: (m[FLAGS * n + k] & FLAG_TRUNCATED) !== 0,
           },
           done: false,
         }
@@ -217,7 +233,7 @@ class Batch {
     }
   }
 
-  /** Wraps what the native layer delivers: metadata (64 bytes per datagram) then payloads. */
+  /** Wraps what the native layer delivers: metadata (`META_BYTES` per datagram) then payloads. */
   static fromNative(bytes, count, kernelDrops) {
     const metaLen = META_BYTES * count
     return new Batch(bytes.subarray(metaLen), bytes.subarray(0, metaLen), count, kernelDrops)

@@ -83,16 +83,16 @@ function errnoError(errno, syscall, detail, extra) {
 }
 
 /**
- * Turns an error thrown by the native layer into the Node-style error it stands for.
- * The native layer encodes syscall failures as `OSERR <errno> <syscall> <detail>`.
+ * Turns an error thrown by the native layer into the Node-style error it stands for. Native
+ * errors carry their facts as properties (see src/error.rs): `code` 'UDP_MMSG_OS' with
+ * `errno`, `syscall`, `detail`; 'UDP_MMSG_ARG' with `argument`, `index`, `reason`;
+ * 'UDP_MMSG_CLOSED'.
  */
 function fromNative(err) {
-  const msg = err && typeof err.message === 'string' ? err.message : ''
-  let m = /^OSERR (\d+) (\S+) ?(.*)$/.exec(msg)
-  if (m) return errnoError(Number(m[1]), m[2], m[3])
-  m = /^ARG (.*)$/.exec(msg)
-  if (m) return withCode(new TypeError(m[1]), 'ERR_INVALID_ARG_VALUE')
-  if (msg.startsWith('CLOSED')) return socketClosed()
+  const code = err && err.code
+  if (code === 'UDP_MMSG_OS') return errnoError(err.errno, err.syscall, err.detail)
+  if (code === 'UDP_MMSG_ARG') return withCode(new TypeError(err.message), 'ERR_INVALID_ARG_VALUE')
+  if (code === 'UDP_MMSG_CLOSED') return socketClosed()
   return err
 }
 

@@ -7,7 +7,7 @@
 // waits for a writable event from the I/O thread.
 
 const { EventEmitter } = require('node:events')
-const { NativeSocket } = require('./native.js')
+const { NativeSocket, EVENT_BATCH, EVENT_ERROR, EVENT_WRITABLE } = require('./native.js')
 const { Batch } = require('./batch.js')
 const { pack, detach, sliceOf, cursor, PackScratch } = require('./pack.js')
 const { normalize, portOf, ipOf } = require('./options.js')
@@ -36,16 +36,16 @@ const live = new Set()
 const pulling = new Set()
 const warned = new Set()
 
-const KIND_BATCH = 0
-const KIND_ERROR = 1
-const KIND_WRITABLE = 2
+const KIND_BATCH = EVENT_BATCH
+const KIND_ERROR = EVENT_ERROR
+const KIND_WRITABLE = EVENT_WRITABLE
 
 // Built outside the class so the closure holds only the WeakRef, never the socket: an
 // unreferenced socket can then be collected (its native finalizer closes the fd).
 function makeDispatch(weak) {
-  return (kind, data, meta, n, drops, syscall) => {
+  return (event) => {
     const s = weak.deref()
-    if (s !== undefined) s._onNative(kind, data, meta, n, drops, syscall)
+    if (s !== undefined) s._onNative(event)
   }
 }
 
@@ -71,18 +71,18 @@ function checkInt(v, name, min, max) {
 }
 
 /**
- * The native layer rejects an address it cannot use (an unknown IPv6 scope) as "destination k"
- * or "source k", indexes into the table it was given; `locate(kind, k)` turns that into
+ * The native layer rejects an address it cannot use (an unknown IPv6 scope) with an argument
+ * error (`code: 'UDP_MMSG_ARG'`) whose `argument` is 'destination' or 'source' and whose `index`
+ * is k, the entry of the table it was given; `locate(kind, k)` turns that into
  * `[message index, address]` so the error names the first message that used it. The error
  * carries `index` (that message) and `sent` (datagrams of the batch already handed to the
  * kernel: 0 unless the batch was being sent in slices), like a send's errno errors.
  */
 function messageError(e, locate, sent) {
-  const m = /^ARG (destination|source) (\d+) (.*)$/.exec(e && typeof e.message === 'string' ? e.message : '')
-  if (!m) return null
-  const [i, value] = locate(m[1], Number(m[2]))
-  const name = m[1] === 'destination' ? 'address' : 'sourceAddress'
-  const err = errors.invalidArgValue(`messages[${Math.max(i, 0)}].${name}`, value, m[3])
+  if (!e || e.code !== 'UDP_MMSG_ARG' || e.index === undefined || (e.argument !== 'destination' && e.argument !== 'source')) return null
+  const [i, value] = locate(e.argument, e.index)
+  const name = e.argument === 'destination' ? 'address' : 'sourceAddress'
+  const err = errors.invalidArgValue(`messages[${Math.max(i, 0)}].${name}`, value, e.reason)
   return Object.assign(err, { sent, index: Math.max(i, 0) })
 }
 
@@ -539,9 +539,11 @@ class UdpSocket extends EventEmitter {
     else pulling.delete(this)
   }
 
-  _onNative(kind, data, meta, n, drops, syscall) {
+  _onNative(event) {
+    const kind = event.kind
+    const n = event.count
     if (kind === KIND_BATCH) {
-      const batch = Batch.fromNative(data, n, drops)
+      const batch = Batch.fromNative(event.data, n, event.kernelDrops)
       this._gotDatagrams += n
       this._gotBatches++
       this._gotBytes += batch.buffer.length
@@ -561,7 +563,7 @@ class UdpSocket extends EventEmitter {
     } else if (this._closed) {
       return
     } else if (kind === KIND_ERROR) {
-      this._onError(errors.errnoError(n, syscall || 'recvmsg'))
+      this._onError(errors.errnoError(event.errno, event.syscall || 'recvmsg'))
     } else if (kind === KIND_WRITABLE) {
       this._flushSends()
     }

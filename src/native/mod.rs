@@ -1,0 +1,330 @@
+//! The napi class JS talks to: one owned UDP socket, its I/O thread and its counters.
+//! `lib/socket.js` wraps it in the public `UdpSocket` API; argument validation with
+//! `TypeError`/`RangeError` happens there, and this layer checks again without trusting it.
+//!
+//! One concern per file: this one holds the class, its constructor and its lifetime (close,
+//! ref/unref, worker teardown); `options` the plain objects crossing the boundary, `dispatch`
+//! the events to JS and the batch layout, `send` send marshalling, `connection` addresses,
+//! `sockopts` socket options, `stats` the counters. Errors are thrown as described in
+//! `crate::error`.
+
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use napi::bindgen_prelude::*;
+use napi::threadsafe_function::ThreadsafeFunctionCallMode;
+use napi_derive::napi;
+use socket2::Socket;
+
+use crate::addr;
+use crate::cleanup::{CleanupHook, Shutdown, Slot, SlotCell};
+use crate::error::{closed, invalid_arg, os_error, NResult, OsError};
+use crate::io::{self, Delivery, Shared};
+use crate::recv::{RecvMode, RecvSlab};
+use crate::send::SendScratch;
+use crate::socket::{self, SocketConfig};
+use crate::wake::Waker;
+
+mod connection;
+pub mod dispatch;
+pub mod options;
+mod send;
+mod sockopts;
+pub mod stats;
+
+use connection::{addr_error, port};
+use dispatch::{Dispatch, NativeEvent};
+use options::{NativeOptions, MAX_BATCH_SIZE, MAX_DATAGRAM_SIZE};
+use stats::enable_drop_counter;
+
+/// Throws `r`'s error as the structured JS error (see `crate::error`).
+fn throw<T>(env: &Env, r: NResult<T>) -> Result<T> {
+  r.map_err(|e| e.into_napi(env))
+}
+
+/// An open socket: everything `close()` releases. Dropping it stops and joins the I/O thread;
+/// the fd closes once both this and the thread's [`Shared`] are gone.
+struct Open {
+  /// The socket, shared with the I/O thread (`shared.socket`).
+  socket: Arc<Socket>,
+  shared: Arc<Shared>,
+  thread: Option<JoinHandle<()>>,
+  dispatch: Dispatch,
+  scratch: SendScratch,
+  ipv6: bool,
+  granted: socket::Granted,
+  connected: bool,
+  referenced: bool,
+  caps: CapsProbe,
+}
+
+#[derive(Clone, Copy)]
+/// What the constructor probed, for `capabilities()`.
+struct CapsProbe {
+  gso_supported: bool,
+  drop_counter: bool,
+  info: socket::RecvInfo,
+}
+
+impl Shutdown for Open {
+  /// Stops and joins the I/O thread; the fd closes when `self` drops. The thread never
+  /// blocks on the JS thread, so the join returns promptly.
+  fn shutdown(&mut self) {
+    self.shared.request_stop();
+    if let Some(t) = self.thread.take() {
+      // A panic on the I/O thread is already reported by the panic hook; the thread is gone.
+      let _ = t.join();
+    }
+  }
+}
+
+impl Drop for Open {
+  /// However an `Open` goes away, its thread is stopped and joined first.
+  fn drop(&mut self) {
+    self.shutdown();
+  }
+}
+
+/// One UDP socket owned by Rust. Use the `UdpSocket` class from the package instead.
+#[napi]
+pub struct NativeSocket {
+  /// Shared with the environment cleanup hook, which closes the socket on worker teardown.
+  inner: Slot<Open>,
+  hook: Option<CleanupHook<Open>>,
+}
+
+#[napi]
+impl NativeSocket {
+  /// Creates, configures and binds the socket, and starts its I/O thread (paused).
+  /// `dispatch` receives every event the I/O thread produces, one object per event.
+  #[napi(constructor)]
+  pub fn new(
+    env: Env,
+    options: NativeOptions,
+    #[napi(ts_arg_type = "(event: NativeEvent) => void")] dispatch: Function<'_, NativeEvent, ()>,
+  ) -> Result<Self> {
+    throw(&env, Self::open(&env, options, dispatch))
+  }
+
+  /// The constructor's work, with errors not yet thrown.
+  fn open(env: &Env, options: NativeOptions, dispatch: Function<'_, NativeEvent, ()>) -> NResult<Self> {
+    if options.batch_size == 0 || options.batch_size > MAX_BATCH_SIZE {
+      return Err(invalid_arg("batchSize", "must be 1..1024"));
+    }
+    if options.max_datagram_size == 0 || options.max_datagram_size > MAX_DATAGRAM_SIZE {
+      return Err(invalid_arg("maxDatagramSize", "must be 1..65535"));
+    }
+    let bind = addr::socket_addr(&options.address, port(options.port, "port")?)
+      .map_err(|e| addr_error(e, "address"))?;
+    let connect = match (&options.connect_address, options.connect_port) {
+      (Some(a), Some(p)) => {
+        Some(addr::socket_addr(a, port(p, "connectPort")?).map_err(|e| addr_error(e, "connectAddress"))?)
+      }
+      (None, None) => None,
+      _ => return Err(invalid_arg("connect", "needs both address and port")),
+    };
+    if bind.is_ipv6() && !options.ipv6 {
+      return Err(invalid_arg("address", "is IPv6 and needs a udp6 socket"));
+    }
+    let cfg = SocketConfig {
+      bind,
+      ipv6: options.ipv6,
+      ipv6_only: options.ipv6_only,
+      reuse_addr: options.reuse_addr,
+      reuse_port: options.reuse_port,
+      broadcast: options.broadcast,
+      recv_buffer_size: options.recv_buffer_size.map(|s| s as usize),
+      send_buffer_size: options.send_buffer_size.map(|s| s as usize),
+      force_buffer_size: options.force_buffer_size,
+      ttl: options.ttl,
+      connect,
+    };
+    let (sock, granted) = socket::open(&cfg).map_err(|e| os_error(e.os, &e.detail))?;
+    let batched = cfg!(target_os = "linux") && !options.portable;
+    let mode = if batched { RecvMode::Batched } else { RecvMode::Portable };
+    let drop_counter = enable_drop_counter(&sock);
+    let info = socket::RecvInfo {
+      pktinfo: options.pktinfo,
+      timestamps: options.timestamps,
+      tos: options.recv_tos,
+      gro: options.gro && batched,
+    };
+    socket::enable_recv_info(&sock, options.ipv6, info).map_err(|e| os_error(e.os, &e.detail))?;
+    if let Some(tos) = options.tos {
+      if tos > 255 {
+        return Err(invalid_arg("tos", "must be 0..255"));
+      }
+      socket::set_tos(&sock, options.ipv6, tos).map_err(|e| os_error(e.os, &e.detail))?;
+    }
+    let gso_supported = batched && socket::probe_gso(&sock);
+    if options.gso == 2 && !gso_supported {
+      let e = OsError { errno: libc::ENOPROTOOPT, syscall: "getsockopt" };
+      return Err(os_error(e, "UDP_SEGMENT (gso: true needs Linux >= 4.18 and the batched path)"));
+    }
+    let waker = Waker::new().map_err(|e| os_error(OsError::from_io(&e, "eventfd"), ""))?;
+    let sock = Arc::new(sock);
+    let shared = Arc::new(Shared::new(
+      Arc::clone(&sock),
+      waker,
+      mode,
+      options.batch_size as usize,
+      std::time::Duration::from_micros(options.coalesce_micros.min(1_000_000) as u64),
+      options.max_pending_batches.clamp(1, 1024),
+    ));
+
+    let tsfn: Dispatch = dispatch::build(dispatch, Arc::downgrade(&shared))?;
+
+    let mut slab =
+      RecvSlab::with_gro(options.batch_size as usize, options.max_datagram_size as usize, info.gro);
+    slab.drop_counter = drop_counter;
+    let thread_shared = shared.clone();
+    let sink_tsfn = Arc::clone(&tsfn);
+    let thread = std::thread::Builder::new()
+      .name("udp-mmsg-io".into())
+      .stack_size(256 * 1024)
+      .spawn(move || {
+        io::run(thread_shared, slab, move |event| {
+          match sink_tsfn.call(event, ThreadsafeFunctionCallMode::NonBlocking) {
+            Status::Ok => Delivery::Queued,
+            _ => Delivery::Closed,
+          }
+        })
+      })
+      .map_err(|e| os_error(OsError::from_io(&e, "pthread_create"), ""))?;
+
+    let open = Open {
+      socket: sock,
+      shared,
+      thread: Some(thread),
+      dispatch: tsfn,
+      scratch: {
+        let mut s = SendScratch::default();
+        s.gso = options.gso > 0 && gso_supported;
+        s
+      },
+      ipv6: options.ipv6,
+      granted,
+      connected: connect.is_some(),
+      referenced: true,
+      caps: CapsProbe { gso_supported, drop_counter, info },
+    };
+    // Worker teardown: the environment's cleanup hook closes a socket JS never closed.
+    // Stopping the thread needs no borrow of the slot (see `SlotCell::close`); weak, so the
+    // slot does not keep the socket open after close.
+    let stopper = Arc::downgrade(&open.shared);
+    let inner = SlotCell::new(open, move || {
+      if let Some(shared) = stopper.upgrade() {
+        shared.request_stop();
+      }
+    });
+    let hook = CleanupHook::register(env, inner.clone());
+    Ok(NativeSocket { inner, hook })
+  }
+
+  /// Runs `f` on the open socket, or fails with the closed-socket error.
+  fn open_with<T>(&self, f: impl FnOnce(&mut Open) -> NResult<T>) -> NResult<T> {
+    self.inner.with(f).unwrap_or_else(|| Err(closed()))
+  }
+
+  /// Runs `f` on the open socket and throws its error (or the closed-socket error) to JS.
+  fn with<T>(&self, env: &Env, f: impl FnOnce(&mut Open) -> NResult<T>) -> Result<T> {
+    throw(env, self.open_with(f))
+  }
+
+  /// True when this socket uses one system call per datagram (the portable path).
+  #[napi(getter)]
+  pub fn portable(&self) -> bool {
+    self.open_with(|o| Ok(o.shared.mode == RecvMode::Portable)).unwrap_or(false)
+  }
+
+  /// Starts (true) or pauses (false) reading; while paused, datagrams wait in the kernel.
+  #[napi]
+  pub fn set_reading(&self, env: Env, on: bool) -> Result<()> {
+    self.with(&env, |o| {
+      o.shared.set_reading(on);
+      Ok(())
+    })
+  }
+
+  /// Asks for one `EVENT_WRITABLE` event when the send buffer has room again.
+  #[napi]
+  pub fn request_writable(&self, env: Env) -> Result<()> {
+    self.with(&env, |o| {
+      o.shared.request_writable();
+      Ok(())
+    })
+  }
+
+  /// Keeps the Node event loop alive while the socket is open (the default).
+  #[napi(js_name = "ref")]
+  pub fn ref_(&self, env: Env) -> Result<()> {
+    self.set_ref(env, true)
+  }
+
+  /// Lets the process exit even though the socket is open.
+  #[napi]
+  pub fn unref(&self, env: Env) -> Result<()> {
+    self.set_ref(env, false)
+  }
+
+  /// Refs or unrefs the threadsafe function (what keeps the event loop alive).
+  fn set_ref(&self, env: Env, on: bool) -> Result<()> {
+    if self.inner.is_closed() {
+      return Ok(());
+    }
+    self.with(&env, |o| {
+      if o.referenced == on {
+        return Ok(());
+      }
+      let raw = o.dispatch.raw();
+      // SAFETY: called on the JS thread that owns the (still open) threadsafe function.
+      let status = unsafe {
+        if on {
+          napi::sys::napi_ref_threadsafe_function(env.raw(), raw)
+        } else {
+          napi::sys::napi_unref_threadsafe_function(env.raw(), raw)
+        }
+      };
+      check(status)?;
+      o.referenced = on;
+      Ok(())
+    })
+  }
+
+  /// Stops the I/O thread, closes the fd and releases the event-loop reference. Idempotent.
+  #[napi]
+  pub fn close(&mut self) {
+    self.shutdown();
+  }
+
+  /// True once `close()` has run.
+  #[napi(getter)]
+  pub fn closed(&self) -> bool {
+    self.inner.is_closed()
+  }
+
+  /// Closes the slot (stop, join, fd closed; deferred to the end of a call on this socket that
+  /// is on the stack, with the thread told to stop at once) and frees the cleanup hook.
+  fn shutdown(&mut self) {
+    self.inner.close();
+    if let Some(hook) = self.hook.take() {
+      hook.remove();
+    }
+  }
+}
+
+impl Drop for NativeSocket {
+  /// Runs when the JS object is garbage-collected without `close()`: same as `close()`.
+  fn drop(&mut self) {
+    self.shutdown();
+  }
+}
+
+/// A napi status as a result.
+fn check(status: napi::sys::napi_status) -> Result<()> {
+  if status == napi::sys::Status::napi_ok {
+    Ok(())
+  } else {
+    Err(Error::new(Status::from(status), "threadsafe function (un)ref failed".to_string()))
+  }
+}
