@@ -1,7 +1,7 @@
 //! Address conversion: IP literals (with optional `%scope`) to `SocketAddr`, and kernel
 //! `sockaddr_storage` back to the compact per-datagram form a batch carries to JS.
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
+use std::net::{IpAddr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 
 /// Family code stored per datagram in a batch: 4 or 6, or 0 for an address we cannot decode.
 pub const FAMILY_V4: u8 = 4;
@@ -99,18 +99,6 @@ pub fn decode_sockaddr(storage: &libc::sockaddr_storage, len: libc::socklen_t) -
   }
 }
 
-/// Converts a compact address back to a `SocketAddr` (used by tests and by `localAddress`).
-pub fn compact_to_socket_addr(c: &CompactAddr) -> Option<SocketAddr> {
-  match c.family {
-    FAMILY_V4 => {
-      let ip = Ipv4Addr::new(c.bytes[0], c.bytes[1], c.bytes[2], c.bytes[3]);
-      Some(SocketAddr::V4(SocketAddrV4::new(ip, c.port)))
-    }
-    FAMILY_V6 => Some(SocketAddr::V6(SocketAddrV6::new(Ipv6Addr::from(c.bytes), c.port, 0, c.scope_id))),
-    _ => None,
-  }
-}
-
 /// Textual form of an IP the way Node prints it (IPv6 compressed, `%scope` as a number).
 pub fn ip_to_string(addr: &SocketAddr) -> String {
   match addr {
@@ -124,6 +112,19 @@ pub fn ip_to_string(addr: &SocketAddr) -> String {
 mod tests {
   use super::*;
   use socket2::SockAddr;
+  use std::net::{Ipv4Addr, SocketAddrV4, SocketAddrV6};
+
+  /// Converts a compact address back to a `SocketAddr` (the inverse of `to_compact`, for checking it).
+  pub fn compact_to_socket_addr(c: &CompactAddr) -> Option<SocketAddr> {
+    match c.family {
+      FAMILY_V4 => {
+        let ip = Ipv4Addr::new(c.bytes[0], c.bytes[1], c.bytes[2], c.bytes[3]);
+        Some(SocketAddr::V4(SocketAddrV4::new(ip, c.port)))
+      }
+      FAMILY_V6 => Some(SocketAddr::V6(SocketAddrV6::new(Ipv6Addr::from(c.bytes), c.port, 0, c.scope_id))),
+      _ => None,
+    }
+  }
 
   fn round_trip(addr: SocketAddr) -> CompactAddr {
     let sa = SockAddr::from(addr);

@@ -538,7 +538,7 @@ mod tests {
     let other = UdpSocket::bind("127.0.0.1:0").unwrap();
     other.send_to(b"after", ("127.0.0.1", port)).unwrap();
     assert_eq!(next(&rx), Seen::Batch(1), "no second report of the same ICMP error");
-    assert_eq!(Counters::get(&shared.counters.recv_errors), 1);
+    assert_eq!(shared.counters.recv_errors.load(std::sync::atomic::Ordering::Relaxed), 1);
     stop(shared, thread);
   }
 }

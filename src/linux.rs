@@ -1,7 +1,5 @@
 //! Linux socket options this package uses that not every libc binding exposes.
 
-#![allow(dead_code)]
-
 /// `SO_RXQ_OVFL`: deliver the socket's drop counter as a control message.
 pub const SO_RXQ_OVFL: libc::c_int = 40;
 /// `SO_MEMINFO`: read the socket's memory counters, drops included.

@@ -65,12 +65,13 @@ struct SlotResult {
 }
 
 impl RecvSlab {
-  /// Allocates a slab for `batch` datagrams of up to `slot` bytes each.
+  /// Allocates a slab for `batch` datagrams of up to `slot` bytes each, without GRO (tests).
+  #[cfg(test)]
   pub fn new(batch: usize, slot: usize) -> Self {
     Self::with_gro(batch, slot, false)
   }
 
-  /// Like `new`; with `gro`, every slot holds a whole coalesced receive (64 KiB) that `take`
+  /// Allocates a slab for `batch` datagrams of up to `limit` bytes each; with `gro`, every slot holds a whole coalesced receive (64 KiB) that `take`
   /// splits back into datagrams of at most `limit` bytes.
   pub fn with_gro(batch: usize, limit: usize, gro: bool) -> Self {
     // A GRO slot holds up to 64 datagrams in 64 KiB: a few dozen slots are plenty, and keep

@@ -49,10 +49,6 @@ impl Counters {
   pub fn add(c: &AtomicU64, v: u64) {
     c.fetch_add(v, Relaxed);
   }
-  /// Reads `c`.
-  pub fn get(c: &AtomicU64) -> u64 {
-    c.load(Relaxed)
-  }
   /// Raises `c` to `v` if `v` is larger (for cumulative kernel readings).
   pub fn raise(c: &AtomicU64, v: u64) {
     c.fetch_max(v, Relaxed);

@@ -23,6 +23,21 @@ use udp_mmsg::addr::{self, CompactAddr};
 use udp_mmsg::batch::{BatchBuilder, Extra, MetaLayout, FLAG_LOCAL, FLAG_TIMESTAMP, FLAG_TOS};
 use udp_mmsg::cmsg::{self, WrappingCounter};
 
+/// Converts a compact address back to a `SocketAddr` (the inverse of `decode_sockaddr`, for
+/// checking it).
+fn compact_to_socket_addr(c: &CompactAddr) -> Option<SocketAddr> {
+  match c.family {
+    addr::FAMILY_V4 => {
+      let ip = Ipv4Addr::new(c.bytes[0], c.bytes[1], c.bytes[2], c.bytes[3]);
+      Some(SocketAddr::V4(SocketAddrV4::new(ip, c.port)))
+    }
+    addr::FAMILY_V6 => {
+      Some(SocketAddr::V6(SocketAddrV6::new(Ipv6Addr::from(c.bytes), c.port, 0, c.scope_id)))
+    }
+    _ => None,
+  }
+}
+
 fn cases(default: u32) -> ProptestConfig {
   // PROPTEST_CASES overrides the per-property defaults; Miri is ~1000x slower, so a handful of
   // cases there still exercises every path.
@@ -141,12 +156,12 @@ proptest! {
     // SAFETY: `sock` holds `len` initialised bytes and `storage` has room for any sockaddr.
     unsafe { std::ptr::copy_nonoverlapping(sock.as_ptr() as *const u8, &mut storage as *mut _ as *mut u8, len) };
     let c = addr::decode_sockaddr(&storage, sock.len());
-    prop_assert_eq!(addr::compact_to_socket_addr(&c), Some(sa));
+    prop_assert_eq!(compact_to_socket_addr(&c), Some(sa));
     prop_assert_eq!(c.port, port);
     // One byte short of the family's size: refused (family 0), never read past the length.
     let short = addr::decode_sockaddr(&storage, sock.len() - 1);
     prop_assert_eq!(short.family, 0);
-    prop_assert_eq!(addr::compact_to_socket_addr(&short), None);
+    prop_assert_eq!(compact_to_socket_addr(&short), None);
   }
 
   #[test]
@@ -591,7 +606,7 @@ mod wire {
         tx.send(&payload(i, n)).unwrap();
       }
       let mode = if portable { RecvMode::Portable } else { RecvMode::Batched };
-      let mut slab = RecvSlab::new(batch, slot);
+      let mut slab = RecvSlab::with_gro(batch, slot, false);
       let mut seen = 0usize;
       let deadline = Instant::now() + Duration::from_secs(5);
       while seen < sizes.len() && Instant::now() < deadline {
