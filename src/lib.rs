@@ -5,6 +5,7 @@
 //! convert addresses and control messages, `native` is the napi class.
 
 #![deny(clippy::all)]
+#![warn(clippy::undocumented_unsafe_blocks)]
 
 pub mod addr;
 pub mod batch;

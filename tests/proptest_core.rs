@@ -16,6 +16,8 @@
 //! proptest_core`) the socket-based properties and interface-name lookups are skipped: Miri
 //! cannot make those system calls.
 
+#![warn(clippy::undocumented_unsafe_blocks)]
+
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 
 use proptest::prelude::*;

@@ -14,6 +14,8 @@
 //! (`recv --port 0` first prints a `{"listening":PORT}` line). Progress and
 //! errors go to stderr; any error exits with status 2.
 
+#![warn(clippy::undocumented_unsafe_blocks)]
+
 mod args;
 mod cmsg;
 mod drain;
