@@ -22,6 +22,7 @@ pub(super) fn entry_error(e: AddrError, argument: &'static str, index: usize) ->
   invalid_entry(argument, index, addr_reason(e))
 }
 
+/// Why an address literal was refused.
 fn addr_reason(e: AddrError) -> &'static str {
   match e {
     AddrError::NotAnIp => "must be an IP address literal",

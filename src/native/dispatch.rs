@@ -111,6 +111,8 @@ pub fn batch_layout() -> BatchLayout {
 
 /// The threadsafe function the I/O thread hands its events to.
 pub(super) type Dispatch = Arc<DispatchFn>;
+/// Takes [`Event`]s on any thread, calls JS with a [`NativeEvent`]; unbounded queue (the I/O
+/// thread bounds it with credits), not callee-handled, strong until `unref()`.
 type DispatchFn = ThreadsafeFunction<Event, (), NativeEvent, Status, false, false, 0>;
 
 /// Wraps the JS callback. `credit` is weak: the callback closure is freed only when napi
