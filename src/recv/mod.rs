@@ -1,13 +1,21 @@
 //! Batched receive: a preallocated slab of datagram slots, filled by one `recvmmsg` call
 //! (Linux) or by a loop of `recvmsg` calls (the portable path), then compacted into a
 //! [`RawBatch`]. The slab is reused for every batch; only the compact copy is allocated.
+//!
+//! One concern per file: this one holds the slab and the receive calls; `control` reads the
+//! control messages of each datagram (drop counter, local address, timestamp, TOS, GRO).
 
 use std::io;
 use std::os::fd::RawFd;
 
 use crate::addr::decode_sockaddr;
 use crate::batch::{BatchBuilder, Extra, RawBatch, FLAG_TRUNCATED};
-use crate::cmsg::{self, WrappingCounter};
+use crate::cmsg::WrappingCounter;
+mod control;
+#[cfg(test)]
+mod tests;
+
+use control::read_control;
 
 /// Control buffer room per datagram: drop counter, pktinfo (IPv4 or IPv6), timestamp, TOS,
 /// GRO segment size, with room to spare.
@@ -289,178 +297,7 @@ struct SlotInfo {
   pieces: usize,
 }
 
-/// What one datagram's control messages said.
-#[derive(Default)]
-struct ControlInfo {
-  extra: Extra,
-  drops: Option<u32>,
-  gro_segment: Option<usize>,
-}
-
 /// A GRO receive can hold up to 64 KiB.
 const GRO_SLOT: usize = 65535;
 /// Most slots in a GRO slab (32 x 64 KiB = 2 MiB).
 pub const MAX_GRO_SLOTS: usize = 32;
-
-/// Reads the control messages the receive path asks for. Unknown or malformed ones are
-/// skipped; payloads shorter than their type are ignored.
-#[cfg(target_os = "linux")]
-fn read_control(ctrl: &[u8], len: usize) -> ControlInfo {
-  use crate::batch::{FLAG_LOCAL, FLAG_TIMESTAMP, FLAG_TOS};
-  let mut info = ControlInfo::default();
-  for c in cmsg::parse(ctrl, len) {
-    match (c.level, c.kind) {
-      (libc::SOL_SOCKET, crate::linux::SO_RXQ_OVFL) => info.drops = cmsg::read_u32(c.data),
-      (libc::SOL_SOCKET, libc::SCM_TIMESTAMPNS) if c.data.len() >= 16 => {
-        let sec = i64::from_ne_bytes(c.data[0..8].try_into().unwrap_or([0; 8]));
-        let nsec = i64::from_ne_bytes(c.data[8..16].try_into().unwrap_or([0; 8]));
-        if sec >= 0 && (0..1_000_000_000).contains(&nsec) {
-          info.extra.timestamp_ns = (sec as u64).saturating_mul(1_000_000_000).saturating_add(nsec as u64);
-          info.extra.flags |= FLAG_TIMESTAMP;
-        }
-      }
-      (libc::IPPROTO_IP, libc::IP_PKTINFO) if c.data.len() >= 12 => {
-        // struct in_pktinfo { int ipi_ifindex; in_addr ipi_spec_dst; in_addr ipi_addr; }
-        info.extra.ifindex = u32::from_ne_bytes(c.data[0..4].try_into().unwrap_or([0; 4]));
-        info.extra.local.family = crate::addr::FAMILY_V4;
-        info.extra.local.bytes = [0; 16];
-        info.extra.local.bytes[..4].copy_from_slice(&c.data[8..12]);
-        info.extra.flags |= FLAG_LOCAL;
-      }
-      (libc::IPPROTO_IPV6, libc::IPV6_PKTINFO) if c.data.len() >= 20 => {
-        // struct in6_pktinfo { in6_addr ipi6_addr; unsigned ipi6_ifindex; }
-        info.extra.local.family = crate::addr::FAMILY_V6;
-        info.extra.local.bytes.copy_from_slice(&c.data[0..16]);
-        info.extra.ifindex = u32::from_ne_bytes(c.data[16..20].try_into().unwrap_or([0; 4]));
-        info.extra.flags |= FLAG_LOCAL;
-      }
-      (libc::IPPROTO_IP, libc::IP_TOS) if !c.data.is_empty() => {
-        info.extra.tos = c.data[0];
-        info.extra.flags |= FLAG_TOS;
-      }
-      (libc::IPPROTO_IPV6, libc::IPV6_TCLASS) => {
-        if let Some(v) = cmsg::read_int(c.data) {
-          info.extra.tos = (v & 0xff) as u8;
-          info.extra.flags |= FLAG_TOS;
-        }
-      }
-      (libc::SOL_UDP, crate::linux::UDP_GRO) => {
-        // An int; a shorter (cut) payload is not a segment size.
-        info.gro_segment =
-          cmsg::read_u32(c.data).filter(|&s| s > 0 && s <= GRO_SLOT as u32).map(|s| s as usize);
-      }
-      _ => {}
-    }
-  }
-  info
-}
-
-#[cfg(not(target_os = "linux"))]
-fn read_control(_ctrl: &[u8], _len: usize) -> ControlInfo {
-  ControlInfo::default()
-}
-
-#[cfg(test)]
-mod tests {
-  use super::*;
-  use crate::batch::MetaLayout;
-  use std::net::UdpSocket;
-  use std::os::fd::AsRawFd;
-
-  fn pair() -> (UdpSocket, UdpSocket) {
-    let rx = UdpSocket::bind("127.0.0.1:0").unwrap();
-    rx.set_nonblocking(true).unwrap();
-    let tx = UdpSocket::bind("127.0.0.1:0").unwrap();
-    tx.connect(rx.local_addr().unwrap()).unwrap();
-    (rx, tx)
-  }
-
-  fn check_mode(mode: RecvMode) {
-    let (rx, tx) = pair();
-    let mut slab = RecvSlab::new(4, 8);
-    assert_eq!(slab.receive(rx.as_raw_fd(), mode, 0, 4).unwrap_err().kind(), io::ErrorKind::WouldBlock);
-    for msg in [&b"one"[..], b"", b"twelve bytes", b"four"] {
-      tx.send(msg).unwrap();
-    }
-    tx.send(b"fifth").unwrap();
-    let n = slab.receive(rx.as_raw_fd(), mode, 0, 4).unwrap();
-    assert_eq!(n, 4);
-    let b = slab.take(n);
-    assert_eq!(b.count, 4);
-    assert_eq!(b.data(), b"onetwelve bfour");
-    let l = MetaLayout { count: 4 };
-    let len = |i: usize| {
-      u32::from_ne_bytes(b.meta()[l.lengths() + 4 * i..l.lengths() + 4 * i + 4].try_into().unwrap())
-    };
-    assert_eq!([len(0), len(1), len(2), len(3)], [3, 0, 8, 4]);
-    assert_eq!(b.meta()[l.flags() + 2], FLAG_TRUNCATED, "12 bytes into an 8-byte slot is truncated");
-    assert_eq!(b.meta()[l.flags() + 3], 0);
-    let port = u16::from_ne_bytes([b.meta()[l.ports()], b.meta()[l.ports() + 1]]);
-    assert_eq!(port, tx.local_addr().unwrap().port());
-    assert_eq!(slab.receive(rx.as_raw_fd(), mode, 0, 4).unwrap(), 1, "the fifth is still queued");
-  }
-
-  #[test]
-  fn batched_receive_reports_lengths_truncation_and_sources() {
-    #[cfg(target_os = "linux")]
-    check_mode(RecvMode::Batched);
-  }
-
-  #[test]
-  fn portable_receive_reports_lengths_truncation_and_sources() {
-    check_mode(RecvMode::Portable);
-  }
-
-  #[cfg(target_os = "linux")]
-  #[test]
-  fn gro_receives_are_split_back_into_datagrams() {
-    use crate::send::{send, Packed, SendScratch};
-    use socket2::SockAddr;
-    let (rx, tx) = pair();
-    let one: libc::c_int = 1;
-    // SAFETY: passes a live c_int and its size.
-    let rc = unsafe {
-      libc::setsockopt(
-        rx.as_raw_fd(),
-        libc::SOL_UDP,
-        crate::linux::UDP_GRO,
-        &one as *const libc::c_int as *const libc::c_void,
-        4,
-      )
-    };
-    assert_eq!(rc, 0);
-    // 10 datagrams of 300 bytes and one of 120, sent as one GSO super-datagram.
-    let mut lens = vec![300u32; 10];
-    lens.push(120);
-    let data: Vec<u8> = (0..3120u32).map(|i| (i % 251) as u8).collect();
-    let dests = [SockAddr::from(rx.local_addr().unwrap())];
-    let p = Packed {
-      data: &data,
-      part_lens: &lens,
-      parts_per_msg: None,
-      dest_index: None,
-      dests: &dests,
-      source_index: None,
-      sources: &[],
-      tos: None,
-    };
-    let mut scratch = SendScratch::default();
-    scratch.gso = true;
-    let out = send(tx.as_raw_fd(), &p, 0, usize::MAX, true, &mut scratch);
-    assert_eq!((out.sent, out.gso_sends), (11, 1));
-    let mut slab = RecvSlab::with_gro(8, 2048, true);
-    std::thread::sleep(std::time::Duration::from_millis(50));
-    let n = slab.receive(rx.as_raw_fd(), RecvMode::Batched, 0, 8).unwrap();
-    let b = slab.take(n);
-    assert_eq!(n, 1, "one coalesced receive");
-    assert_eq!(b.gro_slots, 1);
-    assert_eq!(b.count, 11);
-    assert_eq!(b.data(), &data[..]);
-    let l = MetaLayout { count: 11 };
-    let len = |i: usize| {
-      u32::from_ne_bytes(b.meta()[l.lengths() + 4 * i..l.lengths() + 4 * i + 4].try_into().unwrap())
-    };
-    assert_eq!((0..11).map(len).collect::<Vec<_>>(), lens);
-    assert!(b.meta()[l.flags()..l.flags() + 11].iter().all(|&f| f & FLAG_TRUNCATED == 0));
-  }
-}

@@ -1,0 +1,101 @@
+//! Tests of the receive path over loopback: lengths, truncation, sources, GRO splitting.
+
+use super::*;
+use crate::batch::MetaLayout;
+use std::net::UdpSocket;
+use std::os::fd::AsRawFd;
+
+fn pair() -> (UdpSocket, UdpSocket) {
+  let rx = UdpSocket::bind("127.0.0.1:0").unwrap();
+  rx.set_nonblocking(true).unwrap();
+  let tx = UdpSocket::bind("127.0.0.1:0").unwrap();
+  tx.connect(rx.local_addr().unwrap()).unwrap();
+  (rx, tx)
+}
+
+fn check_mode(mode: RecvMode) {
+  let (rx, tx) = pair();
+  let mut slab = RecvSlab::new(4, 8);
+  assert_eq!(slab.receive(rx.as_raw_fd(), mode, 0, 4).unwrap_err().kind(), io::ErrorKind::WouldBlock);
+  for msg in [&b"one"[..], b"", b"twelve bytes", b"four"] {
+    tx.send(msg).unwrap();
+  }
+  tx.send(b"fifth").unwrap();
+  let n = slab.receive(rx.as_raw_fd(), mode, 0, 4).unwrap();
+  assert_eq!(n, 4);
+  let b = slab.take(n);
+  assert_eq!(b.count, 4);
+  assert_eq!(b.data(), b"onetwelve bfour");
+  let l = MetaLayout { count: 4 };
+  let len =
+    |i: usize| u32::from_ne_bytes(b.meta()[l.lengths() + 4 * i..l.lengths() + 4 * i + 4].try_into().unwrap());
+  assert_eq!([len(0), len(1), len(2), len(3)], [3, 0, 8, 4]);
+  assert_eq!(b.meta()[l.flags() + 2], FLAG_TRUNCATED, "12 bytes into an 8-byte slot is truncated");
+  assert_eq!(b.meta()[l.flags() + 3], 0);
+  let port = u16::from_ne_bytes([b.meta()[l.ports()], b.meta()[l.ports() + 1]]);
+  assert_eq!(port, tx.local_addr().unwrap().port());
+  assert_eq!(slab.receive(rx.as_raw_fd(), mode, 0, 4).unwrap(), 1, "the fifth is still queued");
+}
+
+#[test]
+fn batched_receive_reports_lengths_truncation_and_sources() {
+  #[cfg(target_os = "linux")]
+  check_mode(RecvMode::Batched);
+}
+
+#[test]
+fn portable_receive_reports_lengths_truncation_and_sources() {
+  check_mode(RecvMode::Portable);
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn gro_receives_are_split_back_into_datagrams() {
+  use crate::send::{send, Packed, SendScratch};
+  use socket2::SockAddr;
+  let (rx, tx) = pair();
+  let one: libc::c_int = 1;
+  // SAFETY: passes a live c_int and its size.
+  let rc = unsafe {
+    libc::setsockopt(
+      rx.as_raw_fd(),
+      libc::SOL_UDP,
+      crate::linux::UDP_GRO,
+      &one as *const libc::c_int as *const libc::c_void,
+      4,
+    )
+  };
+  assert_eq!(rc, 0);
+  // 10 datagrams of 300 bytes and one of 120, sent as one GSO super-datagram.
+  let mut lens = vec![300u32; 10];
+  lens.push(120);
+  let data: Vec<u8> = (0..3120u32).map(|i| (i % 251) as u8).collect();
+  let dests = [SockAddr::from(rx.local_addr().unwrap())];
+  let p = Packed {
+    data: &data,
+    part_lens: &lens,
+    parts_per_msg: None,
+    dest_index: None,
+    dests: &dests,
+    source_index: None,
+    sources: &[],
+    tos: None,
+  };
+  let mut scratch = SendScratch::default();
+  scratch.gso = true;
+  let out = send(tx.as_raw_fd(), &p, 0, usize::MAX, true, &mut scratch);
+  assert_eq!((out.sent, out.gso_sends), (11, 1));
+  let mut slab = RecvSlab::with_gro(8, 2048, true);
+  std::thread::sleep(std::time::Duration::from_millis(50));
+  let n = slab.receive(rx.as_raw_fd(), RecvMode::Batched, 0, 8).unwrap();
+  let b = slab.take(n);
+  assert_eq!(n, 1, "one coalesced receive");
+  assert_eq!(b.gro_slots, 1);
+  assert_eq!(b.count, 11);
+  assert_eq!(b.data(), &data[..]);
+  let l = MetaLayout { count: 11 };
+  let len =
+    |i: usize| u32::from_ne_bytes(b.meta()[l.lengths() + 4 * i..l.lengths() + 4 * i + 4].try_into().unwrap());
+  assert_eq!((0..11).map(len).collect::<Vec<_>>(), lens);
+  assert!(b.meta()[l.flags()..l.flags() + 11].iter().all(|&f| f & FLAG_TRUNCATED == 0));
+}
