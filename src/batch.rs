@@ -21,7 +21,8 @@
 //! | source addresses | u8[16n]   | 32n    | 16n   |
 //! | local addresses  | u8[16n]   | 48n    | 16n   |
 //!
-//! `lib/batch.js` reads the same layout; the two must change together.
+//! `lib/batch.js` reads these offsets (as multiples of `n`) and the flags from the exported
+//! `batchLayout()` (`native::dispatch`), so this file is the one place the layout is written.
 
 use crate::addr::CompactAddr;
 
@@ -39,46 +40,60 @@ pub const FLAG_TOS: u8 = 8;
 /// Where each section of the metadata starts, for `n` datagrams.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct MetaLayout {
+  /// Datagrams in the batch.
   pub count: usize,
 }
 
 impl MetaLayout {
+  /// Receive timestamps, u64 nanoseconds.
   pub fn timestamps(&self) -> usize {
     0
   }
+  /// Payload lengths, u32.
   pub fn lengths(&self) -> usize {
     8 * self.count
   }
+  /// Payload offsets, u32.
   pub fn offsets(&self) -> usize {
     12 * self.count
   }
+  /// IPv6 scope ids, u32.
   pub fn scopes(&self) -> usize {
     16 * self.count
   }
+  /// Interface indexes, u32.
   pub fn ifindexes(&self) -> usize {
     20 * self.count
   }
+  /// Source ports, u16.
   pub fn ports(&self) -> usize {
     24 * self.count
   }
+  /// Source families, u8.
   pub fn families(&self) -> usize {
     26 * self.count
   }
+  /// Flag bits (`FLAG_*`), u8.
   pub fn flags(&self) -> usize {
     27 * self.count
   }
+  /// TOS / traffic class bytes, u8.
   pub fn tos(&self) -> usize {
     28 * self.count
   }
+  /// Local address families, u8.
   pub fn local_families(&self) -> usize {
     29 * self.count
   }
+  /// Source addresses, 16 bytes each.
   pub fn addresses(&self) -> usize {
     32 * self.count
   }
+  /// Local addresses, 16 bytes each.
   pub fn local_addresses(&self) -> usize {
     48 * self.count
   }
+  /// Metadata bytes in all (where the payloads start).
   pub fn total(&self) -> usize {
     META_BYTES_PER_DATAGRAM * self.count
   }
@@ -93,16 +108,20 @@ pub struct Extra {
   pub timestamp_ns: u64,
   /// TOS (IPv4) or traffic class (IPv6) byte; ECN is its low two bits.
   pub tos: u8,
-  /// The address the datagram was sent to, and the interface it arrived on.
+  /// The address the datagram was sent to.
   pub local: CompactAddr,
+  /// The interface it arrived on.
   pub ifindex: u32,
 }
 
 /// A received batch ready to hand to JS: metadata (`meta_len` bytes) then payloads.
 #[derive(Debug, Default)]
 pub struct RawBatch {
+  /// Metadata then payloads.
   pub bytes: Vec<u8>,
+  /// Bytes of metadata at the start of `bytes`.
   pub meta_len: usize,
+  /// Datagrams in the batch.
   pub count: u32,
   /// Kernel's cumulative drop counter (`SO_RXQ_OVFL`) as of this batch, if enabled.
   pub kernel_drops: Option<u64>,

@@ -23,7 +23,9 @@ pub const CODE_CLOSED: &str = "UDP_MMSG_CLOSED";
 /// An operating-system error with the syscall that produced it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct OsError {
+  /// The errno (positive).
   pub errno: i32,
+  /// The system call that failed.
   pub syscall: &'static str,
 }
 
@@ -42,9 +44,23 @@ impl OsError {
 #[derive(Debug)]
 pub enum NativeError {
   /// A system call failed.
-  Os { errno: i32, syscall: &'static str, detail: String },
+  Os {
+    /// The errno (positive).
+    errno: i32,
+    /// The system call that failed.
+    syscall: &'static str,
+    /// What it was doing (the option, the address); may be empty.
+    detail: String,
+  },
   /// An argument the JS layer should already have rejected (defence in depth).
-  Arg { argument: &'static str, index: Option<u32>, reason: String },
+  Arg {
+    /// The argument as JS names it (`destination`, `batchSize`, ...).
+    argument: &'static str,
+    /// The entry of the destination or source table, for those.
+    index: Option<u32>,
+    /// Why it was refused, as human text.
+    reason: String,
+  },
   /// The socket was used after `close()`.
   Closed,
   /// A failure of napi itself (creating the threadsafe function, ...): thrown as napi makes it.

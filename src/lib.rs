@@ -2,7 +2,9 @@
 //!
 //! One module per concern: `socket` creates and configures, `recv` and `send` move batches,
 //! `io` runs the per-socket poll thread, `batch` is the wire format to JS, `addr` and `cmsg`
-//! convert addresses and control messages, `native` is the napi class.
+//! convert addresses and control messages, `error` the errors thrown to JS, `native` the napi
+//! class. Modules over ~400 lines are directories split the same way (`native/`, `send/`,
+//! `io/`, `recv/`), with their unit tests, if any, in a `tests.rs` beside them.
 
 #![deny(clippy::all)]
 #![warn(clippy::undocumented_unsafe_blocks)]

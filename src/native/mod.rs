@@ -86,6 +86,12 @@ impl Drop for Open {
 }
 
 /// One UDP socket owned by Rust. Use the `UdpSocket` class from the package instead.
+///
+/// Every error its methods throw is an `Error` with a `code`:
+/// - `'UDP_MMSG_OS'`: a system call failed; `errno` (positive), `syscall`, `detail` (may be '').
+/// - `'UDP_MMSG_ARG'`: an argument was refused; `argument` (`'destination'`, `'batchSize'`, ...),
+///   `index` (the destination or source table entry, otherwise undefined), `reason`.
+/// - `'UDP_MMSG_CLOSED'`: the socket was used after `close()`.
 #[napi]
 pub struct NativeSocket {
   /// Shared with the environment cleanup hook, which closes the socket on worker teardown.

@@ -28,6 +28,7 @@ pub const UIO_MAXIOV: usize = 1024;
 
 /// Datagrams to send, borrowed from JS for the duration of one call.
 pub struct Packed<'a> {
+  /// Every part of every datagram, back to back.
   pub data: &'a [u8],
   /// Length of every part, in order.
   pub part_lens: &'a [u32],
@@ -36,10 +37,12 @@ pub struct Packed<'a> {
   /// Index into `dests` for each datagram; `None` means every datagram goes to `dests[0]`
   /// (or to the connected peer when `dests` is empty).
   pub dest_index: Option<&'a [u32]>,
+  /// The destination table (already converted to socket addresses).
   pub dests: &'a [SockAddr],
   /// Per datagram: index into `sources` + 1 of the source address to send from
   /// (`IP_PKTINFO`/`IPV6_PKTINFO`), 0 for the socket's default. `None`: all default.
   pub source_index: Option<&'a [u32]>,
+  /// The source address table.
   pub sources: &'a [std::net::IpAddr],
   /// Per datagram: TOS / traffic class byte, or -1 for the socket's default. `None`: all default.
   pub tos: Option<&'a [i32]>,
