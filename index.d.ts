@@ -9,7 +9,15 @@
  */
 export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-wasip1'
 
-/** One UDP socket owned by Rust. Use the `UdpSocket` class from the package instead. */
+/**
+ * One UDP socket owned by Rust. Use the `UdpSocket` class from the package instead.
+ *
+ * Every error its methods throw is an `Error` with a `code`:
+ * - `'UDP_MMSG_OS'`: a system call failed; `errno` (positive), `syscall`, `detail` (may be '').
+ * - `'UDP_MMSG_ARG'`: an argument was refused; `argument` (`'destination'`, `'batchSize'`, ...),
+ *   `index` (the destination or source table entry, otherwise undefined), `reason`.
+ * - `'UDP_MMSG_CLOSED'`: the socket was used after `close()`.
+ */
 export declare class NativeSocket {
   /** The local address the socket is bound to (the real port when bound to port 0). */
   localAddress(): AddressInfo
