@@ -1,5 +1,5 @@
 // What the udp-mmsg/dgram facade does on top of (or differently from) node:dgram: batching,
-// udp-mmsg options, and the intentional differences listed in the README.
+// udp-mmsg options, and the intentional differences listed in docs/migrating-from-dgram.md.
 import test from 'ava'
 import { UdpSocket } from '../lib/index.js'
 import { createSocket, Socket } from '../lib/dgram.js'

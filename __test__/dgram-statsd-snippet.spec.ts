@@ -1,4 +1,4 @@
-// The README's node:dgram StatsD snippet runs unchanged on udp-mmsg/dgram except for its import
+// The node:dgram StatsD snippet of docs/migrating-from-dgram.md runs unchanged on udp-mmsg/dgram except for its import
 // line: the test loads the snippet from a fixture, swaps only that line, runs both versions
 // (and the original on node:dgram) and checks their counters against the load it sends.
 import test from 'ava'
@@ -10,7 +10,7 @@ import { withTimeout } from './dgram-harness.js'
 
 const ROOT = join(__dirname, '..')
 const SNIPPETS = join(__dirname, 'fixtures', 'esm-cjs-snippets')
-const DOC = join(ROOT, 'README.md')
+const DOC = join(ROOT, 'docs', 'migrating-from-dgram.md')
 
 const VARIANTS = {
   cjs: { file: 'statsd-dgram.cjs', from: "const dgram = require('node:dgram')", to: "const dgram = require('udp-mmsg/dgram')" },
@@ -94,8 +94,8 @@ for (const [name, v] of Object.entries(VARIANTS)) {
   })
 }
 
-test('the README shows the same snippet', (t) => {
+test('docs/migrating-from-dgram.md shows the same snippet', (t) => {
   const doc = readFileSync(DOC, 'utf8')
   const body = readFileSync(join(SNIPPETS, VARIANTS.cjs.file), 'utf8').trim()
-  t.true(doc.includes(body), 'README.md contains __test__/fixtures/esm-cjs-snippets/statsd-dgram.cjs verbatim')
+  t.true(doc.includes(body), 'docs/migrating-from-dgram.md contains __test__/fixtures/esm-cjs-snippets/statsd-dgram.cjs verbatim')
 })
