@@ -9,7 +9,7 @@ import * as path from 'node:path'
 import { Worker } from 'node:worker_threads'
 import { UdpSocket } from '../lib/index.js'
 import type { Batch, ErrnoError } from '../lib/index.js'
-import { Collector, FIXTURES, V4, V6, caught, openLo, owned, portOf, range, settleOwned, sleep, ticks, waitUntil } from './helpers.js'
+import { Collector, FIXTURES, V4, V6, caught, openLo, owned, ownedBaseline, ownedReaches, portOf, range, settleOwned, sleep, ticks, waitUntil } from './helpers.js'
 
 /** A loopback port nobody listens on (bound, read, closed; the kernel will not reuse it at once). */
 function deadPort(family: 4 | 6 = 4): number {
@@ -478,7 +478,7 @@ test.serial('1000 sockets opened and closed in a loop: sockets, eventfds and I/O
   t.timeout(120_000)
   const tx = openLo(t, 4)
   await ticks(10)
-  const base = owned()
+  const base = await ownedBaseline()
   let received = 0
   for (let i = 0; i < 1000; i++) {
     const s = UdpSocket.bindSync({ address: i % 2 ? V4 : V6, port: 0, portable: i % 5 === 0 })
@@ -503,9 +503,9 @@ test.serial('close() releases all of its fds before it returns (no fd accumulate
   // eventfd stayed open until napi finalized the callback on a later turn of the event loop; a
   // synchronous open/close loop of ~1000 sockets then failed with EMFILE.
   await ticks(10)
-  const base = owned()
+  const base = await ownedBaseline()
   const open = UdpSocket.bindSync({ address: V4, port: 0 })
-  const whileOpen = owned()
+  const whileOpen = owned() // (its fds exist when bind returns; its thread may not be named yet)
   open.close()
   t.deepEqual(
     [whileOpen.udpSockets - base.udpSockets, whileOpen.eventfds - base.eventfds],
@@ -527,7 +527,7 @@ test.serial('close() releases all of its fds before it returns (no fd accumulate
 test.serial('200 sockets open at once (with traffic), then all closed: sockets, eventfds and threads back to the baseline', async (t) => {
   t.timeout(120_000)
   await ticks(10)
-  const base = owned()
+  const base = await ownedBaseline()
   const socks: UdpSocket[] = []
   let received = 0
   try {
@@ -537,7 +537,7 @@ test.serial('200 sockets open at once (with traffic), then all closed: sockets, 
       socks.push(s)
     }
     t.deepEqual(
-      owned(),
+      await ownedReaches({ udpSockets: base.udpSockets + 200, eventfds: base.eventfds + 200, ioThreads: base.ioThreads + 200 }),
       { udpSockets: base.udpSockets + 200, eventfds: base.eventfds + 200, ioThreads: base.ioThreads + 200 },
       'one UDP socket, eventfd and I/O thread per socket',
     )
@@ -557,7 +557,7 @@ test.serial('worker.terminate() while its socket receives: the main process is u
   t.timeout(120_000)
   const tx = openLo(t, 4)
   await ticks(10)
-  const base = owned()
+  const base = await ownedBaseline()
   for (let round = 0; round < 5; round++) {
     const w = new Worker(
       `const path = require('node:path')
@@ -590,6 +590,7 @@ test.serial('worker.terminate() while its socket receives: the main process is u
     })()
     const wasReceiving = await Promise.race([receiving, sleep(20_000).then(() => false)])
     t.true(wasReceiving, `round ${round}: the worker was receiving when terminated`)
+    await waitUntil(() => owned().ioThreads >= base.ioThreads + 3, 10_000)
     const during = owned()
     t.true(
       during.udpSockets >= base.udpSockets + 3 && during.ioThreads >= base.ioThreads + 3,

@@ -13,7 +13,7 @@ import * as net from 'node:net'
 import fc from 'fast-check'
 import { UdpSocket } from '../lib/index.js'
 import type { Batch, OutgoingMessage } from '../lib/index.js'
-import { V4, V6, owned, portOf, settleOwned, sleep, ticks, waitUntil } from './helpers.js'
+import { V4, V6, owned, ownedBaseline, portOf, settleOwned, sleep, ticks, waitUntil } from './helpers.js'
 
 const BASE_SEED = process.env.FUZZ_SEED !== undefined ? Number(process.env.FUZZ_SEED) : 20261123
 
@@ -375,7 +375,7 @@ test.serial('after many random sequences, UDP sockets, eventfds and I/O threads 
   // runner opens and closes its own files meanwhile. Every test of this file is serial, so
   // nothing else opens sockets meanwhile.
   await ticks(10)
-  const base = owned()
+  const base = await ownedBaseline()
   await check(
     t,
     fc.asyncProperty(fc.array(opArb, { minLength: 1, maxLength: 25, size: 'max' }), (ops) => runSequence(ops)),

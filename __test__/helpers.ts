@@ -307,6 +307,26 @@ export function owned(): Owned {
 
 const sameOwned = (a: Owned, b: Owned) => a.udpSockets === b.udpSockets && a.eventfds === b.eventfds && a.ioThreads === b.ioThreads
 
+/**
+ * owned() for a baseline: first waits (bounded) until every UDP socket open in this process has
+ * its I/O thread named. A socket's I/O thread names itself once it runs, which can be after
+ * bind() returned: a baseline taken too early misses it, and its thread later looks like a
+ * leak. Only for tests whose open UDP sockets are all udp-mmsg sockets (no node:dgram).
+ */
+export async function ownedBaseline(timeoutMs = 10_000): Promise<Owned> {
+  await waitUntil(() => {
+    const o = owned()
+    return o.ioThreads === o.udpSockets
+  }, timeoutMs, 5)
+  return owned()
+}
+
+/** Waits (bounded) until owned() equals `want`; returns the last counts (the caller asserts). */
+export async function ownedReaches(want: Owned, timeoutMs = 10_000): Promise<Owned> {
+  await waitUntil(() => sameOwned(owned(), want), timeoutMs, 10)
+  return owned()
+}
+
 /** Waits (bounded) until owned() is back to `base`; returns the last counts (the caller asserts). */
 export async function settleOwned(base: Owned, timeoutMs = 10_000): Promise<Owned> {
   await waitUntil(() => sameOwned(owned(), base), timeoutMs, 10)
