@@ -638,7 +638,7 @@ for (const [mode, expectedCode] of [
 // ---- garbage collection --------------------------------------------------------------------------
 
 for (const mode of ['reading', 'idle']) {
-  test(`GC of unreferenced, unref()'d open sockets (${mode}) closes them: fds and threads back to baseline`, async (t) => {
+  test(`GC of unreferenced, unref()'d open sockets (${mode}) closes them: sockets, eventfds and threads back to baseline`, async (t) => {
     const r = await run(t, process.execPath, ['--expose-gc', fixture('reliability-gc.js'), mode, '4'], 60_000)
     t.is(r.code, 0, r.stderr)
     t.is(r.signal, null)
@@ -646,8 +646,12 @@ for (const mode of ['reading', 'idle']) {
     t.truthy(j, r.stderr)
     t.is(j.error, undefined)
     t.true(j.collected, 'every WeakRef cleared')
-    t.is(j.open.threads, j.base.threads + 4, 'the sockets were really open (one I/O thread each)')
-    t.deepEqual(j.after, j.base, 'fds and threads back to the baseline after collection')
+    t.deepEqual(
+      j.open,
+      { udpSockets: j.base.udpSockets + 4, eventfds: j.base.eventfds + 4, ioThreads: j.base.ioThreads + 4 },
+      'the sockets were really open (a UDP socket, an eventfd and an I/O thread each)',
+    )
+    t.deepEqual(j.after, j.base, 'UDP sockets, eventfds and I/O threads back to the baseline after collection')
   })
 }
 

@@ -2,10 +2,10 @@
 // ::1) and closed in t.teardown; every wait is bounded in count and time.
 import type { ExecutionContext } from 'ava'
 import { spawn, type ChildProcess } from 'node:child_process'
-import * as fs from 'node:fs'
 import * as path from 'node:path'
 import { UdpSocket, Batch } from '../lib/index.js'
 import type { BindOptions, OutgoingMessage } from '../lib/index.js'
+import { owned, type Owned } from './fixtures/owned.js'
 
 export { UdpSocket, Batch }
 
@@ -246,64 +246,10 @@ export async function caught(fn: () => unknown): Promise<any> {
 
 // ---- what the package owns: sockets, eventfds, I/O threads -------------------------------------
 
-/**
- * The kernel resources of this process that udp-mmsg (or a test's own UDP sockets) holds: UDP
- * socket fds, eventfds (each socket's wake-up fd), and threads named `udp-mmsg-io` (each
- * socket's I/O thread). Counting all of /proc/self/fd instead also counts what the test runner
- * opens and closes meanwhile (the TypeScript loader's cache files, ava's pipes), which made
- * fd baselines flaky. A leaked socket still shows (one more UDP socket, eventfd and thread).
- */
-export interface Owned {
-  udpSockets: number
-  eventfds: number
-  ioThreads: number
-}
-
-function udpInodes(): Set<string> {
-  const inodes = new Set<string>()
-  for (const file of ['/proc/net/udp', '/proc/net/udp6']) {
-    let text: string
-    try {
-      text = fs.readFileSync(file, 'utf8')
-    } catch {
-      continue // no IPv6 in this kernel
-    }
-    for (const line of text.split('\n').slice(1)) {
-      const cols = line.trim().split(/\s+/)
-      if (cols.length > 9) inodes.add(cols[9])
-    }
-  }
-  return inodes
-}
-
-export function owned(): Owned {
-  // The fds first, then the socket table: a socket open when its fd was read is in the table.
-  const targets: string[] = []
-  for (const fd of fs.readdirSync('/proc/self/fd')) {
-    try {
-      targets.push(fs.readlinkSync(`/proc/self/fd/${fd}`))
-    } catch {
-      // closed meanwhile (e.g. the directory fd readdirSync used)
-    }
-  }
-  const inodes = udpInodes()
-  let udpSockets = 0
-  let eventfds = 0
-  for (const target of targets) {
-    const m = /^socket:\[(\d+)\]$/.exec(target)
-    if (m && inodes.has(m[1])) udpSockets++
-    else if (target === 'anon_inode:[eventfd]') eventfds++
-  }
-  let ioThreads = 0
-  for (const tid of fs.readdirSync('/proc/self/task')) {
-    try {
-      if (fs.readFileSync(`/proc/self/task/${tid}/comm`, 'utf8').trim() === 'udp-mmsg-io') ioThreads++
-    } catch {
-      // the thread ended meanwhile
-    }
-  }
-  return { udpSockets, eventfds, ioThreads }
-}
+// owned(): the UDP socket fds, eventfds and udp-mmsg-io threads of this process (see
+// fixtures/owned.js, shared with the fixtures that count in child processes).
+export { owned }
+export type { Owned }
 
 const sameOwned = (a: Owned, b: Owned) => a.udpSockets === b.udpSockets && a.eventfds === b.eventfds && a.ioThreads === b.ioThreads
 
