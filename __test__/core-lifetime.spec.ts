@@ -3,7 +3,7 @@ import test from 'ava'
 import * as path from 'node:path'
 import { Worker } from 'node:worker_threads'
 import { UdpSocket } from '../lib/index.js'
-import { Collector, FIXTURES, V4, caught, exitWithin, openLo, portOf, range, runFixture, sleep, ticks, waitUntil } from './helpers.js'
+import { Collector, FIXTURES, V4, caught, exitWithin, openLo, owned, ownedBaseline, portOf, range, runFixture, settleOwned, sleep, ticks, waitUntil } from './helpers.js'
 
 // ---- close -------------------------------------------------------------------------------
 
@@ -224,8 +224,12 @@ test('a worker thread binds, receives datagrams sent from the main thread, repor
   t.deepEqual(errors, [])
 })
 
-test('worker.terminate() while its socket is receiving does not crash the main process', async (t) => {
+// Serial (ava runs serial tests before the concurrent ones, alone): the baselines of what the
+// package owns (helpers.owned()) are not disturbed by other tests' sockets.
+test.serial('worker.terminate() while its socket is receiving does not crash the main process and leaves nothing open', async (t) => {
   const tx = openLo(t, 4)
+  await ticks(10)
+  const base = await ownedBaseline()
   for (let round = 0; round < 3; round++) {
     const w = new Worker(path.join(FIXTURES, 'worker.js'), { workerData: { mode: 'forever' } })
     t.teardown(() => w.terminate())
@@ -242,12 +246,14 @@ test('worker.terminate() while its socket is receiving does not crash the main p
       }
     })()
     await receiving
+    t.true(await waitUntil(() => owned().ioThreads === base.ioThreads + 1, 10_000), `round ${round}: the worker's socket is open (its I/O thread runs)`)
     const code = await w.terminate()
     stop = true
     await flood
-    t.is(typeof code, 'number', `round ${round}: terminate resolved`)
+    t.is(code, 1, `round ${round}: terminate() resolves with exit code 1 (terminated, not ended by itself)`)
     t.deepEqual(errors, [], `round ${round}: no worker error`)
   }
+  t.deepEqual(await settleOwned(base), base, "the terminated workers' sockets, eventfds and I/O threads are gone")
   // The main process still works: a round trip on fresh sockets.
   const rx = openLo(t, 4)
   const c = new Collector(rx)
@@ -256,12 +262,23 @@ test('worker.terminate() while its socket is receiving does not crash the main p
   t.deepEqual(c.texts(), range(0, 10).map((i) => `after ${i}`))
 })
 
-test('worker.terminate() with an open, idle socket in the worker ends the worker', async (t) => {
+test.serial('worker.terminate() with an open, idle socket in the worker ends the worker and closes the socket', async (t) => {
+  await ticks(10)
+  const base = await ownedBaseline()
   const w = new Worker(path.join(FIXTURES, 'worker.js'), { workerData: { mode: 'forever' } })
   t.teardown(() => w.terminate())
-  await nextMessage(w, (m) => typeof m.port === 'number')
+  let exitCode: number | undefined
+  w.once('exit', (c) => (exitCode = c))
+  const { port } = await nextMessage(w, (m) => typeof m.port === 'number')
+  t.is(owned().udpSockets, base.udpSockets + 1, "the worker's socket is open")
   const code = await w.terminate()
-  t.is(typeof code, 'number')
+  t.is(code, 1, 'terminate() resolves with exit code 1')
+  t.true(await waitUntil(() => exitCode !== undefined, 10_000), "the worker emitted 'exit'")
+  t.is(exitCode, 1)
+  t.deepEqual(await settleOwned(base), base, "the worker's socket, eventfd and I/O thread are gone")
+  // Its port is free again: the socket was really closed, not just forgotten.
+  const again = openLo(t, 4, { port })
+  t.is(portOf(again), port)
 })
 
 test('a receive error still pending at close is dropped: recvBatch and iterators then report the close', async (t) => {

@@ -40,7 +40,8 @@ async function runSnippet(code: string, esm: boolean): Promise<Record<string, nu
     await withTimeout(
       new Promise<void>((resolve, reject) => {
         let buf = ''
-        child.on('exit', (c) => reject(new Error(`snippet exited (${c}): ${stderr}`)))
+        // 'close', not 'exit': only then are stdout (maybe the last totals) and stderr read to the end.
+        child.on('close', (c) => reject(new Error(`snippet exited (${c}): ${stderr}`)))
         child.stdout.on('data', (d) => {
           buf += d
           let nl

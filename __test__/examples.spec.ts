@@ -1,11 +1,14 @@
-// The ingestion examples: each runs briefly through its npm script with its built-in loopback
-// generator, and its output must match the load it generated. No timing assertions: rates are
-// only checked to be printed, and counts are checked against what was actually sent.
+// The ingestion examples: each runs briefly (its npm script's command) either with its built-in
+// loopback generator, or listening while the test sends a load of its own, in which case every
+// count, sum and checksum is compared with what the test sent (not with totals the example
+// derives from the same numbers). No timing assertions: rates are only checked to be printed.
 import test from 'ava'
 import { spawn } from 'node:child_process'
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { UdpSocket } from '../lib/index.js'
+import { range } from './helpers.js'
 
 const ROOT = join(__dirname, '..')
 const { Aggregator } = require('../examples/statsd-server.js')
@@ -35,10 +38,78 @@ function runScript(script: string, args: string[], timeoutMs = 90_000): Promise<
   })
 }
 
+/** A running example: its output so far, a bounded wait for a stdout line, and its end. */
+interface Live {
+  stdoutLines: () => any[]
+  stderr: () => string
+  /** Waits (bounded) until a JSON stdout line satisfies `pred`; returns it or undefined. */
+  waitJson: (pred: (o: any) => boolean, timeoutMs?: number) => Promise<any>
+  /** Waits (bounded) until stderr matches `re`; returns the match or null. */
+  waitStderr: (re: RegExp, timeoutMs?: number) => Promise<RegExpExecArray | null>
+  /** SIGTERM (the examples stop cleanly on it), then the exit code once all output was read ('close'). */
+  stop: () => Promise<{ code: number | null; stdout: string; stderr: string }>
+}
+
+/**
+ * Starts the command of the npm script `script` (which must be `node <file>`: run directly, so
+ * SIGTERM reaches the example itself, not npm) in its own process group, killed at teardown if
+ * still running.
+ */
+function startScript(t: any, script: string, args: string[]): Live {
+  const command = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')).scripts[script] as string
+  const file = /^node (\S+)$/.exec(command)
+  if (!file) throw new Error(`npm script ${script} is not "node <file>": ${command}`)
+  const child = spawn(process.execPath, [file[1], ...args], { cwd: ROOT, detached: true, stdio: ['ignore', 'pipe', 'pipe'] })
+  let stdout = ''
+  let stderr = ''
+  let closed = false
+  child.stdout.on('data', (d) => (stdout += d))
+  child.stderr.on('data', (d) => (stderr += d))
+  const done = new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) =>
+    child.on('close', (code) => {
+      closed = true
+      resolve({ code, stdout, stderr })
+    }),
+  )
+  const group = (signal: NodeJS.Signals) => {
+    try {
+      process.kill(-child.pid!, signal)
+    } catch {
+      // gone
+    }
+  }
+  t.teardown(() => {
+    if (!closed) group('SIGKILL')
+  })
+  const waitFor = async <T>(probe: () => T | undefined, timeoutMs: number): Promise<T | undefined> => {
+    const deadline = Date.now() + timeoutMs
+    for (;;) {
+      const v = probe()
+      if (v !== undefined || closed || Date.now() > deadline) return v
+      await new Promise((r) => setTimeout(r, 20))
+    }
+  }
+  return {
+    stdoutLines: () => jsonLines(stdout),
+    stderr: () => stderr,
+    waitJson: (pred, timeoutMs = 30_000) => waitFor(() => jsonLines(stdout).find(pred), timeoutMs),
+    waitStderr: async (re, timeoutMs = 30_000) => (await waitFor(() => re.exec(stderr) ?? undefined, timeoutMs)) ?? null,
+    stop: async () => {
+      child.kill('SIGTERM')
+      let timer: NodeJS.Timeout | undefined
+      const r = await Promise.race([done, new Promise<null>((resolve) => (timer = setTimeout(() => resolve(null), 30_000)))])
+      clearTimeout(timer)
+      if (r) return r
+      group('SIGKILL')
+      return done
+    },
+  }
+}
+
 const jsonLines = (text: string) =>
   text
     .split('\n')
-    .filter((l) => l.startsWith('{'))
+    .filter((l) => l.startsWith('{') && l.endsWith('}'))
     .map((l) => JSON.parse(l))
 
 test('statsd-server: --generate load is aggregated exactly (counters, sample rates, timers, gauges)', async (t) => {
@@ -77,6 +148,47 @@ test('statsd-server: --generate load is aggregated exactly (counters, sample rat
     if (tm.count >= 10) t.is(f.sets['gen.users'], 10)
   }
   if (n === summary.generated) t.is(summary.gauges['gen.queue'], (n - 1) % 50, 'the last gauge value wins')
+})
+
+test('statsd-server: a load the test sends itself is aggregated exactly (counters, sample rates, timers, gauges, sets, bad lines)', async (t) => {
+  const app = startScript(t, 'example:statsd', ['--port', '0', '--interval', '200', '--json'])
+  const m = await app.waitStderr(/statsd: listening on 127\.0\.0\.1:(\d+)/)
+  t.truthy(m, `the server listens (stderr: ${app.stderr()})`)
+  if (!m) return
+  const port = Number(m[1])
+  const tx = await UdpSocket.bind({ address: '127.0.0.1' })
+  t.teardown(() => tx.close())
+  // D datagrams; datagram i carries 5 lines (one of them bad when i % 10 === 0).
+  const D = 600
+  const datagram = (i: number) =>
+    [`t.hits:${i % 7}|c`, `t.half:1|c|@0.5`, `t.lat:${i % 100}|ms`, `t.level:${i}|g`, i % 10 === 0 ? 'not a metric' : `t.users:u${i % 13}|s`].join('\n')
+  let sent = 0
+  for (let i = 0; i < D; i += 50) {
+    sent += await tx.sendBatch(range(i, i + 50).map((k) => ({ data: datagram(k), address: '127.0.0.1', port })))
+    // Flow control: wait until the server's flushes account for what was sent (bounded).
+    await app.waitJson(() => app.stdoutLines().filter((o) => o.type === 'flush').reduce((a, o) => a + o.datagrams, 0) >= sent, 20_000)
+  }
+  t.is(sent, D)
+  const r = await app.stop()
+  t.is(r.code, 0, r.stderr)
+  const summary = jsonLines(r.stdout).find((o) => o.type === 'summary')
+  t.truthy(summary, r.stdout)
+  // Everything below is computed from what the test sent.
+  let hits = 0
+  for (let i = 0; i < D; i++) hits += i % 7
+  const bad = range(0, D).filter((i) => i % 10 === 0).length
+  t.is(summary.kernelDrops, 0)
+  t.is(summary.datagrams, D)
+  t.is(summary.truncated, 0)
+  t.is(summary.lines, 5 * D)
+  t.is(summary.badLines, bad)
+  t.is(summary.counters['t.hits'], hits)
+  t.is(summary.counters['t.half'], 2 * D, '|@0.5 counts double')
+  t.is(summary.timerCounts['t.lat'], D)
+  t.is(summary.gauges['t.level'], D - 1, 'the last gauge value sent wins')
+  const flushes = jsonLines(r.stdout).filter((o) => o.type === 'flush')
+  const sets = flushes.filter((f) => f.sets['t.users'] !== undefined).map((f) => f.sets['t.users'])
+  t.true(sets.length >= 1 && sets.every((n) => n >= 1 && n <= 13), `set sizes per flush ${sets}`)
 })
 
 test('statsd-server: the line parser (unit)', (t) => {
@@ -190,26 +302,50 @@ test('syslog-collector: the parser on the RFC examples (unit)', (t) => {
   t.like(p('<999>1 x'), { protocol: 'invalid' })
 })
 
-test('reuseport-ingester: workers on one port each get datagrams, and their totals add up', async (t) => {
-  const r = await runScript('example:reuseport', ['--port', '0', '--workers', '2', '--duration', '2', '--generate', '4000', '--json'])
+test('reuseport-ingester: each flow the test sends lands whole on one worker; the worker counts and checksums match what was sent', async (t) => {
+  const app = startScript(t, 'example:reuseport', ['--port', '0', '--workers', '2', '--json'])
+  const m = await app.waitStderr(/reuseport: 2 workers on 127\.0\.0\.1:(\d+)/)
+  t.truthy(m, `the workers listen (stderr: ${app.stderr()})`)
+  if (!m) return
+  const port = Number(m[1])
+  // 32 flows (source sockets), PER datagrams each. The workers sum the u32 LE at the start of
+  // each datagram: flow f's first datagram carries 2 ** f, the others 0, so a worker's checksum
+  // is the bit set of the flows it received and its count must be PER times their number.
+  const FLOWS = 32
+  const PER = 40
+  const flows: UdpSocket[] = []
+  t.teardown(() => flows.forEach((s) => s.close()))
+  for (let f = 0; f < FLOWS; f++) flows.push(await UdpSocket.bind({ address: '127.0.0.1' }))
+  const datagram = (f: number, j: number) => {
+    const b = Buffer.alloc(64, f)
+    b.writeUInt32LE(j === 0 ? 2 ** f : 0, 0)
+    return b
+  }
+  let sent = 0
+  for (let j = 0; j < PER; j += 10) {
+    const counts = await Promise.all(flows.map((s, f) => s.sendBatch(range(j, j + 10).map((k) => ({ data: datagram(f, k), address: '127.0.0.1', port })))))
+    sent += counts.reduce((a, b) => a + b, 0)
+    // Flow control: wait until the workers' reports account for what was sent (bounded).
+    await app.waitJson((o) => o.type === 'stats' && o.total >= sent, 20_000)
+  }
+  t.is(sent, FLOWS * PER)
+  const r = await app.stop()
   t.is(r.code, 0, r.stderr)
-  t.regex(r.stderr, /reuseport: 2 workers on 127\.0\.0\.1:\d+/)
   t.regex(r.stderr, /\[\s*\d+ s\]\s+[\d,]+ datagrams\/s\s+total [\d,]+\s+\| w0 [\d,]+\/s\s+w1 [\d,]+\/s/, 'live rate line')
-  const out = jsonLines(r.stdout)
-  const summary = out.find((o) => o.type === 'summary')
-  t.truthy(summary)
-  t.log(`generated ${summary.generated}, per worker ${summary.workers.map((w: any) => w.datagrams).join(' + ')} = ${summary.total}, drops ${summary.kernelDrops}`)
+  const summary = jsonLines(r.stdout).find((o) => o.type === 'summary')
+  t.truthy(summary, r.stdout)
+  t.is(summary.port, port)
   t.is(summary.workers.length, 2)
-  for (const w of summary.workers) t.true(w.datagrams > 0, `worker ${w.id} got datagrams (32 flows over 2 sockets)`)
-  t.is(
-    summary.workers.reduce((a: number, w: any) => a + w.datagrams, 0),
-    summary.total,
-  )
-  t.is(
-    summary.workers.reduce((a: number, w: any) => (a + w.checksum) % 0x100000000, 0),
-    summary.checksum,
-  )
-  t.true(summary.total > 0 && summary.total <= summary.generated)
-  if (summary.total === summary.generated) t.is(summary.checksum, summary.generatedChecksum, 'every datagram counted once')
-  t.true(out.filter((o) => o.type === 'stats').length >= 1)
+  const popcount = (x: number) => x.toString(2).split('').filter((c) => c === '1').length
+  const [w0, w1] = summary.workers
+  t.log(`flows per worker: ${popcount(w0.checksum)} + ${popcount(w1.checksum)}; datagrams ${w0.datagrams} + ${w1.datagrams}; drops ${summary.kernelDrops}`)
+  t.is(summary.kernelDrops, 0)
+  t.is((w0.checksum | w1.checksum) >>> 0, 0xffffffff, 'every flow the test sent arrived')
+  t.is((w0.checksum & w1.checksum) >>> 0, 0, 'no flow was split over both workers (SO_REUSEPORT balances by flow)')
+  for (const w of [w0, w1]) {
+    t.true(w.checksum !== 0, `worker ${w.id} got flows (32 flows over 2 sockets)`)
+    t.is(w.datagrams, PER * popcount(w.checksum), `worker ${w.id}: every datagram of its flows, once`)
+    t.is(w.bytes, 64 * w.datagrams, `worker ${w.id}: 64 bytes per datagram`)
+  }
+  t.is(summary.total, FLOWS * PER, 'the total is what the test sent')
 })

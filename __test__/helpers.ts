@@ -5,6 +5,7 @@ import { spawn, type ChildProcess } from 'node:child_process'
 import * as path from 'node:path'
 import { UdpSocket, Batch } from '../lib/index.js'
 import type { BindOptions, OutgoingMessage } from '../lib/index.js'
+import { owned, type Owned } from './fixtures/owned.js'
 
 export { UdpSocket, Batch }
 
@@ -243,6 +244,41 @@ export async function caught(fn: () => unknown): Promise<any> {
   throw new Error('expected an error, but the call succeeded')
 }
 
+// ---- what the package owns: sockets, eventfds, I/O threads -------------------------------------
+
+// owned(): the UDP socket fds, eventfds and udp-mmsg-io threads of this process (see
+// fixtures/owned.js, shared with the fixtures that count in child processes).
+export { owned }
+export type { Owned }
+
+const sameOwned = (a: Owned, b: Owned) => a.udpSockets === b.udpSockets && a.eventfds === b.eventfds && a.ioThreads === b.ioThreads
+
+/**
+ * owned() for a baseline: first waits (bounded) until every UDP socket open in this process has
+ * its I/O thread named. A socket's I/O thread names itself once it runs, which can be after
+ * bind() returned: a baseline taken too early misses it, and its thread later looks like a
+ * leak. Only for tests whose open UDP sockets are all udp-mmsg sockets (no node:dgram).
+ */
+export async function ownedBaseline(timeoutMs = 10_000): Promise<Owned> {
+  await waitUntil(() => {
+    const o = owned()
+    return o.ioThreads === o.udpSockets
+  }, timeoutMs, 5)
+  return owned()
+}
+
+/** Waits (bounded) until owned() equals `want`; returns the last counts (the caller asserts). */
+export async function ownedReaches(want: Owned, timeoutMs = 10_000): Promise<Owned> {
+  await waitUntil(() => sameOwned(owned(), want), timeoutMs, 10)
+  return owned()
+}
+
+/** Waits (bounded) until owned() is back to `base`; returns the last counts (the caller asserts). */
+export async function settleOwned(base: Owned, timeoutMs = 10_000): Promise<Owned> {
+  await waitUntil(() => sameOwned(owned(), base), timeoutMs, 10)
+  return owned()
+}
+
 // ---- child processes ---------------------------------------------------------------------
 
 export interface Child {
@@ -250,8 +286,14 @@ export interface Child {
   /** Lines the child wrote to stdout, parsed as JSON. */
   lines: any[]
   stderr: () => string
-  /** Resolves with the exit code (or the signal) once the child exited. */
+  /**
+   * Resolves with the exit code (or the signal) once the child exited AND its stdout and
+   * stderr were read to the end ('close', not 'exit': 'exit' can fire while output is still
+   * in the pipes, and a line read after it could be missing).
+   */
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>
+  /** Whether 'close' fired (the process ended and every byte of its output was read). */
+  closed: () => boolean
   /** Waits until a line satisfying `pred` arrives (bounded); returns it or undefined. */
   waitLine: (pred: (line: any) => boolean, timeoutMs?: number) => Promise<any>
 }
@@ -262,6 +304,7 @@ export function runFixture(t: ExecutionContext, script: string, args: string[] =
   const lines: any[] = []
   let out = ''
   let err = ''
+  let closed = false
   proc.stdout!.setEncoding('utf8')
   proc.stdout!.on('data', (chunk: string) => {
     out += chunk
@@ -281,16 +324,29 @@ export function runFixture(t: ExecutionContext, script: string, args: string[] =
     err += chunk
   })
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
-    proc.on('exit', (code, signal) => resolve({ code, signal }))
+    proc.on('close', (code, signal) => {
+      // A last line without a newline is still a line.
+      if (out !== '') {
+        try {
+          lines.push(JSON.parse(out))
+        } catch {
+          lines.push({ text: out })
+        }
+        out = ''
+      }
+      closed = true
+      resolve({ code, signal })
+    })
   })
   t.teardown(() => {
     if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL')
   })
   const waitLine = async (pred: (line: any) => boolean, timeoutMs = 30_000) => {
-    await waitUntil(() => lines.some(pred) || proc.exitCode !== null || proc.signalCode !== null, timeoutMs, 10)
+    // Stops early only once the output is complete ('close'), never on 'exit' alone.
+    await waitUntil(() => lines.some(pred) || closed, timeoutMs, 10)
     return lines.find(pred)
   }
-  return { proc, lines, stderr: () => err, exited, waitLine }
+  return { proc, lines, stderr: () => err, exited, closed: () => closed, waitLine }
 }
 
 /** Waits for a child to exit by itself within `limitMs`; kills it when it does not. */
@@ -301,6 +357,10 @@ export async function exitWithin(child: Child, limitMs: number): Promise<{ code:
   })
   const r = await Promise.race([child.exited, limit])
   clearTimeout(timer)
-  if (r === 'still running') child.proc.kill('SIGKILL')
+  if (r === 'still running') {
+    child.proc.kill('SIGKILL')
+    // Read the rest of its output (for the failure message), bounded.
+    await Promise.race([child.exited, sleep(5000)])
+  }
   return r
 }

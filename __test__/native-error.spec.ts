@@ -1,7 +1,8 @@
-// The error udp-mmsg throws when no native binary loads, for every kind of platform (probed,
-// not real). Tests lib/native-error.js once it exists; until then the proposal for it in
-// __test__/fixtures/install-proposal/lib/ (see docs/parts/packaging.md).
+// The error udp-mmsg throws when no native binary loads: for real (the package loaded in a child
+// process whose NAPI_RS_NATIVE_LIBRARY_PATH names a missing file), then for every kind of
+// platform (probed, not real) through lib/native-error.js.
 import test from 'ava'
+import { spawnSync } from 'node:child_process'
 import * as fs from 'node:fs'
 import * as path from 'node:path'
 
@@ -27,10 +28,7 @@ interface NativeErrorModule {
 }
 
 const ROOT = path.resolve(__dirname, '..')
-const shipped = path.join(ROOT, 'lib', 'native-error.js')
-const proposal = path.join(__dirname, 'fixtures', 'install-proposal', 'lib', 'native-error.js')
-const modPath = fs.existsSync(shipped) ? shipped : proposal
-const mod = require(modPath) as NativeErrorModule
+const mod = require(path.join(ROOT, 'lib', 'native-error.js')) as NativeErrorModule
 const pkg = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as {
   name: string
   version: string
@@ -46,9 +44,39 @@ function loaderError(tag: string): Error {
   return outer
 }
 
-test('tests the shipped module, or the proposal until it ships', (t) => {
-  t.log(`testing ${path.relative(ROOT, modPath)}`)
-  t.pass()
+test('loading the package when its binary cannot load throws this error (through lib/native.js), with the loader error as cause', (t) => {
+  const missing = path.join(ROOT, 'target', 'no-such-dir', 'udp-mmsg.node')
+  const script = `
+    try {
+      require(${JSON.stringify(path.join(ROOT, 'lib', 'index.js'))})
+      console.log(JSON.stringify({ loaded: true }))
+    } catch (e) {
+      console.log(JSON.stringify({ code: e.code, platform: e.platform, packageName: e.packageName, message: e.message, cause: e.cause && e.cause.message }))
+    }`
+  const r = spawnSync(process.execPath, ['-e', script], {
+    env: { ...process.env, NAPI_RS_NATIVE_LIBRARY_PATH: missing },
+    encoding: 'utf8',
+    timeout: 60_000,
+  })
+  t.is(r.status, 0, r.stderr)
+  const e = JSON.parse(r.stdout.trim())
+  t.is(e.loaded, undefined, 'the package did not load')
+  t.is(e.code, 'ERR_UDP_MMSG_NATIVE_LOAD')
+  t.is(e.code, mod.CODE)
+  const musl = (() => {
+    try {
+      return fs.readFileSync('/usr/bin/ldd', 'utf8').includes('musl')
+    } catch {
+      return false
+    }
+  })()
+  const tag = process.platform === 'linux' ? `linux-${process.arch}-${musl ? 'musl' : 'gnu'}` : `${process.platform}-${process.arch}`
+  t.is(e.platform, tag)
+  t.is(e.packageName, `udp-mmsg-${tag}`)
+  t.true(e.message.includes(`NAPI_RS_NATIVE_LIBRARY_PATH is set to ${missing}`), e.message)
+  t.true(e.message.includes(`Cannot find module '${missing}'`), 'names why that file failed')
+  t.true(e.message.includes(`Rust >= ${rustVersion}`))
+  t.regex(e.cause, /Cannot find native binding/, "the generated loader's error is kept as cause")
 })
 
 test('Rust version in the message matches Cargo.toml rust-version', (t) => {
