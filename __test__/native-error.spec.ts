@@ -1,5 +1,5 @@
 // The error udp-mmsg throws when no native binary loads, for every kind of platform (probed,
-// not real). Tests lib/native-error.js once it exists; until then the proposal for it in
+// not real). Tests the compiled dist/native-error.js once it exists; until then the proposal for it in
 // __test__/fixtures/install-proposal/lib/ (see docs/parts/packaging.md).
 import test from 'ava'
 import * as fs from 'node:fs'
@@ -27,7 +27,7 @@ interface NativeErrorModule {
 }
 
 const ROOT = path.resolve(__dirname, '..')
-const shipped = path.join(ROOT, 'lib', 'native-error.js')
+const shipped = path.join(ROOT, 'dist', 'native-error.js')
 const proposal = path.join(__dirname, 'fixtures', 'install-proposal', 'lib', 'native-error.js')
 const modPath = fs.existsSync(shipped) ? shipped : proposal
 const mod = require(modPath) as NativeErrorModule

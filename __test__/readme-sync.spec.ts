@@ -1,13 +1,18 @@
 // The README's API reference is kept in sync with the typings: every public option, method
-// and property declared in lib/index.d.ts (and the dgram facade's extra options) must be
+// and property declared in the public typings tsc emits into dist/ (and the dgram facade's extra options) must be
 // named in README.md. Adding an API without documenting it fails this test.
 import test from 'ava'
-import { readFileSync } from 'node:fs'
+import { readdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 
 const ROOT = join(__dirname, '..')
 const readme = readFileSync(join(ROOT, 'README.md'), 'utf8')
-const dts = readFileSync(join(ROOT, 'lib', 'index.d.ts'), 'utf8')
+// The typings are emitted by `npm run build` (tsc) from lib/, one declaration file per module.
+const DIST = join(ROOT, 'dist')
+const dts = readdirSync(DIST)
+  .filter((f) => f.endsWith('.d.ts'))
+  .map((f) => readFileSync(join(DIST, f), 'utf8'))
+  .join('\n')
 
 /** Member names declared in `export interface|declare class NAME ... { ... }` of a .d.ts. */
 function members(source: string, name: string): string[] {
@@ -23,7 +28,7 @@ function members(source: string, name: string): string[] {
   const body = source.slice(bodyStart, i)
   const out = new Set<string>()
   for (const line of body.split('\n')) {
-    const m = /^ {2}(?:static |readonly )*([A-Za-z_]\w*)\??\s*[(:<]/.exec(line)
+    const m = /^(?: {2}| {4})(?:static |readonly |get )*([A-Za-z_]\w*)\??\s*[(:<]/.exec(line)
     if (m && m[1] !== 'constructor' && m[1] !== 'on' && m[1] !== 'once') out.add(m[1])
   }
   return [...out]

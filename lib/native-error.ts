@@ -1,10 +1,11 @@
-'use strict'
 // Builds the error udp-mmsg throws when its native binary cannot be loaded: names the
 // platform, the package the loader looked for, why it is missing, and how to build from
 // source. Pure apart from the default probes, so it can be tested for any platform.
 
+import { readFileSync } from 'node:fs'
+
 /** Platforms with a prebuilt binary package (`udp-mmsg-<tag>`), and their Rust targets. */
-const PREBUILT = {
+export const PREBUILT: Record<string, string> = {
   'linux-x64-gnu': 'x86_64-unknown-linux-gnu',
   'linux-arm64-gnu': 'aarch64-unknown-linux-gnu',
   'linux-x64-musl': 'x86_64-unknown-linux-musl',
@@ -12,15 +13,15 @@ const PREBUILT = {
   'darwin-x64': 'x86_64-apple-darwin',
   'darwin-arm64': 'aarch64-apple-darwin',
 }
-const RUST_VERSION = '1.88'
-const CODE = 'ERR_UDP_MMSG_NATIVE_LOAD'
+export const RUST_VERSION = '1.88'
+export const CODE = 'ERR_UDP_MMSG_NATIVE_LOAD'
 
-function isMusl() {
+function isMusl(): boolean {
   try {
-    return require('node:fs').readFileSync('/usr/bin/ldd', 'utf8').includes('musl')
+    return readFileSync('/usr/bin/ldd', 'utf8').includes('musl')
   } catch {}
   try {
-    const report = process.report && process.report.getReport()
+    const report = process.report && (process.report.getReport() as { header?: { glibcVersionRuntime?: string } })
     return Boolean(report && report.header && !report.header.glibcVersionRuntime)
   } catch {
     return false
@@ -28,13 +29,13 @@ function isMusl() {
 }
 
 /** The loader's name for a platform: linux-x64-gnu, darwin-arm64, win32-x64-msvc, ... */
-function platformTag(platform, arch, musl) {
+export function platformTag(platform: string, arch: string, musl: boolean): string {
   if (platform === 'linux') return `linux-${arch}-${musl ? 'musl' : 'gnu'}`
   if (platform === 'win32') return `win32-${arch}-msvc`
   return `${platform}-${arch}`
 }
 
-function packageInstalled(name) {
+function packageInstalled(name: string): boolean {
   try {
     require.resolve(`${name}/package.json`)
     return true
@@ -44,24 +45,54 @@ function packageInstalled(name) {
 }
 
 /** The messages of `err` and its `cause` chain, outermost first. */
-function causeMessages(err) {
-  const out = []
-  for (let e = err, i = 0; e && i < 32; e = e.cause, i++) out.push(String((e && e.message) || e))
+function causeMessages(err: unknown): string[] {
+  const out: string[] = []
+  for (let e = err as { message?: unknown; cause?: unknown } | undefined, i = 0; e && i < 32; e = e.cause as typeof e, i++) out.push(String((e && e.message) || e))
   return out
 }
 
-function repoUrl(pkg) {
+function repoUrl(pkg: PackageInfo): string {
   const r = pkg.repository
   const url = typeof r === 'string' ? r : r && r.url
   return url ? url.replace(/^git\+/, '').replace(/\.git$/, '') : 'the udp-mmsg repository'
+}
+
+/** The parts of package.json the message uses. */
+export interface PackageInfo {
+  name: string
+  version: string
+  repository?: string | { url?: string }
+}
+
+/** What `nativeLoadError` otherwise reads from this process (for tests of other platforms). */
+export interface Probe {
+  platform?: string
+  arch?: string
+  musl?: boolean
+  installed?: (name: string) => boolean
+  override?: string
+  pkg?: PackageInfo
+}
+
+/** The error thrown when the native binary cannot be loaded. */
+export interface NativeLoadError extends Error {
+  /** `'ERR_UDP_MMSG_NATIVE_LOAD'`. */
+  code: typeof CODE
+  /** The loader's platform tag (`linux-x64-gnu`, ...). */
+  platform: string
+  /** The platform package the loader looked for. */
+  packageName: string
+  /** The loader's own error. */
+  cause: unknown
 }
 
 /**
  * The error to throw for the loader's error `cause`. `probe` overrides what is otherwise
  * read from this process: { platform, arch, musl, installed(name), override, pkg }.
  */
-function nativeLoadError(cause, probe = {}) {
-  const pkg = probe.pkg ?? require('../package.json')
+export function nativeLoadError(cause: unknown, probe: Probe = {}): NativeLoadError {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const pkg: PackageInfo = probe.pkg ?? (require('../package.json') as PackageInfo)
   const platform = probe.platform ?? process.platform
   const arch = probe.arch ?? process.arch
   const musl = probe.musl ?? (platform === 'linux' && isMusl())
@@ -70,7 +101,7 @@ function nativeLoadError(cause, probe = {}) {
   const pkgName = `${pkg.name}-${tag}`
   const wanted = `${pkgName}@${pkg.version}`
   const override = probe.override ?? process.env.NAPI_RS_NATIVE_LIBRARY_PATH
-  const lines = [`udp-mmsg: cannot load its native binary for this platform (${tag}); it looked for the package ${wanted}.`]
+  const lines: string[] = [`udp-mmsg: cannot load its native binary for this platform (${tag}); it looked for the package ${wanted}.`]
 
   if (override) {
     const failures = causeMessages(cause).filter((m) => !/^Cannot find (native binding|module '(\.\/|udp-mmsg-wasm32))/.test(m))
@@ -96,12 +127,10 @@ function nativeLoadError(cause, probe = {}) {
         `That writes udp-mmsg.${tag}.node; point NAPI_RS_NATIVE_LIBRARY_PATH at it, or npm install that directory in place of the registry package.`,
     )
   }
-  const err = new Error(lines.join('\n'))
+  const err = new Error(lines.join('\n')) as NativeLoadError
   err.code = CODE
   err.platform = tag
   err.packageName = pkgName
   err.cause = cause
   return err
 }
-
-module.exports = { nativeLoadError, platformTag, PREBUILT, RUST_VERSION, CODE }
