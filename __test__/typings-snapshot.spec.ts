@@ -54,7 +54,16 @@ test('public declarations emitted from lib/ match the committed API snapshot', a
   const expected = fs.existsSync(SNAPSHOT) ? fs.readFileSync(SNAPSHOT, 'utf8') : ''
   t.is(actual, expected, 'the public API changed: review the diff, then regenerate the snapshot (see the top of this file)')
   // Internal modules stay out of the public surface.
-  for (const internal of ['receive', 'send-queue', 'dgram-socket', 'dgram-send', 'dgram-bind', 'dgram-options', 'dgram-state', 'pack-internal']) {
+  for (const internal of [
+    'receive',
+    'send-queue',
+    'dgram-socket',
+    'dgram-send',
+    'dgram-bind',
+    'dgram-options',
+    'dgram-state',
+    'pack-internal',
+  ]) {
     t.false(files.includes(`${internal}.d.ts`), `${internal}.d.ts is not reachable from the entry points`)
   }
 })

@@ -19,7 +19,7 @@ export function formatIPv6(bytes: Uint8Array, o: number, scopeId: number): strin
   } else {
     let bestStart = -1
     let bestLen = 0
-    for (let k = 0; k < 8; ) {
+    for (let k = 0; k < 8;) {
       if (bytes[o + 2 * k] === 0 && bytes[o + 2 * k + 1] === 0) {
         let e = k
         while (e < 8 && bytes[o + 2 * e] === 0 && bytes[o + 2 * e + 1] === 0) e++

@@ -114,13 +114,15 @@ export class Batch implements Iterable<Message> {
 
   /** Source ports, one per datagram. */
   get ports(): Uint16Array {
-    if (this.#ports === null) this.#ports = new Uint16Array(this.#meta.buffer, this.#meta.byteOffset + LAYOUT.ports * this.count, this.count)
+    if (this.#ports === null)
+      this.#ports = new Uint16Array(this.#meta.buffer, this.#meta.byteOffset + LAYOUT.ports * this.count, this.count)
     return this.#ports
   }
 
   /** Source address families, one per datagram: 4 or 6. */
   get families(): Uint8Array {
-    if (this.#families === null) this.#families = new Uint8Array(this.#meta.buffer, this.#meta.byteOffset + L_FAMILIES * this.count, this.count)
+    if (this.#families === null)
+      this.#families = new Uint8Array(this.#meta.buffer, this.#meta.byteOffset + L_FAMILIES * this.count, this.count)
     return this.#families
   }
 
@@ -236,7 +238,12 @@ export class Batch implements Iterable<Message> {
     const fam = m[L_FAMILIES * n + i]
     const j = 4 * i
     const c = this.#cache
-    if (c !== null && c.fam === fam && c.w0 === w[j] && (fam === 4 || (c.w1 === w[j + 1] && c.w2 === w[j + 2] && c.w3 === w[j + 3] && c.scope === this.scopeIds[i]))) {
+    if (
+      c !== null &&
+      c.fam === fam &&
+      c.w0 === w[j] &&
+      (fam === 4 || (c.w1 === w[j + 1] && c.w2 === w[j + 2] && c.w3 === w[j + 3] && c.scope === this.scopeIds[i]))
+    ) {
       return c.text
     }
     let text = ''

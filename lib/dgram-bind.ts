@@ -24,7 +24,6 @@ import { UdpSocket } from './socket.js'
 import type { BindOptions } from './options.js'
 import { dgramPort, dgramString } from './validate.js'
 
-
 /** Throws ERR_SOCKET_DGRAM_NOT_RUNNING once the socket is closed. */
 export function healthCheck(self: Facade): void {
   if (!self[kState].open) throw E.notRunning()

@@ -14,7 +14,15 @@ import type { UdpSocket } from './socket.js'
 import { DGRAM_BUFFER_TYPES, dgramBufferList, dgramPort, dgramSlice, dgramString } from './validate.js'
 
 /** Socket.send(msg, [offset, length,] [port, address,] [callback]), as Node parses it. */
-export function send(self: Facade, buffer: unknown, offset: unknown, length: unknown, port: unknown, address: unknown, callback: unknown): void {
+export function send(
+  self: Facade,
+  buffer: unknown,
+  offset: unknown,
+  length: unknown,
+  port: unknown,
+  address: unknown,
+  callback: unknown,
+): void {
   let list: ArrayBufferView[] | null
   const state = self[kState]
   const connected = state.connectState === CONNECT_STATE_CONNECTED

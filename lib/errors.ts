@@ -56,7 +56,10 @@ export function invalidArgValue(name: string, value: unknown, reason: string): T
 
 /** `RangeError [ERR_OUT_OF_RANGE]`. */
 export function outOfRange(name: string, range: string, value: unknown): RangeError & CodedError {
-  return withCode(new RangeError(`The value of "${name}" is out of range. It must be ${range}. Received ${describe(value)}`), 'ERR_OUT_OF_RANGE')
+  return withCode(
+    new RangeError(`The value of "${name}" is out of range. It must be ${range}. Received ${describe(value)}`),
+    'ERR_OUT_OF_RANGE',
+  )
 }
 
 /** `RangeError [ERR_SOCKET_BAD_PORT]`. */
@@ -143,7 +146,12 @@ export function nativeAddressRefusal(err: unknown): NativeAddressRefusal | null 
 
 // ---- the node:dgram facade: errors exactly as Node's lib/dgram.js makes them -----------------
 
-function codedError(Ctor: ErrorConstructor | TypeErrorConstructor | RangeErrorConstructor, code: string, message: string, extra?: ErrorExtra): CodedError {
+function codedError(
+  Ctor: ErrorConstructor | TypeErrorConstructor | RangeErrorConstructor,
+  code: string,
+  message: string,
+  extra?: ErrorExtra,
+): CodedError {
   const err = new Ctor(message) as Error & { name: string }
   // Like Node's internal errors: the stack reads `Error [ERR_X]: message`, the name stays plain.
   err.name = `${err.name} [${code}]`

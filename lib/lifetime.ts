@@ -12,24 +12,25 @@ const warned = new Set<string>()
 
 export type { Stats }
 
+function checkCapped(requested: number | undefined, granted: number, forced: boolean, which: string, sysctl: string): void {
+  if (requested === undefined || forced || process.platform !== 'linux') return
+  // Linux reports twice the accepted request; less than that means rmem_max/wmem_max capped it.
+  if (granted >= 2 * requested) return
+  const key = `${which}:${requested}:${granted}`
+  if (warned.has(key)) return
+  warned.add(key)
+  process.emitWarning(
+    `udp-mmsg: ${which} ${requested} was capped by net.core.${sysctl} (the kernel granted ${granted}, which is doubled for bookkeeping). ` +
+      `Raise net.core.${sysctl}, or pass forceBufferSize: true with CAP_NET_ADMIN.`,
+    { code: 'UDP_MMSG_BUFFER_CAPPED' },
+  )
+}
+
 /** Warns once per (option, requested, granted) when net.core.rmem_max/wmem_max capped a request. */
 export function warnIfCapped(s: UdpSocket, nopts: NativeOptions): void {
   const sizes = s.bufferSizes()
-  const check = (requested: number | undefined, granted: number, forced: boolean, which: string, sysctl: string) => {
-    if (requested === undefined || forced || process.platform !== 'linux') return
-    // Linux reports twice the accepted request; less than that means rmem_max/wmem_max capped it.
-    if (granted >= 2 * requested) return
-    const key = `${which}:${requested}:${granted}`
-    if (warned.has(key)) return
-    warned.add(key)
-    process.emitWarning(
-      `udp-mmsg: ${which} ${requested} was capped by net.core.${sysctl} (the kernel granted ${granted}, which is doubled for bookkeeping). ` +
-        `Raise net.core.${sysctl}, or pass forceBufferSize: true with CAP_NET_ADMIN.`,
-      { code: 'UDP_MMSG_BUFFER_CAPPED' },
-    )
-  }
-  check(nopts.recvBufferSize, sizes.recvBufferSize, sizes.recvForced, 'recvBufferSize', 'rmem_max')
-  check(nopts.sendBufferSize, sizes.sendBufferSize, sizes.sendForced, 'sendBufferSize', 'wmem_max')
+  checkCapped(nopts.recvBufferSize, sizes.recvBufferSize, sizes.recvForced, 'recvBufferSize', 'rmem_max')
+  checkCapped(nopts.sendBufferSize, sizes.sendBufferSize, sizes.sendForced, 'sendBufferSize', 'wmem_max')
 }
 
 /** UdpSocket.stats(). */

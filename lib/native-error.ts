@@ -47,7 +47,8 @@ function packageInstalled(name: string): boolean {
 /** The messages of `err` and its `cause` chain, outermost first. */
 function causeMessages(err: unknown): string[] {
   const out: string[] = []
-  for (let e = err as { message?: unknown; cause?: unknown } | undefined, i = 0; e && i < 32; e = e.cause as typeof e, i++) out.push(String((e && e.message) || e))
+  for (let e = err as { message?: unknown; cause?: unknown } | undefined, i = 0; e && i < 32; e = e.cause as typeof e, i++)
+    out.push(String((e && e.message) || e))
   return out
 }
 
@@ -105,9 +106,13 @@ export function nativeLoadError(cause: unknown, probe: Probe = {}): NativeLoadEr
 
   if (override) {
     const failures = causeMessages(cause).filter((m) => !/^Cannot find (native binding|module '(\.\/|udp-mmsg-wasm32))/.test(m))
-    lines.push(`NAPI_RS_NATIVE_LIBRARY_PATH is set to ${override}, and loading it failed: ${failures[failures.length - 1] || causeMessages(cause)[0]}`)
+    lines.push(
+      `NAPI_RS_NATIVE_LIBRARY_PATH is set to ${override}, and loading it failed: ${failures[failures.length - 1] || causeMessages(cause)[0]}`,
+    )
   } else if (platform === 'win32') {
-    lines.push('Windows is not supported: the native code uses Unix socket APIs (recvmsg/sendmsg, poll, pipe). Use node:dgram on Windows, or run under WSL 2 (Linux), where the linux package installs.')
+    lines.push(
+      'Windows is not supported: the native code uses Unix socket APIs (recvmsg/sendmsg, poll, pipe). Use node:dgram on Windows, or run under WSL 2 (Linux), where the linux package installs.',
+    )
   } else if (!PREBUILT[tag]) {
     lines.push(`No prebuilt binary exists for ${tag}; prebuilt packages exist for ${Object.keys(PREBUILT).join(', ')}.`)
   } else if (!installed(pkgName)) {
@@ -115,8 +120,10 @@ export function nativeLoadError(cause: unknown, probe: Probe = {}): NativeLoadEr
       `${pkgName} is an optional dependency of udp-mmsg and it is not installed. npm skips optional dependencies under --omit=optional (--no-optional), and a package-lock.json written on another platform can leave it out (https://github.com/npm/cli/issues/4828): remove node_modules and package-lock.json, then run npm install again, with optional dependencies.`,
     )
   } else {
-    const why = causeMessages(cause).find((m) => m.includes(tag) && !/Cannot find module/.test(m)) ||
-      causeMessages(cause).find((m) => !/^Cannot find (native binding|module)/.test(m)) || causeMessages(cause)[0]
+    const why =
+      causeMessages(cause).find((m) => m.includes(tag) && !/Cannot find module/.test(m)) ||
+      causeMessages(cause).find((m) => !/^Cannot find (native binding|module)/.test(m)) ||
+      causeMessages(cause)[0]
     lines.push(`${pkgName} is installed but its binary failed to load: ${why}`)
     if (/GLIBC_/.test(why)) lines.push('The prebuilt linux-*-gnu binaries need glibc 2.17 or newer; on an older system, build from source.')
   }

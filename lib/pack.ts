@@ -98,7 +98,8 @@ function checkAttached(view: ArrayBufferView, name: string): void {
   if (length !== 0) return
   // A view of a detached ArrayBuffer reads as empty; constructing over it throws instead.
   try {
-    new Uint8Array(view.buffer, 0, 0)
+    const probe = new Uint8Array(view.buffer, 0, 0)
+    void probe
   } catch {
     throw errors.invalidArgValue(name, view, 'is backed by a detached ArrayBuffer')
   }
@@ -269,7 +270,9 @@ function packInto(messages: readonly unknown[], sock: SockInfo, scratch: Scratch
     lastIdx = idx
   }
   const sd = scratch.data as Buffer
-  const data = owned ? Buffer.allocUnsafe(total) : (scratch.data = total > sd.length ? Buffer.allocUnsafe(Math.max(total, sd.length * 2)) : sd)
+  const data = owned
+    ? Buffer.allocUnsafe(total)
+    : (scratch.data = total > sd.length ? Buffer.allocUnsafe(Math.max(total, sd.length * 2)) : sd)
   const lens = (scratch.lens = take(owned, scratch.lens, nparts, Uint32Array))
   const parts = multi ? (scratch.parts = take(owned, scratch.parts, count, Uint32Array)) : null
   let off = 0
@@ -369,7 +372,11 @@ export function cursor(): Cursor {
 }
 
 /** Moves a `{ msg, part, byte }` position forward to datagram `to` of `p`. */
-function advance(p: Packed | Slice, pos: { msg: number; part: number; byte: number }, to: number): { msg: number; part: number; byte: number } {
+function advance(
+  p: Packed | Slice,
+  pos: { msg: number; part: number; byte: number },
+  to: number,
+): { msg: number; part: number; byte: number } {
   let { msg, part, byte } = pos
   const lens = p.lens
   const parts = p.parts

@@ -265,7 +265,12 @@ export function updateReading(s: UdpSocket): void {
   else pulling.delete(s)
 }
 
-/** A 'batch' listener came or went: re-evaluate reading (once per microtask). */
+/**
+ * A 'batch' listener came or went: re-evaluate reading (once per microtask). One function
+ * shared by every socket, registered as its 'newListener'/'removeListener' listener, so
+ * `this` is the socket (a closure per socket would do as well, but this is how it was).
+ */
+/* oxlint-disable oxc/no-this-in-exported-function -- only ever called as an EventEmitter listener */
 export function onListenerChange(this: UdpSocket, event: string | symbol): void {
   if (event === 'batch' && !this._readingScheduled) {
     this._readingScheduled = true
@@ -276,6 +281,7 @@ export function onListenerChange(this: UdpSocket, event: string | symbol): void 
     })
   }
 }
+/* oxlint-enable oxc/no-this-in-exported-function */
 
 function onNative(s: UdpSocket, ev: NativeEvent): void {
   if (ev.kind === KIND_BATCH) {

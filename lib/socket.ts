@@ -77,6 +77,7 @@ export interface SendOptions {
  * await socket.sendBatch([{ data: 'ping', address: '127.0.0.1', port: 5140 }])
  * ```
  */
+// oxlint-disable-next-line typescript/no-unsafe-declaration-merging -- the interface below adds only event overloads
 export class UdpSocket extends EventEmitter implements AsyncIterable<Batch> {
   /** @internal */ _native: NativeSocket
   /** @internal */ _type: 'udp4' | 'udp6'
@@ -306,10 +307,21 @@ export class UdpSocket extends EventEmitter implements AsyncIterable<Batch> {
     checkInt(level, 'level', 0, 0x7fffffff)
     checkInt(option, 'option', 0, 0x7fffffff)
     checkInt(value, 'value', -0x80000000, 0x7fffffff)
-    if (process.platform === 'linux' && level === SOL_UDP && option === UDP_GRO && value !== 0 && !this._closed && !this.capabilities().gro) {
+    if (
+      process.platform === 'linux' &&
+      level === SOL_UDP &&
+      option === UDP_GRO &&
+      value !== 0 &&
+      !this._closed &&
+      !this.capabilities().gro
+    ) {
       // Receive slots of a socket bound without gro hold one datagram each: coalesced receives
       // would be cut and most of their datagrams lost uncounted.
-      throw errors.invalidArgValue('option', option, 'is UDP_GRO, which a socket bound without gro cannot take: bind with gro: true instead')
+      throw errors.invalidArgValue(
+        'option',
+        option,
+        'is UDP_GRO, which a socket bound without gro cannot take: bind with gro: true instead',
+      )
     }
     callNative(() => this._native.setIntOption(level, option, value))
   }
@@ -711,7 +723,8 @@ export class UdpSocket extends EventEmitter implements AsyncIterable<Batch> {
   }
 }
 
-/** The events of a {@link UdpSocket}. */
+/** The events of a {@link UdpSocket} (typed overloads of EventEmitter's `on`/`once`). */
+// oxlint-disable-next-line typescript/no-unsafe-declaration-merging -- declares only method overloads, no properties
 export interface UdpSocket {
   on(event: 'batch', listener: (batch: Batch) => void): this
   on(event: 'error', listener: (err: ErrnoError) => void): this

@@ -54,7 +54,13 @@ export function checkSignal(signal: unknown, name: string): AbortSignal | undefi
 }
 
 /** Option `name` of `opts`: an integer `min..max`, or `dflt` when undefined. */
-export function intOption<D extends number | undefined>(opts: Record<string, unknown>, name: string, min: number, max: number, dflt: D): number | D {
+export function intOption<D extends number | undefined>(
+  opts: Record<string, unknown>,
+  name: string,
+  min: number,
+  max: number,
+  dflt: D,
+): number | D {
   const v = opts[name]
   if (v === undefined) return dflt
   checkInt(v, `options.${name}`, min, max)
