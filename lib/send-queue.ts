@@ -8,8 +8,10 @@
 
 import * as errors from './errors.js'
 import type { NativeSendResult, NativeSocket } from './native.js'
-import { cursor, detach, pack, sliceOf } from './pack.js'
-import type { Cursor, Packed, Slice } from './pack.js'
+import { detach, pack } from './pack.js'
+import type { Packed } from './pack.js'
+import { cursor, sliceOf } from './slice.js'
+import type { Cursor, Slice } from './slice.js'
 import type { UdpSocket } from './socket.js'
 import { checkSignal } from './validate.js'
 
