@@ -112,53 +112,107 @@ export class Batch implements Iterable<Message> {
     this.#meta = meta
   }
 
-  /** Source ports, one per datagram. */
+  /**
+   * Source ports, one per datagram.
+   * @example
+   * ```ts
+   * batch.ports[0] // source port of datagram 0
+   * ```
+   */
   get ports(): Uint16Array {
     if (this.#ports === null)
       this.#ports = new Uint16Array(this.#meta.buffer, this.#meta.byteOffset + LAYOUT.ports * this.count, this.count)
     return this.#ports
   }
 
-  /** Source address families, one per datagram: 4 or 6. */
+  /**
+   * Source address families, one per datagram: 4 or 6.
+   * @example
+   * ```ts
+   * batch.families[0] // 4 or 6
+   * ```
+   */
   get families(): Uint8Array {
     if (this.#families === null)
       this.#families = new Uint8Array(this.#meta.buffer, this.#meta.byteOffset + L_FAMILIES * this.count, this.count)
     return this.#families
   }
 
-  /** Per-datagram flags; bit 0 set means truncated. */
+  /**
+   * Per-datagram flags; bit 0 set means truncated.
+   * @example
+   * ```ts
+   * const cut = batch.flags.filter((f) => f & 1).length
+   * ```
+   */
   get flags(): Uint8Array {
     if (this.#flags === null) this.#flags = new Uint8Array(this.#meta.buffer, this.#meta.byteOffset + L_FLAGS * this.count, this.count)
     return this.#flags
   }
 
-  /** Source address bytes, 16 per datagram (IPv4 in the first four). */
+  /**
+   * Source address bytes, 16 per datagram (IPv4 in the first four).
+   * @example
+   * ```ts
+   * batch.addressBytes.subarray(0, 4) // IPv4 source of datagram 0
+   * ```
+   */
   get addressBytes(): Uint8Array {
     return new Uint8Array(this.#meta.buffer, this.#meta.byteOffset + L_ADDR * this.count, 16 * this.count)
   }
 
-  /** Local (destination) address bytes, 16 per datagram (with `pktinfo: true`). */
+  /**
+   * Local (destination) address bytes, 16 per datagram (with `pktinfo: true`).
+   * @example
+   * ```ts
+   * batch.localAddressBytes.subarray(16 * i, 16 * i + 16)
+   * ```
+   */
   get localAddressBytes(): Uint8Array {
     return new Uint8Array(this.#meta.buffer, this.#meta.byteOffset + L_LOCAL_ADDR * this.count, 16 * this.count)
   }
 
-  /** Interface index each datagram arrived on (with `pktinfo: true`; 0 when unknown). */
+  /**
+   * Interface index each datagram arrived on (with `pktinfo: true`; 0 when unknown).
+   * @example
+   * ```ts
+   * batch.interfaceIndexes[i] // with pktinfo: true
+   * ```
+   */
   get interfaceIndexes(): Uint32Array {
     return new Uint32Array(this.#meta.buffer, this.#meta.byteOffset + LAYOUT.interfaceIndexes * this.count, this.count)
   }
 
-  /** Kernel receive time of each datagram in nanoseconds since the Unix epoch (with
-   * `timestamps: true`; 0n when unknown). */
+  /**
+   * Kernel receive time of each datagram in nanoseconds since the Unix epoch (with
+   * `timestamps: true`; 0n when unknown).
+   * @example
+   * ```ts
+   * const ns = batch.timestamps[i] // with timestamps: true
+   * ```
+   */
   get timestamps(): BigUint64Array {
     return new BigUint64Array(this.#meta.buffer, this.#meta.byteOffset + LAYOUT.timestamps * this.count, this.count)
   }
 
-  /** TOS (IPv4) / traffic class (IPv6) byte of each datagram (with `recvTos: true`). */
+  /**
+   * TOS (IPv4) / traffic class (IPv6) byte of each datagram (with `recvTos: true`).
+   * @example
+   * ```ts
+   * batch.tosValues[i] & 3 // ECN bits, with recvTos: true
+   * ```
+   */
   get tosValues(): Uint8Array {
     return new Uint8Array(this.#meta.buffer, this.#meta.byteOffset + L_TOS * this.count, this.count)
   }
 
-  /** IPv6 scope ids, one per datagram (0 when none). */
+  /**
+   * IPv6 scope ids, one per datagram (0 when none).
+   * @example
+   * ```ts
+   * batch.scopeIds[i] // 0 unless a link-local IPv6 source
+   * ```
+   */
   get scopeIds(): Uint32Array {
     return new Uint32Array(this.#meta.buffer, this.#meta.byteOffset + LAYOUT.scopeIds * this.count, this.count)
   }
@@ -172,6 +226,10 @@ export class Batch implements Iterable<Message> {
   /**
    * The payload of datagram `i`: a view into `buffer`, no copy.
    * @throws RangeError `ERR_OUT_OF_RANGE` when `i` is not an integer 0..count-1 (so does every per-datagram method).
+   * @example
+   * ```ts
+   * const text = batch.data(0).toString('utf8')
+   * ```
    */
   data(i: number): Buffer {
     this.#check(i)
@@ -179,13 +237,27 @@ export class Batch implements Iterable<Message> {
     return this.buffer.subarray(off, off + this.lengths[i])
   }
 
-  /** True when datagram `i` was longer than `maxDatagramSize` and was cut. */
+  /**
+   * True when datagram `i` was longer than `maxDatagramSize` and was cut.
+   * @throws RangeError `ERR_OUT_OF_RANGE` when `i` is not an integer 0..count-1.
+   * @example
+   * ```ts
+   * if (batch.truncated(i)) console.warn('raise maxDatagramSize')
+   * ```
+   */
   truncated(i: number): boolean {
     this.#check(i)
     return (this.#meta[L_FLAGS * this.count + i] & FLAG_TRUNCATED) !== 0
   }
 
-  /** Local address datagram `i` was sent to (with `pktinfo: true`), or undefined. */
+  /**
+   * Local address datagram `i` was sent to (with `pktinfo: true`), or undefined.
+   * @throws RangeError `ERR_OUT_OF_RANGE` when `i` is not an integer 0..count-1.
+   * @example
+   * ```ts
+   * batch.localAddress(i) // '192.0.2.1', with pktinfo: true
+   * ```
+   */
   localAddress(i: number): string | undefined {
     this.#check(i)
     const n = this.count
@@ -195,34 +267,69 @@ export class Batch implements Iterable<Message> {
     return m[LAYOUT.localFamilies * n + i] === 6 ? formatIPv6(m, o, 0) : formatIPv4(m, o)
   }
 
-  /** Interface index datagram `i` arrived on (with `pktinfo: true`), or undefined. */
+  /**
+   * Interface index datagram `i` arrived on (with `pktinfo: true`), or undefined.
+   * @throws RangeError `ERR_OUT_OF_RANGE` when `i` is not an integer 0..count-1.
+   * @example
+   * ```ts
+   * batch.interfaceIndex(i) // 2, with pktinfo: true
+   * ```
+   */
   interfaceIndex(i: number): number | undefined {
     this.#check(i)
     if ((this.#meta[L_FLAGS * this.count + i] & FLAG_LOCAL) === 0) return undefined
     return this.interfaceIndexes[i]
   }
 
-  /** Kernel receive time of datagram `i`, nanoseconds since the epoch (with `timestamps: true`), or undefined. */
+  /**
+   * Kernel receive time of datagram `i`, nanoseconds since the epoch (with `timestamps: true`), or undefined.
+   * @throws RangeError `ERR_OUT_OF_RANGE` when `i` is not an integer 0..count-1.
+   * @example
+   * ```ts
+   * const ms = Number(batch.timestamp(i) ?? 0n) / 1e6
+   * ```
+   */
   timestamp(i: number): bigint | undefined {
     this.#check(i)
     if ((this.#meta[L_FLAGS * this.count + i] & FLAG_TIMESTAMP) === 0) return undefined
     return this.timestamps[i]
   }
 
-  /** TOS / traffic class byte of datagram `i` (with `recvTos: true`), or undefined. */
+  /**
+   * TOS / traffic class byte of datagram `i` (with `recvTos: true`), or undefined.
+   * @throws RangeError `ERR_OUT_OF_RANGE` when `i` is not an integer 0..count-1.
+   * @example
+   * ```ts
+   * batch.tos(i) // 0xb8, with recvTos: true
+   * ```
+   */
   tos(i: number): number | undefined {
     this.#check(i)
     if ((this.#meta[L_FLAGS * this.count + i] & FLAG_TOS) === 0) return undefined
     return this.#meta[L_TOS * this.count + i]
   }
 
-  /** ECN codepoint of datagram `i` (low two bits of TOS: 0 Not-ECT, 1 ECT(1), 2 ECT(0), 3 CE), or undefined. */
+  /**
+   * ECN codepoint of datagram `i` (low two bits of TOS: 0 Not-ECT, 1 ECT(1), 2 ECT(0), 3 CE), or undefined.
+   * @throws RangeError `ERR_OUT_OF_RANGE` when `i` is not an integer 0..count-1.
+   * @example
+   * ```ts
+   * if (batch.ecn(i) === 3) console.log('congestion experienced')
+   * ```
+   */
   ecn(i: number): number | undefined {
     const t = this.tos(i)
     return t === undefined ? undefined : t & 3
   }
 
-  /** Source address of datagram `i` as text (IPv6 sources, IPv4-mapped ones included, as IPv6). */
+  /**
+   * Source address of datagram `i` as text (IPv6 sources, IPv4-mapped ones included, as IPv6).
+   * @throws RangeError `ERR_OUT_OF_RANGE` when `i` is not an integer 0..count-1.
+   * @example
+   * ```ts
+   * batch.address(i) // '127.0.0.1'
+   * ```
+   */
   address(i: number): string {
     this.#check(i)
     return this.#address(i)
@@ -253,19 +360,39 @@ export class Batch implements Iterable<Message> {
     return text
   }
 
-  /** Source port of datagram `i`. */
+  /**
+   * Source port of datagram `i`.
+   * @throws RangeError `ERR_OUT_OF_RANGE` when `i` is not an integer 0..count-1.
+   * @example
+   * ```ts
+   * batch.port(i) // 51234
+   * ```
+   */
   port(i: number): number {
     this.#check(i)
     return this.ports[i]
   }
 
-  /** `'IPv4'` or `'IPv6'`: the family of datagram `i`'s source. */
+  /**
+   * `'IPv4'` or `'IPv6'`: the family of datagram `i`'s source.
+   * @throws RangeError `ERR_OUT_OF_RANGE` when `i` is not an integer 0..count-1.
+   * @example
+   * ```ts
+   * batch.family(i) // 'IPv4'
+   * ```
+   */
   family(i: number): 'IPv4' | 'IPv6' {
     this.#check(i)
     return this.#meta[L_FAMILIES * this.count + i] === 6 ? 'IPv6' : 'IPv4'
   }
 
-  /** One message object per datagram (created lazily as you iterate). */
+  /**
+   * One message object per datagram (created lazily as you iterate).
+   * @example
+   * ```ts
+   * for (const { data, address, port, truncated } of batch) console.log(address, port, data.length, truncated)
+   * ```
+   */
   [Symbol.iterator](): IterableIterator<Message> {
     let i = 0
     const n = this.count

@@ -157,17 +157,38 @@ export class UdpSocket extends EventEmitter implements AsyncIterable<Batch> {
     warnIfCapped(this, nopts)
   }
 
-  /** `'udp4'` or `'udp6'`. */
+  /**
+   * `'udp4'` or `'udp6'`.
+   * @example
+   * ```ts
+   * UdpSocket.bindSync({ address: '::1' }).type // 'udp6'
+   * ```
+   */
   get type(): 'udp4' | 'udp6' {
     return this._type
   }
 
-  /** True once `close()` was called. */
+  /**
+   * True once `close()` was called.
+   * @example
+   * ```ts
+   * socket.close()
+   * socket.closed // true
+   * ```
+   */
   get closed(): boolean {
     return this._closed
   }
 
-  /** True when this socket makes one system call per datagram (the portable fallback). */
+  /**
+   * True when this socket makes one system call per datagram (the portable fallback: off
+   * Linux, or with `portable: true`).
+   * After `close()` it reads `false`.
+   * @example
+   * ```ts
+   * if (socket.portable) console.log('one syscall per datagram')
+   * ```
+   */
   get portable(): boolean {
     return this._native.portable
   }
