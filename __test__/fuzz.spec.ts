@@ -396,7 +396,7 @@ test.serial('after many random sequences, fds and threads are back to the baseli
 
 // ---- the native send entry point -----------------------------------------------------------------
 
-/** A consistent packed batch (what lib/pack.js produces), then at most one corruption. */
+/** A consistent packed batch (what lib/pack.ts produces), then at most one corruption. */
 const packedArb = fc
   .record({
     msgs: fc.array(fc.array(fc.integer({ min: 0, max: 40 }), { minLength: 0, maxLength: 3 }), { minLength: 0, maxLength: 10 }),
