@@ -9,7 +9,7 @@
 import { Batch } from './batch.js'
 import * as errors from './errors.js'
 import type { UdpSocket } from './socket.js'
-import { checkSignal } from './validate.js'
+import { checkOptions, checkSignal } from './validate.js'
 
 /** Unread batches an async iterator may have queued before reading pauses (for every consumer
  * of the socket, a 'batch' listener included). Batches already on their way to JS when reading
@@ -85,7 +85,7 @@ export function recvBatch(s: UdpSocket, options: unknown): Promise<Batch> {
     let timeoutMs = Infinity
     let signal: AbortSignal | undefined
     if (options !== undefined) {
-      if (options === null || typeof options !== 'object') throw errors.invalidArgType('options', 'of type object', options)
+      checkOptions(options)
       const o = options as { timeoutMs?: unknown; signal?: unknown }
       if (o.timeoutMs !== undefined) {
         const t = o.timeoutMs

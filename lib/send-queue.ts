@@ -13,7 +13,7 @@ import type { Packed } from './pack.js'
 import { cursor, sliceOf } from './slice.js'
 import type { Cursor, Slice } from './slice.js'
 import type { UdpSocket } from './socket.js'
-import { checkSignal } from './validate.js'
+import { checkOptions, checkSignal } from './validate.js'
 
 /** Datagrams sendBatch hands to the kernel per event-loop turn, so one huge batch does not
  * starve receives and timers in the same process (trySendBatch sends all it can at once). */
@@ -119,7 +119,7 @@ export function sendBatch(s: UdpSocket, messages: unknown, options: unknown): Pr
     if (s._closed) throw errors.socketClosed({ sent: 0 })
     let signal: AbortSignal | undefined
     if (options !== undefined) {
-      if (options === null || typeof options !== 'object') throw errors.invalidArgType('options', 'of type object', options)
+      checkOptions(options)
       signal = checkSignal((options as { signal?: unknown }).signal, 'options.signal')
     }
     if (signal && signal.aborted) throw errors.abortError(signal, { sent: 0 })

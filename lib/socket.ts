@@ -21,7 +21,7 @@ import type { SendOp } from './send-queue.js'
 import { readable } from './streams.js'
 import type { ReadableOptions } from './streams.js'
 import type { AddressInfo, BindOptions, BufferSizes, Capabilities, ErrnoError, OutgoingMessage, Stats } from './types.js'
-import { checkBool, checkFunction, checkInt, checkSignal, ipOf, portOf } from './validate.js'
+import { checkBool, checkFunction, checkInt, checkSignal, checkString, ipOf, portOf } from './validate.js'
 
 /** Linux `SOL_UDP` and `UDP_GRO`, which setSocketOption refuses on a socket bound without gro. */
 const SOL_UDP = 17
@@ -294,8 +294,7 @@ export class UdpSocket extends EventEmitter implements AsyncIterable<Batch> {
 
   /** @internal */
   _setBuffer(send: boolean, size: unknown, name: string): void {
-    if (typeof size !== 'number') throw errors.invalidArgType(name, 'of type number', size)
-    if (!Number.isInteger(size) || size < 1 || size > 0x7fffffff) throw errors.outOfRange(name, 'an integer >= 1 and <= 2147483647', size)
+    checkInt(size, name, 1, 0x7fffffff)
     callNative(() => this._native.setBufferSize(send, size))
   }
 
@@ -463,7 +462,7 @@ export class UdpSocket extends EventEmitter implements AsyncIterable<Batch> {
    * ```
    */
   setMulticastInterface(iface: string): void {
-    if (typeof iface !== 'string') throw errors.invalidArgType('interface', 'of type string', iface)
+    checkString(iface, 'interface')
     callNative(() => this._native.setMulticastInterface(iface))
   }
 
@@ -521,7 +520,7 @@ export class UdpSocket extends EventEmitter implements AsyncIterable<Batch> {
   /** @internal */
   _membership(join: boolean, group: string, iface: string | undefined, source: string | undefined): void {
     ipOf(group, 'group')
-    if (iface !== undefined && typeof iface !== 'string') throw errors.invalidArgType('interface', 'of type string', iface)
+    if (iface !== undefined) checkString(iface, 'interface')
     callNative(() => this._native.membership(join, group, iface, source))
   }
 

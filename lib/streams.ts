@@ -8,6 +8,7 @@ import type { Batch } from './batch.js'
 import * as errors from './errors.js'
 import type { UdpSocket } from './socket.js'
 import type { OutgoingMessage } from './types.js'
+import { checkBool, checkInt, checkOptions as checkOptionsObject } from './validate.js'
 
 /** Options of {@link readable}. */
 export interface ReadableOptions {
@@ -42,20 +43,15 @@ function checkSocket(socket: unknown): asserts socket is UdpSocket {
 
 function checkOptions(options: unknown): AnyOptions {
   if (options === undefined) return {}
-  if (options === null || typeof options !== 'object') throw errors.invalidArgType('options', 'of type object', options)
+  checkOptionsObject(options)
   const o = options as AnyOptions
   const { signal, highWaterMark } = o
   if (signal !== undefined && (signal === null || typeof signal !== 'object' || typeof signal.aborted !== 'boolean')) {
     throw errors.invalidArgType('options.signal', 'an instance of AbortSignal', signal)
   }
-  if (highWaterMark !== undefined) {
-    if (typeof highWaterMark !== 'number') throw errors.invalidArgType('options.highWaterMark', 'of type number', highWaterMark)
-    if (!Number.isInteger(highWaterMark) || highWaterMark < 1 || highWaterMark > 1024) {
-      throw errors.outOfRange('options.highWaterMark', 'an integer >= 1 and <= 1024', highWaterMark)
-    }
-  }
+  if (highWaterMark !== undefined) checkInt(highWaterMark, 'options.highWaterMark', 1, 1024)
   for (const k of ['closeOnCancel', 'skipErrors']) {
-    if (o[k] !== undefined && typeof o[k] !== 'boolean') throw errors.invalidArgType(`options.${k}`, 'of type boolean', o[k])
+    if (o[k] !== undefined) checkBool(o[k], `options.${k}`)
   }
   return o
 }
@@ -159,9 +155,7 @@ export function readable(socket: UdpSocket, options?: ReadableOptions): Readable
 export function writable(socket: UdpSocket, options?: WritableOptions): WritableStream<OutgoingMessage | ReadonlyArray<OutgoingMessage>> {
   checkSocket(socket)
   const o = options as AnyOptions | undefined
-  if (o !== undefined && o !== null && typeof o === 'object' && o.closeOnEnd !== undefined && typeof o.closeOnEnd !== 'boolean') {
-    throw errors.invalidArgType('options.closeOnEnd', 'of type boolean', o.closeOnEnd)
-  }
+  if (o !== undefined && o !== null && typeof o === 'object' && o.closeOnEnd !== undefined) checkBool(o.closeOnEnd, 'options.closeOnEnd')
   const { highWaterMark = 16, closeOnEnd = false, signal } = checkOptions(options)
   const stop = new AbortController()
   let onAbort: (() => void) | null = null

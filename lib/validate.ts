@@ -28,6 +28,11 @@ export function checkInt(v: unknown, name: string, min: number, max: number): as
   if (!Number.isInteger(v) || v < min || v > max) throw errors.outOfRange(name, `an integer >= ${min} and <= ${max}`, v)
 }
 
+/** A string. */
+export function checkString(v: unknown, name: string): asserts v is string {
+  if (typeof v !== 'string') throw errors.invalidArgType(name, 'of type string', v)
+}
+
 /** A boolean. */
 export function checkBool(v: unknown, name: string): asserts v is boolean {
   if (typeof v !== 'boolean') throw errors.invalidArgType(name, 'of type boolean', v)
