@@ -32,7 +32,7 @@ export declare class NativeSocket {
   disconnect(): void
   /**
    * Sends at most `max_count` datagrams from `start` of a packed batch without blocking; see
-   * `lib/pack.js` for the format. Returns how many went and why it stopped.
+   * `lib/pack.ts` for the format. Returns how many went and why it stopped.
    */
   send(data: Uint8Array, partLens: Uint32Array, partsPerMsg: Uint32Array | undefined | null, destIndex: Uint32Array | undefined | null, destAddresses: Array<string>, destPorts: Array<number>, start: number, maxCount: number, sourceIndex?: Uint32Array | undefined | null, sources?: Array<string> | undefined | null, tos?: Int32Array | undefined | null): NativeSendResult
   /** Buffer sizes the kernel granted (read back with getsockopt, not the requested ones). */
@@ -218,7 +218,7 @@ export interface NativeEvent {
   syscall?: string
 }
 
-/** Options for `NativeSocket`, already normalised by `lib/socket.js`. */
+/** Options for `NativeSocket`, already normalised by `lib/socket.ts`. */
 export interface NativeOptions {
   /** Local IP literal to bind (`'0.0.0.0'`, `'::'`, `'127.0.0.1'`, `'::1'`, ...). */
   address: string

@@ -651,12 +651,12 @@ for (const c of cases) {
 }
 
 test('every bind option the typings declare rejects a value of the wrong type with a TypeError naming it', (t) => {
-  // The option names come from lib/index.d.ts (the public contract), not from the table above:
-  // an option added to the typings without validation fails here.
-  const typings = readFileSync(join(__dirname, '..', 'lib', 'index.d.ts'), 'utf8')
+  // The option names come from the public typings tsc emits (dist/types.d.ts, the contract), not
+  // from the table above: an option added to the typings without validation fails here.
+  const typings = readFileSync(join(__dirname, '..', 'dist', 'types.d.ts'), 'utf8')
   const body = /export interface BindOptions \{([\s\S]*?)\n\}/.exec(typings)
-  t.truthy(body, 'lib/index.d.ts declares BindOptions')
-  const keys = [...body![1].matchAll(/^ {2}(\w+)\?:/gm)].map((m) => m[1])
+  t.truthy(body, 'dist/types.d.ts declares BindOptions')
+  const keys = [...body![1].matchAll(/^ {2,4}(\w+)\?:/gm)].map((m) => m[1])
   t.true(keys.includes('address') && keys.includes('signal'), `parsed ${keys.join(', ')}`)
   for (const key of keys) {
     const opts: Record<string, unknown> = { address: V6, port: 0, [key]: { wrong: true } }
@@ -678,7 +678,7 @@ test('every bind option the typings declare rejects a value of the wrong type wi
 const canUnshare = process.platform === 'linux' && spawnSync('unshare', ['-rn', 'true'], { stdio: 'ignore', timeout: 10_000 }).status === 0
 ;(canUnshare ? test : test.skip)('bind port: 65535 works (in a private network namespace, where it is certainly free)', (t) => {
   const script = `
-    const { UdpSocket } = require(${JSON.stringify(join(__dirname, '..', 'lib', 'index.js'))})
+    const { UdpSocket } = require(${JSON.stringify(join(__dirname, '..', 'dist', 'index.js'))})
     const s = UdpSocket.bindSync({ address: '127.0.0.1', port: 65535 })
     let second
     try {

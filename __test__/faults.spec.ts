@@ -562,7 +562,7 @@ test.serial('worker.terminate() while its socket receives: the main process is u
     const w = new Worker(
       `const path = require('node:path')
        const { parentPort } = require('node:worker_threads')
-       const { UdpSocket } = require(${JSON.stringify(path.join(__dirname, '..', 'lib', 'index.js'))})
+       const { UdpSocket } = require(${JSON.stringify(path.join(__dirname, '..', 'dist', 'index.js'))})
        const socks = [0, 1, 2].map(() => UdpSocket.bindSync({ address: '127.0.0.1', port: 0, recvBufferSize: 1 << 20 }))
        let got = 0
        socks[0].onBatch((b) => { got += b.count; if (got >= 100) parentPort.postMessage({ receiving: got }) })

@@ -389,7 +389,7 @@ test.serial('after many random sequences, UDP sockets, eventfds and I/O threads 
 
 // ---- the native send entry point -----------------------------------------------------------------
 
-/** A consistent packed batch (what lib/pack.js produces), then at most one corruption. */
+/** A consistent packed batch (what lib/pack.ts produces), then at most one corruption. */
 const packedArb = fc
   .record({
     msgs: fc.array(fc.array(fc.integer({ min: 0, max: 40 }), { minLength: 0, maxLength: 3 }), { minLength: 0, maxLength: 10 }),

@@ -7,9 +7,9 @@
 // Environment:
 //   UDP_MMSG_BINARY          the .node to package (default: ./udp-mmsg.<platform>.node, from `npm run build`)
 //   UDP_MMSG_GLIBC_MAX       newest GLIBC_x.y symbol version allowed (default 2.34; the release workflow
-//                            sets 2.17 for the portable build, see docs/parts/packaging.md)
+//                            sets 2.17 for the portable build, see docs/packaging.md)
 //   UDP_MMSG_INSTALL_OVERLAY a directory copied over the staged root package before packing
-//                            (to try changes to lib/ without touching the work tree)
+//                            (to try changes to dist/ without touching the work tree)
 //   UDP_MMSG_INSTALL_KEEP=1  keep the temporary directory and log where it is
 import test from 'ava'
 import type { ExecutionContext } from 'ava'
@@ -226,14 +226,15 @@ function parseLast(stdout: string): Record<string, unknown> {
 
 // ---------------------------------------------------------------------------------------------
 
-maybe('root tarball ships only index.js, index.d.ts, lib/ and package metadata', async (t) => {
+maybe('root tarball ships only index.js, index.d.ts, dist/ and package metadata', async (t) => {
   const p = await packed()
   const files = p.rootInfo.files.map((f) => f.path)
   t.log(`${p.rootInfo.filename}: ${files.length} files, ${p.rootInfo.size} B packed, ${p.rootInfo.unpackedSize} B unpacked`)
   const problems = checkRootFiles(files, p.rootPkg).filter((m) => !m.includes('(main/types/exports)'))
   t.deepEqual(problems, [])
   t.false(files.some((f) => f.endsWith('.node')), 'no .node file in the root package')
-  t.true(files.includes('index.js') && files.includes('index.d.ts') && files.some((f) => f.startsWith('lib/')))
+  t.true(files.includes('index.js') && files.includes('index.d.ts') && files.some((f) => f.startsWith('dist/')))
+  t.false(files.some((f) => f.startsWith('lib/')), 'the TypeScript sources are not published')
   // The staged tarball that the install tests use holds the same files (unless overlaid).
   if (!process.env.UDP_MMSG_INSTALL_OVERLAY) t.deepEqual(p.rootPacked.files.map((f) => f.path).sort(), [...files].sort())
 })
@@ -289,9 +290,9 @@ maybe('without the platform package, loading fails with a message naming the pla
   t.false(fs.existsSync(path.join(app, 'node_modules', platform.name)), 'the platform package was left out')
 
   // The wrapper that turns the generated loader's generic error into a useful one lives in
-  // lib/native.js (proposed in __test__/fixtures/install-proposal/). Until it ships, only the
+  // dist/native.js (compiled from lib/native.ts). Until it ships, only the
   // generated loader's behaviour can be checked.
-  const wrapped = p.rootPacked.files.some((f) => f.path === 'lib/native.js')
+  const wrapped = p.rootPacked.files.some((f) => f.path === 'dist/native.js')
   for (const script of ['load.cjs', 'load.mjs']) {
     const r = await node([script], app, p.env)
     t.is(r.code, 1, `${script} must fail:\n${r.stdout}\n${r.stderr}`)
@@ -300,7 +301,7 @@ maybe('without the platform package, loading fails with a message naming the pla
     const message = String(out.message)
     t.log(`${script}: ${message}`)
     if (!wrapped) {
-      t.log('PENDING: lib/native.js is not in the package yet; only the generated loader message was checked')
+      t.log('PENDING: dist/native.js is not in the package yet; only the generated loader message was checked')
       t.regex(message, /Cannot find native binding/, script)
       continue
     }

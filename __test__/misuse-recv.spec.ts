@@ -11,7 +11,7 @@ import type { Batch } from '../lib/index.js'
 import { FIXTURES, V4, checkPayload, messagesTo, openLo, portOf, pull, range, sleep, ticks, waitUntil } from './helpers'
 import type { UdpSocket } from './helpers'
 
-/** lib/socket.js: batches an async iterator may have unread before reading pauses. */
+/** lib/receive.ts: batches an async iterator may have unread before reading pauses. */
 const ITERATOR_HIGH_WATER = 8
 
 /** The sequence numbers carried by a batch (failing the test on a malformed datagram). */

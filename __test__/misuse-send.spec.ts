@@ -369,7 +369,8 @@ test('sendBatch in slices with scatter/gather parts, source addresses and a smal
 })
 
 test('a slice starting anywhere (as after a partial send) carries exactly its datagrams: bytes, parts, destinations, sources, tos', (t) => {
-  const { pack, sliceOf, cursor } = require('../lib/pack.js')
+  const { pack } = require('../lib/pack.js')
+  const { sliceOf, cursor } = require('../lib/slice.js')
   const rand = lcg(7)
   const messages: OutgoingMessage[] = []
   for (let seq = 0; seq < 9_000; seq++) {

@@ -1,6 +1,6 @@
 // The error udp-mmsg throws when no native binary loads: for real (the package loaded in a child
 // process whose NAPI_RS_NATIVE_LIBRARY_PATH names a missing file), then for every kind of
-// platform (probed, not real) through lib/native-error.js.
+// platform (probed, not real) through the compiled dist/native-error.js.
 import test from 'ava'
 import { spawnSync } from 'node:child_process'
 import * as fs from 'node:fs'
@@ -28,7 +28,7 @@ interface NativeErrorModule {
 }
 
 const ROOT = path.resolve(__dirname, '..')
-const mod = require(path.join(ROOT, 'lib', 'native-error.js')) as NativeErrorModule
+const mod = require(path.join(ROOT, 'dist', 'native-error.js')) as NativeErrorModule
 const pkg = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as {
   name: string
   version: string
@@ -44,11 +44,11 @@ function loaderError(tag: string): Error {
   return outer
 }
 
-test('loading the package when its binary cannot load throws this error (through lib/native.js), with the loader error as cause', (t) => {
+test('loading the package when its binary cannot load throws this error (through dist/native.js), with the loader error as cause', (t) => {
   const missing = path.join(ROOT, 'target', 'no-such-dir', 'udp-mmsg.node')
   const script = `
     try {
-      require(${JSON.stringify(path.join(ROOT, 'lib', 'index.js'))})
+      require(${JSON.stringify(path.join(ROOT, 'dist', 'index.js'))})
       console.log(JSON.stringify({ loaded: true }))
     } catch (e) {
       console.log(JSON.stringify({ code: e.code, platform: e.platform, packageName: e.packageName, message: e.message, cause: e.cause && e.cause.message }))

@@ -1,6 +1,6 @@
 // The documentation is kept in sync with the typings and with itself. README.md is the newcomer's
 // page (what it is, the two commands, install, a quick start, the chart); the reference lives in
-// docs/. Every public option, method and property declared in lib/index.d.ts, and every native
+// docs/. Every public option, method and property declared in the public typings tsc emits into dist/, and every native
 // stats counter and capability (index.d.ts), must be named in docs/api.md: adding an API without
 // documenting it fails this test. Every relative link in README.md and docs/*.md must point at
 // an existing file and, with a #fragment into a Markdown file, at an existing heading.
@@ -12,7 +12,12 @@ const ROOT = join(__dirname, '..')
 const read = (file: string) => readFileSync(join(ROOT, file), 'utf8')
 const API_DOC = 'docs/api.md'
 const apiDoc = read(API_DOC)
-const dts = read(join('lib', 'index.d.ts'))
+// The typings are emitted by `npm run build` (tsc) from lib/, one declaration file per module.
+const DIST = join(ROOT, 'dist')
+const dts = readdirSync(DIST)
+  .filter((f) => f.endsWith('.d.ts'))
+  .map((f) => readFileSync(join(DIST, f), 'utf8'))
+  .join('\n')
 
 /** Member names declared in `export interface|declare class NAME ... { ... }` of a .d.ts. */
 function members(source: string, name: string): string[] {
@@ -28,7 +33,7 @@ function members(source: string, name: string): string[] {
   const body = source.slice(bodyStart, i)
   const out = new Set<string>()
   for (const line of body.split('\n')) {
-    const m = /^ {2}(?:static |readonly )*([A-Za-z_]\w*)\??\s*[(:<]/.exec(line)
+    const m = /^(?: {2}| {4})(?:static |readonly |get )*([A-Za-z_]\w*)\??\s*[(:<]/.exec(line)
     if (m && m[1] !== 'constructor' && m[1] !== 'on' && m[1] !== 'once') out.add(m[1])
   }
   return [...out]

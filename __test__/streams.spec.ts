@@ -1,4 +1,4 @@
-// Web streams over UdpSocket (lib/streams.js) and the AbortSignal support of bind, recvBatch
+// Web streams over UdpSocket (lib/streams.ts) and the AbortSignal support of bind, recvBatch
 // and sendBatch. Loopback only; bounded waits; sockets closed in teardown.
 import test, { type ExecutionContext } from 'ava'
 import { setTimeout as sleep } from 'node:timers/promises'

@@ -518,7 +518,8 @@ function liveRow(snd, received, ns, cpuNs, rcvbuf) {
 /** udp-mmsg's default receive coalescing window (µs), mirrored by one ceiling variant. */
 function libraryCoalesceUs() {
   try {
-    const d = require('../lib/options.js').DEFAULTS
+    // Not public API: read from the compiled package the benchmark runs (its options module).
+    const d = require(require('node:path').join(require('node:path').dirname(require.resolve('udp-mmsg')), 'options.js')).DEFAULTS
     return Number.isInteger(d.coalesceMicros) ? d.coalesceMicros : 0
   } catch {
     return 0

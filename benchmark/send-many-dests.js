@@ -28,7 +28,7 @@ function spellingOfLoopback(k) {
 
 /** Runs one measurement in this process: `count` messages, all to distinct destinations. */
 async function child(count) {
-  const { UdpSocket } = require(path.join(__dirname, '..', 'lib', 'index.js'))
+  const { UdpSocket } = require('udp-mmsg')
   const rxs = Array.from({ length: RECEIVERS }, () => UdpSocket.bindSync({ type: 'udp6', address: '::1', port: 0 }))
   const tx = UdpSocket.bindSync({ type: 'udp6', address: '::1', port: 0 })
   const ports = rxs.map((r) => r.localAddress().port)

@@ -111,7 +111,7 @@ function nativeStats(sock) {
 }
 
 function loadUdpMmsg() {
-  return require('../lib/index.js').UdpSocket
+  return require('udp-mmsg').UdpSocket
 }
 
 /** Binds the receiver of `kind` ('batch' | 'iter' | 'dgram') and resolves with its handles. */

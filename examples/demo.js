@@ -4,7 +4,7 @@
 // sent, received, lost (with the kernel's own drop count), truncated.
 // Usage: npm run demo -- [--duration S] [--rate PPS] [--size BYTES] [--batch-size N]
 
-const { UdpSocket } = require('../lib/index.js')
+const { UdpSocket } = require('udp-mmsg')
 const { spawn } = require('node:child_process')
 const { parseArgs } = require('node:util')
 const path = require('node:path')

@@ -13,7 +13,7 @@
 //   --json          one JSON object per second, and a final summary object, on stdout
 
 const { isMainThread, Worker, parentPort, workerData } = require('node:worker_threads')
-const { UdpSocket } = require('../lib/index.js')
+const { UdpSocket } = require('udp-mmsg')
 
 if (isMainThread) {
   require('node:process').nextTick(() =>

@@ -5,7 +5,7 @@
 //        [--batch N] [--oversize-every N]
 // Prints one JSON line at the end: {"sent":N,"oversize":K,"seconds":T}.
 
-const { UdpSocket } = require('../lib/index.js')
+const { UdpSocket } = require('udp-mmsg')
 const { parseArgs } = require('node:util')
 
 const { values } = parseArgs({

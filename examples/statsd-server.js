@@ -14,7 +14,7 @@
 //   --self-test     same as --generate 20000 --duration 5
 //   --json          one JSON object per flush on stdout (and a final summary object)
 
-const { UdpSocket } = require('../lib/index.js')
+const { UdpSocket } = require('udp-mmsg')
 const { parseArgs } = require('node:util')
 
 const { values: args } = parseArgs({

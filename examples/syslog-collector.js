@@ -12,7 +12,7 @@
 //   --self-test     same as --generate 5000 --duration 5 (NDJSON goes to --out, or is counted only)
 // At exit it prints a summary object on stderr: {"type":"summary",...}.
 
-const { UdpSocket } = require('../lib/index.js')
+const { UdpSocket } = require('udp-mmsg')
 const { parseArgs } = require('node:util')
 const { once } = require('node:events')
 const fs = require('node:fs')

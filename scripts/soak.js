@@ -39,7 +39,7 @@ const path = require('node:path')
 const { spawn, spawnSync } = require('node:child_process')
 const { parseArgs } = require('node:util')
 const { monitorEventLoopDelay } = require('node:perf_hooks')
-const { UdpSocket } = require('../lib/index.js')
+const { UdpSocket } = require('udp-mmsg')
 
 const ROOT = path.join(__dirname, '..')
 const CEILING_DIR = path.join(ROOT, 'benchmark', 'ceiling')

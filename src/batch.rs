@@ -21,7 +21,7 @@
 //! | source addresses | u8[16n]   | 32n    | 16n   |
 //! | local addresses  | u8[16n]   | 48n    | 16n   |
 //!
-//! `lib/batch.js` reads these offsets (as multiples of `n`) and the flags from the exported
+//! `lib/batch.ts` reads these offsets (as multiples of `n`) and the flags from the exported
 //! `batchLayout()` (`native::dispatch`), so this file is the one place the layout is written.
 
 use crate::addr::CompactAddr;

@@ -1,5 +1,5 @@
 //! Errors crossing to JS. Every error the native layer throws is a JS `Error` whose properties
-//! say what went wrong, so `lib/errors.js` never parses a message:
+//! say what went wrong, so `lib/errors.ts` never parses a message:
 //!
 //! - OS error: `code: 'UDP_MMSG_OS'`, `errno` (positive), `syscall`, `detail` (may be `''`).
 //! - Argument error: `code: 'UDP_MMSG_ARG'`, `argument` (`'destination'`, `'batchSize'`, ...),

@@ -1,7 +1,7 @@
 //! Events on their way from the I/O thread to JS: the threadsafe function that carries them,
 //! the [`NativeEvent`] object the JS callback receives, and the constants JS needs to read
 //! them (event kinds, and the batch metadata layout of `crate::batch`, exported so that
-//! `lib/batch.js` holds no copy of it).
+//! `lib/batch.ts` holds no copy of it).
 
 use std::sync::{Arc, Weak};
 

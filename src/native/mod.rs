@@ -1,5 +1,5 @@
 //! The napi class JS talks to: one owned UDP socket, its I/O thread and its counters.
-//! `lib/socket.js` wraps it in the public `UdpSocket` API; argument validation with
+//! `lib/socket.ts` wraps it in the public `UdpSocket` API; argument validation with
 //! `TypeError`/`RangeError` happens there, and this layer checks again without trusting it.
 //!
 //! One concern per file: this one holds the class, its constructor and its lifetime (close,

@@ -12,7 +12,7 @@ pub const MAX_BATCH_SIZE: u32 = 1024;
 /// Largest UDP payload the slab can hold per datagram.
 pub const MAX_DATAGRAM_SIZE: u32 = 65535;
 
-/// Options for `NativeSocket`, already normalised by `lib/socket.js`.
+/// Options for `NativeSocket`, already normalised by `lib/socket.ts`.
 #[napi(object)]
 pub struct NativeOptions {
   /// Local IP literal to bind (`'0.0.0.0'`, `'::'`, `'127.0.0.1'`, `'::1'`, ...).

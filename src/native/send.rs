@@ -1,4 +1,4 @@
-//! Send marshalling: turns the packed batch `lib/pack.js` builds into what `send::send` takes
+//! Send marshalling: turns the packed batch `lib/pack.ts` builds into what `send::send` takes
 //! (addresses parsed once per table entry, not per datagram), and counts the outcome.
 
 use std::os::fd::AsRawFd;
@@ -19,7 +19,7 @@ use crate::stats::Counters;
 #[napi]
 impl NativeSocket {
   /// Sends at most `max_count` datagrams from `start` of a packed batch without blocking; see
-  /// `lib/pack.js` for the format. Returns how many went and why it stopped.
+  /// `lib/pack.ts` for the format. Returns how many went and why it stopped.
   #[allow(clippy::too_many_arguments)]
   #[napi]
   pub fn send(

@@ -1,10 +1,11 @@
-'use strict'
 // Builds the error udp-mmsg throws when its native binary cannot be loaded: names the
 // platform, the package the loader looked for, why it is missing, and how to build from
 // source. Pure apart from the default probes, so it can be tested for any platform.
 
+import { readFileSync } from 'node:fs'
+
 /** Platforms with a prebuilt binary package (`udp-mmsg-<tag>`), and their Rust targets. */
-const PREBUILT = {
+export const PREBUILT: Record<string, string> = {
   'linux-x64-gnu': 'x86_64-unknown-linux-gnu',
   'linux-arm64-gnu': 'aarch64-unknown-linux-gnu',
   'linux-x64-musl': 'x86_64-unknown-linux-musl',
@@ -12,15 +13,15 @@ const PREBUILT = {
   'darwin-x64': 'x86_64-apple-darwin',
   'darwin-arm64': 'aarch64-apple-darwin',
 }
-const RUST_VERSION = '1.88'
-const CODE = 'ERR_UDP_MMSG_NATIVE_LOAD'
+export const RUST_VERSION = '1.88'
+export const CODE = 'ERR_UDP_MMSG_NATIVE_LOAD'
 
-function isMusl() {
+function isMusl(): boolean {
   try {
-    return require('node:fs').readFileSync('/usr/bin/ldd', 'utf8').includes('musl')
+    return readFileSync('/usr/bin/ldd', 'utf8').includes('musl')
   } catch {}
   try {
-    const report = process.report && process.report.getReport()
+    const report = process.report && (process.report.getReport() as { header?: { glibcVersionRuntime?: string } })
     return Boolean(report && report.header && !report.header.glibcVersionRuntime)
   } catch {
     return false
@@ -28,13 +29,13 @@ function isMusl() {
 }
 
 /** The loader's name for a platform: linux-x64-gnu, darwin-arm64, win32-x64-msvc, ... */
-function platformTag(platform, arch, musl) {
+export function platformTag(platform: string, arch: string, musl: boolean): string {
   if (platform === 'linux') return `linux-${arch}-${musl ? 'musl' : 'gnu'}`
   if (platform === 'win32') return `win32-${arch}-msvc`
   return `${platform}-${arch}`
 }
 
-function packageInstalled(name) {
+function packageInstalled(name: string): boolean {
   try {
     require.resolve(`${name}/package.json`)
     return true
@@ -44,24 +45,55 @@ function packageInstalled(name) {
 }
 
 /** The messages of `err` and its `cause` chain, outermost first. */
-function causeMessages(err) {
-  const out = []
-  for (let e = err, i = 0; e && i < 32; e = e.cause, i++) out.push(String((e && e.message) || e))
+function causeMessages(err: unknown): string[] {
+  const out: string[] = []
+  for (let e = err as { message?: unknown; cause?: unknown } | undefined, i = 0; e && i < 32; e = e.cause as typeof e, i++)
+    out.push(String((e && e.message) || e))
   return out
 }
 
-function repoUrl(pkg) {
+function repoUrl(pkg: PackageInfo): string {
   const r = pkg.repository
   const url = typeof r === 'string' ? r : r && r.url
   return url ? url.replace(/^git\+/, '').replace(/\.git$/, '') : 'the udp-mmsg repository'
+}
+
+/** The parts of package.json the message uses. */
+export interface PackageInfo {
+  name: string
+  version: string
+  repository?: string | { url?: string }
+}
+
+/** What `nativeLoadError` otherwise reads from this process (for tests of other platforms). */
+export interface Probe {
+  platform?: string
+  arch?: string
+  musl?: boolean
+  installed?: (name: string) => boolean
+  override?: string
+  pkg?: PackageInfo
+}
+
+/** The error thrown when the native binary cannot be loaded. */
+export interface NativeLoadError extends Error {
+  /** `'ERR_UDP_MMSG_NATIVE_LOAD'`. */
+  code: typeof CODE
+  /** The loader's platform tag (`linux-x64-gnu`, ...). */
+  platform: string
+  /** The platform package the loader looked for. */
+  packageName: string
+  /** The loader's own error. */
+  cause: unknown
 }
 
 /**
  * The error to throw for the loader's error `cause`. `probe` overrides what is otherwise
  * read from this process: { platform, arch, musl, installed(name), override, pkg }.
  */
-function nativeLoadError(cause, probe = {}) {
-  const pkg = probe.pkg ?? require('../package.json')
+export function nativeLoadError(cause: unknown, probe: Probe = {}): NativeLoadError {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const pkg: PackageInfo = probe.pkg ?? (require('../package.json') as PackageInfo)
   const platform = probe.platform ?? process.platform
   const arch = probe.arch ?? process.arch
   const musl = probe.musl ?? (platform === 'linux' && isMusl())
@@ -70,13 +102,17 @@ function nativeLoadError(cause, probe = {}) {
   const pkgName = `${pkg.name}-${tag}`
   const wanted = `${pkgName}@${pkg.version}`
   const override = probe.override ?? process.env.NAPI_RS_NATIVE_LIBRARY_PATH
-  const lines = [`udp-mmsg: cannot load its native binary for this platform (${tag}); it looked for the package ${wanted}.`]
+  const lines: string[] = [`udp-mmsg: cannot load its native binary for this platform (${tag}); it looked for the package ${wanted}.`]
 
   if (override) {
     const failures = causeMessages(cause).filter((m) => !/^Cannot find (native binding|module '(\.\/|udp-mmsg-wasm32))/.test(m))
-    lines.push(`NAPI_RS_NATIVE_LIBRARY_PATH is set to ${override}, and loading it failed: ${failures[failures.length - 1] || causeMessages(cause)[0]}`)
+    lines.push(
+      `NAPI_RS_NATIVE_LIBRARY_PATH is set to ${override}, and loading it failed: ${failures[failures.length - 1] || causeMessages(cause)[0]}`,
+    )
   } else if (platform === 'win32') {
-    lines.push('Windows is not supported: the native code uses Unix socket APIs (recvmsg/sendmsg, poll, pipe). Use node:dgram on Windows, or run under WSL 2 (Linux), where the linux package installs.')
+    lines.push(
+      'Windows is not supported: the native code uses Unix socket APIs (recvmsg/sendmsg, poll, pipe). Use node:dgram on Windows, or run under WSL 2 (Linux), where the linux package installs.',
+    )
   } else if (!PREBUILT[tag]) {
     lines.push(`No prebuilt binary exists for ${tag}; prebuilt packages exist for ${Object.keys(PREBUILT).join(', ')}.`)
   } else if (!installed(pkgName)) {
@@ -84,8 +120,10 @@ function nativeLoadError(cause, probe = {}) {
       `${pkgName} is an optional dependency of udp-mmsg and it is not installed. npm skips optional dependencies under --omit=optional (--no-optional), and a package-lock.json written on another platform can leave it out (https://github.com/npm/cli/issues/4828): remove node_modules and package-lock.json, then run npm install again, with optional dependencies.`,
     )
   } else {
-    const why = causeMessages(cause).find((m) => m.includes(tag) && !/Cannot find module/.test(m)) ||
-      causeMessages(cause).find((m) => !/^Cannot find (native binding|module)/.test(m)) || causeMessages(cause)[0]
+    const why =
+      causeMessages(cause).find((m) => m.includes(tag) && !/Cannot find module/.test(m)) ||
+      causeMessages(cause).find((m) => !/^Cannot find (native binding|module)/.test(m)) ||
+      causeMessages(cause)[0]
     lines.push(`${pkgName} is installed but its binary failed to load: ${why}`)
     if (/GLIBC_/.test(why)) lines.push('The prebuilt linux-*-gnu binaries need glibc 2.17 or newer; on an older system, build from source.')
   }
@@ -96,12 +134,10 @@ function nativeLoadError(cause, probe = {}) {
         `That writes udp-mmsg.${tag}.node; point NAPI_RS_NATIVE_LIBRARY_PATH at it, or npm install that directory in place of the registry package.`,
     )
   }
-  const err = new Error(lines.join('\n'))
+  const err = new Error(lines.join('\n')) as NativeLoadError
   err.code = CODE
   err.platform = tag
   err.packageName = pkgName
   err.cause = cause
   return err
 }
-
-module.exports = { nativeLoadError, platformTag, PREBUILT, RUST_VERSION, CODE }

@@ -1,14 +1,63 @@
-'use strict'
 // Packing an array of messages into the flat form the native send takes: one byte buffer
 // with every part back to back, the length of each part, the parts per datagram (only when
 // some datagram has more than one), and a destination table with one index per datagram
 // (only when there is more than one destination). Validates every message on the way.
+//
+// Native-interface seam (argument side): the shape of `Packed`/`Slice` is the argument list of
+// the native send (see send-queue.ts `nativeSend`).
 
-const { isIP } = require('node:net')
-const errors = require('./errors.js')
+import { isIP } from 'node:net'
+import * as errors from './errors.js'
+
+export type { OutgoingMessage } from './types.js'
+
+/** What the packer needs to know of the socket. */
+export interface SockInfo {
+  family: 4 | 6
+  connected: boolean
+}
+
+/** The flat form of a batch the native send takes (see the native `send`). */
+export interface Packed {
+  count: number
+  data: Uint8Array
+  lens: Uint32Array
+  parts: Uint32Array | null
+  dest: Uint32Array | null
+  addrs: string[]
+  ports: number[]
+  srcIdx: Uint32Array | null
+  sources: string[] | null
+  tos: Int32Array | null
+  scopedDests: number[]
+  scopedSources: number[]
+  owned: boolean
+}
+
+type Bytes = Uint8Array
+type TypedCtor<T> = new (n: number) => T
+
+interface Extras {
+  srcIdx: Uint32Array | null
+  sources: string[] | null
+  srcKeys: Map<string, number> | null
+  tos: Int32Array | null
+  scratch: ScratchArrays
+  owned: boolean
+  scopedSources: number[]
+}
+
+interface ScratchArrays {
+  data?: Buffer
+  lens?: Uint32Array
+  parts?: Uint32Array
+  dest?: Uint32Array
+  src?: Uint32Array | null
+  tos?: Int32Array | null
+}
 
 /** Normalises one payload part to a Uint8Array (strings are UTF-8 encoded). */
-function toBytes(part, name) {
+function toBytes(part: unknown, name: string): Bytes {
   if (part instanceof Uint8Array) {
     checkAttached(part, name)
     return part
@@ -21,8 +70,8 @@ function toBytes(part, name) {
   throw errors.invalidArgType(name, 'of type string or an instance of Buffer, TypedArray or DataView', part)
 }
 
-function checkAttached(view, name) {
-  let length
+function checkAttached(view: ArrayBufferView, name: string): void {
+  let length: number
   try {
     length = view.byteLength
   } catch {
@@ -32,7 +81,8 @@ function checkAttached(view, name) {
   if (length !== 0) return
   // A view of a detached ArrayBuffer reads as empty; constructing over it throws instead.
   try {
-    new Uint8Array(view.buffer, 0, 0)
+    const probe = new Uint8Array(view.buffer, 0, 0)
+    void probe
   } catch {
     throw errors.invalidArgValue(name, view, 'is backed by a detached ArrayBuffer')
   }
@@ -45,7 +95,14 @@ function checkAttached(view, name) {
  * message calling trySendBatch/sendBatch) packs into a fresh scratch instead, so neither
  * call overwrites the other's destination indexes or bytes.
  */
-class PackScratch {
+export class PackScratch {
+  data: Buffer
+  lens: Uint32Array
+  parts: Uint32Array
+  dest: Uint32Array
+  src: Uint32Array | null
+  tos: Int32Array | null
+  busy: boolean
   constructor() {
     this.data = Buffer.allocUnsafe(64 * 1024)
     this.lens = new Uint32Array(1024)
@@ -57,7 +114,7 @@ class PackScratch {
   }
 }
 
-function grow(arr, need, Ctor) {
+function grow<T extends { length: number }>(arr: T, need: number, Ctor: TypedCtor<T>): T {
   if (arr.length >= need) return arr
   let n = arr.length
   while (n < need) n *= 2
@@ -83,7 +140,7 @@ function grow(arr, need, Ctor) {
  * @param {PackScratch | null} scratch
  * @returns {{ count, data, lens, parts, dest, addrs, ports, srcIdx, sources, tos, scopedDests, scopedSources, owned }}
  */
-function pack(messages, sock, scratch) {
+export function pack(messages: unknown, sock: SockInfo, scratch: PackScratch | null): Packed {
   if (!Array.isArray(messages)) throw errors.invalidArgType('messages', 'an array of messages', messages)
   // No scratch, or a re-entrant pack (from a getter of a message being packed, while the
   // shared scratch is in use): arrays of this batch's own.
@@ -97,39 +154,40 @@ function pack(messages, sock, scratch) {
 }
 
 /** Allocates exactly `need` elements for an owned batch, or grows the scratch array. */
-function take(owned, arr, need, Ctor) {
-  return owned ? new Ctor(need) : grow(arr, need, Ctor)
+function take<T extends { length: number }>(owned: boolean, arr: T | undefined, need: number, Ctor: TypedCtor<T>): T {
+  return owned ? new Ctor(need) : grow(arr as T, need, Ctor)
 }
 
-function packInto(messages, sock, scratch, owned) {
+function packInto(messages: readonly unknown[], sock: SockInfo, scratch: ScratchArrays, owned: boolean): Packed {
   const count = messages.length
   let total = 0
   let nparts = 0
   let multi = false
-  const views = new Array(count)
+  const views = new Array<Bytes | Bytes[]>(count)
   // Destinations: the common case is one (or few) destination(s); a run of the same one is
   // detected without a map lookup.
-  const addrs = []
-  const ports = []
-  const scopedDests = []
-  let destKeys = null
-  let lastAddr
-  let lastPort
+  const addrs: string[] = []
+  const ports: number[] = []
+  const scopedDests: number[] = []
+  let destKeys: Map<string, number | Map<number, number>> | null = null
+  let lastAddr: unknown
+  let lastPort: unknown
   let lastIdx = -1
-  let destIdx = null
-  const ex = { srcIdx: null, sources: null, srcKeys: null, tos: null, scratch, owned, scopedSources: [] }
+  let destIdx: Uint32Array | null = null
+  const ex: Extras = { srcIdx: null, sources: null, srcKeys: null, tos: null, scratch, owned, scopedSources: [] }
   for (let i = 0; i < count; i++) {
-    const m = messages[i]
+    const m = messages[i] as Record<string, unknown> | null
     if (m === null || typeof m !== 'object') throw errors.invalidArgType(`messages[${i}]`, 'an object with a data property', m)
     const d = m.data
-    let v
+    let v: Bytes | Bytes[]
     if (Array.isArray(d)) {
       const n = d.length
-      v = new Array(n)
+      const vs = new Array<Bytes>(n)
       for (let k = 0; k < n; k++) {
-        v[k] = toBytes(d[k], `messages[${i}].data[${k}]`)
-        total += v[k].byteLength
+        vs[k] = toBytes(d[k], `messages[${i}].data[${k}]`)
+        total += vs[k].byteLength
       }
+      v = vs
       nparts += n
       if (n !== 1) multi = true
     } else {
@@ -169,7 +227,7 @@ function packInto(messages, sock, scratch, owned) {
     }
     if (typeof port !== 'number') throw errors.invalidArgType(`messages[${i}].port`, 'of type number', port)
     if (!Number.isInteger(port) || port < 1 || port > 65535) throw errors.badPort(`messages[${i}].port`, port, false)
-    let idx
+    let idx: number | undefined
     if (typeof entry === 'number') {
       if (ports[entry] === port) idx = entry
       else destKeys.set(address, (entry = new Map([[ports[entry], entry]])))
@@ -179,7 +237,7 @@ function packInto(messages, sock, scratch, owned) {
     if (idx === undefined) {
       idx = addrs.length
       if (entry === undefined) destKeys.set(address, idx)
-      else entry.set(port, idx)
+      else (entry as Map<number, number>).set(port, idx)
       addrs.push(address)
       ports.push(port)
       if (address.includes('%')) scopedDests.push(idx)
@@ -194,9 +252,10 @@ function packInto(messages, sock, scratch, owned) {
     lastPort = port
     lastIdx = idx
   }
+  const sd = scratch.data as Buffer
   const data = owned
     ? Buffer.allocUnsafe(total)
-    : (scratch.data = total > scratch.data.length ? Buffer.allocUnsafe(Math.max(total, scratch.data.length * 2)) : scratch.data)
+    : (scratch.data = total > sd.length ? Buffer.allocUnsafe(Math.max(total, sd.length * 2)) : sd)
   const lens = (scratch.lens = take(owned, scratch.lens, nparts, Uint32Array))
   const parts = multi ? (scratch.parts = take(owned, scratch.parts, count, Uint32Array)) : null
   let off = 0
@@ -235,7 +294,7 @@ function packInto(messages, sock, scratch, owned) {
 }
 
 /** Per-datagram source address (sent with IP_PKTINFO/IPV6_PKTINFO) and TOS / traffic class. */
-function extras(sourceAddress, tos, i, count, sock, ex) {
+function extras(sourceAddress: unknown, tos: unknown, i: number, count: number, sock: SockInfo, ex: Extras): void {
   if (sourceAddress !== undefined) {
     const a = sourceAddress
     if (typeof a !== 'string') throw errors.invalidArgType(`messages[${i}].sourceAddress`, 'of type string', a)
@@ -248,11 +307,13 @@ function extras(sourceAddress, tos, i, count, sock, ex) {
       ex.sources = []
       ex.srcKeys = new Map()
     }
-    let k = ex.srcKeys.get(a)
+    const srcKeys = ex.srcKeys as Map<string, number>
+    const sources = ex.sources as string[]
+    let k = srcKeys.get(a)
     if (k === undefined) {
-      ex.sources.push(a)
-      k = ex.sources.length
-      ex.srcKeys.set(a, k)
+      sources.push(a)
+      k = sources.length
+      srcKeys.set(a, k)
       if (fam === 6 && a.includes('%')) ex.scopedSources.push(k - 1)
     }
     ex.srcIdx[i] = k
@@ -270,7 +331,7 @@ function extras(sourceAddress, tos, i, count, sock, ex) {
 }
 
 /** Copies a packed batch out of the scratch storage so it can wait for writability. */
-function detach(p) {
+export function detach(p: Packed): Packed {
   return {
     count: p.count,
     data: Buffer.from(p.data),
@@ -287,110 +348,3 @@ function detach(p) {
     owned: true,
   }
 }
-
-/** Where a batch is being sent from, kept between the slices of one batch (see `sliceOf`). */
-function cursor() {
-  return { msg: 0, part: 0, byte: 0, remap: null, dest: null, remapSrc: null, src: null }
-}
-
-/** Moves a `{ msg, part, byte }` position forward to datagram `to` of `p`. */
-function advance(p, pos, to) {
-  let { msg, part, byte } = pos
-  const lens = p.lens
-  const parts = p.parts
-  while (msg < to) {
-    const n = parts === null ? 1 : parts[msg]
-    for (let k = 0; k < n; k++) byte += lens[part++]
-    msg++
-  }
-  return { msg, part, byte }
-}
-
-/**
- * The datagrams `start` .. `start + max` of packed batch `p` as a packed batch of their own,
- * for one native send call: its bytes, lengths and per-datagram arrays are views of `p`'s, but
- * its destination (and source) table holds only the addresses these datagrams use, re-indexed.
- * The native send converts its whole table to socket addresses on every call, so this keeps a
- * batch to many destinations linear: each call converts at most `max` addresses, not all of
- * them.
- *
- * `cur` (from `cursor()`) remembers the byte/part position of the previous start, so walking a
- * batch slice by slice is linear too; `start` never goes backwards within one batch. The
- * returned view is valid until the next call with the same `cur` (its tables are reused).
- * `destOf[k]` / `sourceOf[k]` give the index in `p`'s tables of local entry `k`.
- */
-function sliceOf(p, start, max, cur) {
-  if (start < cur.msg) Object.assign(cur, { msg: 0, part: 0, byte: 0 })
-  Object.assign(cur, advance(p, cur, start))
-  const end = Math.min(p.count, start + max)
-  const n = end - start
-  const last = advance(p, cur, end)
-  let dest = null
-  let addrs = p.addrs
-  let ports = p.ports
-  let destOf = null
-  if (p.dest !== null) {
-    if (cur.remap === null) cur.remap = new Int32Array(p.addrs.length).fill(-1)
-    if (cur.dest === null || cur.dest.length < n) cur.dest = new Uint32Array(n)
-    const remap = cur.remap
-    dest = cur.dest.subarray(0, n)
-    addrs = []
-    ports = []
-    destOf = []
-    for (let j = 0; j < n; j++) {
-      const g = p.dest[start + j]
-      let l = remap[g]
-      if (l === -1) {
-        l = remap[g] = destOf.length
-        destOf.push(g)
-        addrs.push(p.addrs[g])
-        ports.push(p.ports[g])
-      }
-      dest[j] = l
-    }
-    for (const g of destOf) remap[g] = -1
-  }
-  let srcIdx = null
-  let sources = p.sources
-  let sourceOf = null
-  if (p.srcIdx !== null) {
-    // Source indexes are 1-based (0: no source address for that datagram).
-    if (cur.remapSrc === null) cur.remapSrc = new Int32Array(p.sources.length + 1).fill(-1)
-    if (cur.src === null || cur.src.length < n) cur.src = new Uint32Array(n)
-    const remap = cur.remapSrc
-    srcIdx = cur.src.subarray(0, n)
-    sources = []
-    sourceOf = []
-    for (let j = 0; j < n; j++) {
-      const g = p.srcIdx[start + j]
-      if (g === 0) {
-        srcIdx[j] = 0
-        continue
-      }
-      let l = remap[g]
-      if (l === -1) {
-        l = remap[g] = sourceOf.length + 1
-        sourceOf.push(g - 1)
-        sources.push(p.sources[g - 1])
-      }
-      srcIdx[j] = l
-    }
-    for (const g of sourceOf) remap[g + 1] = -1
-  }
-  return {
-    count: n,
-    data: p.data.subarray(cur.byte, last.byte),
-    lens: p.lens.subarray(cur.part, last.part),
-    parts: p.parts === null ? null : p.parts.subarray(start, end),
-    dest,
-    addrs,
-    ports,
-    srcIdx,
-    sources,
-    tos: p.tos === null ? null : p.tos.subarray(start, end),
-    destOf,
-    sourceOf,
-  }
-}
-
-module.exports = { pack, detach, sliceOf, cursor, PackScratch }

@@ -1,8 +1,13 @@
-// Typings of udp-mmsg/dgram: a node:dgram-compatible facade over UdpSocket. The socket type
-// extends node:dgram's, so code typed against `dgram.Socket` accepts it unchanged.
-/// <reference types="node" />
+// udp-mmsg/dgram: a node:dgram-compatible facade over UdpSocket. `require('udp-mmsg/dgram')`
+// is a drop-in for `require('node:dgram')` in ingestion code. Receiving: one UdpSocket batch
+// becomes one 'message' event per datagram (no extra system calls). Sending: every send() made
+// in the same tick is coalesced into one sendmmsg batch on process.nextTick, and each callback
+// still gets its own (err, bytes) like Node's. The socket type extends node:dgram's, so code
+// typed against `dgram.Socket` accepts it unchanged. The implementation is dgram-socket.ts.
+
 import type * as nodeDgram from 'node:dgram'
-import type { UdpSocket } from './index'
+import { Socket as FacadeSocket } from './dgram-socket.js'
+import type { UdpSocket } from './socket.js'
 
 export type SocketType = nodeDgram.SocketType
 export type RemoteInfo = nodeDgram.RemoteInfo
@@ -40,7 +45,9 @@ export interface SocketOptions extends nodeDgram.SocketOptions {
 
 /**
  * A node:dgram-compatible socket. Receives come in batches (one recvmmsg, many 'message'
- * events); the sends of one tick go out as one sendmmsg batch.
+ * events); the sends of one tick go out as one sendmmsg batch. Every method behaves as
+ * node:dgram's (see Node's documentation for each), errors included; the differences are
+ * listed in the README.
  */
 export interface Socket extends nodeDgram.Socket {
   /** `'udp4'` or `'udp6'`. */
@@ -49,11 +56,32 @@ export interface Socket extends nodeDgram.Socket {
   readonly udpSocket: UdpSocket | null
 }
 
-export declare const Socket: {
+/** The constructor of {@link Socket} (as node:dgram exports its `Socket`). */
+export const Socket = FacadeSocket as unknown as {
   new (type: SocketType | SocketOptions, listener?: MessageListener): Socket
   readonly prototype: Socket
 }
 
-/** Creates a node:dgram-compatible socket backed by udp-mmsg. */
-export declare function createSocket(type: SocketType, callback?: MessageListener): Socket
-export declare function createSocket(options: SocketOptions, callback?: MessageListener): Socket
+/**
+ * Creates a node:dgram-compatible socket backed by udp-mmsg: `createSocket('udp4')`,
+ * `createSocket('udp6', onMessage)` or `createSocket({ type, reuseAddr, reusePort, ipv6Only,
+ * recvBufferSize, sendBufferSize, lookup, signal, ...udp-mmsg options })`. Nothing touches the
+ * kernel until `bind()` (or the first `send()`); closing is `close()`, or aborting `signal`.
+ *
+ * @throws TypeError `ERR_SOCKET_BAD_TYPE` for a type other than `'udp4'`/`'udp6'`;
+ * `ERR_INVALID_ARG_TYPE` for a non-function `lookup` or a non-AbortSignal `signal`; a
+ * TypeError/RangeError naming a bad udp-mmsg option.
+ *
+ * @example
+ * ```ts
+ * import { createSocket } from 'udp-mmsg/dgram'
+ * const socket = createSocket({ type: 'udp4', batchSize: 512 })
+ * socket.on('message', (msg, rinfo) => console.log(rinfo.address, msg.length))
+ * socket.bind(8125)
+ * ```
+ */
+export function createSocket(type: SocketType, callback?: MessageListener): Socket
+export function createSocket(options: SocketOptions, callback?: MessageListener): Socket
+export function createSocket(type: SocketType | SocketOptions, listener?: MessageListener): Socket {
+  return new Socket(type, listener)
+}

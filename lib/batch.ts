@@ -1,0 +1,448 @@
+// The view JS gets of one received batch. The native layer hands over one buffer: metadata
+// laid out as parallel arrays (see src/batch.rs), then the payloads back to back:
+//   timestamps u64[n] @0 | lengths u32[n] @8n | offsets u32[n] @12n | scope ids u32[n] @16n |
+//   interface index u32[n] @20n | ports u16[n] @24n | families u8[n] @26n | flags u8[n] @27n |
+//   tos u8[n] @28n | local families u8[n] @29n | source address bytes u8[16n] @32n |
+//   local address bytes u8[16n] @48n          (64 bytes per datagram)
+// Nothing is created per datagram unless asked for (data(i), address(i), iteration).
+//
+// Native-interface seam: `LAYOUT` below reads that layout from the native layer (batchLayout()).
+// (Past ~400 lines only because each public member carries TSDoc with an example: one class.)
+
+import { formatIPv4, formatIPv6 } from './address.js'
+import * as errors from './errors.js'
+import { BATCH_LAYOUT } from './native.js'
+
+/**
+ * Where each per-datagram array starts in the metadata, as a multiple of the datagram count
+ * `n` (so `offset = LAYOUT.x * n`), the metadata bytes per datagram, and the flag bits: read
+ * once from the native layer, which defines them (src/batch.rs `MetaLayout`, `FLAG_*`).
+ */
+const LAYOUT = {
+  timestamps: BATCH_LAYOUT.timestamps,
+  lengths: BATCH_LAYOUT.lengths,
+  offsets: BATCH_LAYOUT.offsets,
+  scopeIds: BATCH_LAYOUT.scopes,
+  interfaceIndexes: BATCH_LAYOUT.ifindexes,
+  ports: BATCH_LAYOUT.ports,
+  families: BATCH_LAYOUT.families,
+  flags: BATCH_LAYOUT.flags,
+  tos: BATCH_LAYOUT.tos,
+  localFamilies: BATCH_LAYOUT.localFamilies,
+  addressBytes: BATCH_LAYOUT.addresses,
+  localAddressBytes: BATCH_LAYOUT.localAddresses,
+  bytesPerDatagram: BATCH_LAYOUT.bytesPerDatagram,
+} as const
+
+const L_FAMILIES = LAYOUT.families
+const L_FLAGS = LAYOUT.flags
+const L_TOS = LAYOUT.tos
+const L_ADDR = LAYOUT.addressBytes
+const L_LOCAL_ADDR = LAYOUT.localAddressBytes
+
+const FLAG_TRUNCATED = BATCH_LAYOUT.flagTruncated
+const FLAG_LOCAL = BATCH_LAYOUT.flagLocal
+const FLAG_TIMESTAMP = BATCH_LAYOUT.flagTimestamp
+const FLAG_TOS = BATCH_LAYOUT.flagTos
+const EMPTY = Buffer.alloc(0)
+const EMPTY_META = new Uint8Array(0)
+
+/** One received datagram, as created by iterating a {@link Batch}. */
+export interface Message {
+  /** Payload: a view into the batch's buffer (no copy). */
+  data: Buffer
+  /** Source address (IPv4-mapped sources on dual-stack sockets appear as `::ffff:a.b.c.d`). */
+  address: string
+  /** Source port. */
+  port: number
+  /** `'IPv4'` or `'IPv6'`. */
+  family: 'IPv4' | 'IPv6'
+  /** The datagram was longer than `maxDatagramSize` and was cut. */
+  truncated: boolean
+}
+
+interface AddressCache {
+  fam: number
+  w0: number
+  w1: number
+  w2: number
+  w3: number
+  scope: number
+  text: string
+}
+
+/**
+ * A batch of received datagrams: one buffer and parallel typed arrays. Nothing is created per
+ * datagram unless you ask (`data(i)`, `address(i)`, iteration). Batches come from a
+ * {@link UdpSocket} (`'batch'` events, `recvBatch()`, `for await`); there is no public
+ * constructor. The typed arrays are views of memory the batch owns: they stay valid as long
+ * as you keep the batch (or the arrays).
+ *
+ * @example
+ * ```ts
+ * const batch = await socket.recvBatch()
+ * for (let i = 0; i < batch.count; i++) handle(batch.data(i), batch.address(i), batch.port(i))
+ * for (const { data, address, port } of batch) handle(data, address, port)
+ * ```
+ */
+export class Batch implements Iterable<Message> {
+  /** Number of datagrams. */
+  readonly count: number
+  /** Every payload, back to back. */
+  readonly buffer: Buffer
+  /** Byte length of datagram `i` in `buffer`. */
+  readonly lengths: Uint32Array
+  /** Byte offset of datagram `i` in `buffer`. */
+  readonly offsets: Uint32Array
+  /** Kernel's cumulative count of datagrams dropped for this socket because its buffer was full (Linux; undefined when unknown). */
+  readonly kernelDrops: number | undefined
+  #meta: Uint8Array
+  #ports: Uint16Array | null = null
+  #families: Uint8Array | null = null
+  #flags: Uint8Array | null = null
+  #words: Uint32Array | null = null
+  #cache: AddressCache | null = null
+
+  private constructor(buffer: Buffer, meta: Uint8Array, count: number, kernelDrops: number) {
+    const ab = meta.buffer
+    const base = meta.byteOffset
+    this.count = count
+    this.buffer = buffer
+    this.lengths = new Uint32Array(ab, base + LAYOUT.lengths * count, count)
+    this.offsets = new Uint32Array(ab, base + LAYOUT.offsets * count, count)
+    this.kernelDrops = kernelDrops >= 0 ? kernelDrops : undefined
+    this.#meta = meta
+  }
+
+  /**
+   * Source ports, one per datagram.
+   * @example
+   * ```ts
+   * batch.ports[0] // source port of datagram 0
+   * ```
+   */
+  get ports(): Uint16Array {
+    if (this.#ports === null)
+      this.#ports = new Uint16Array(this.#meta.buffer, this.#meta.byteOffset + LAYOUT.ports * this.count, this.count)
+    return this.#ports
+  }
+
+  /**
+   * Source address families, one per datagram: 4 or 6.
+   * @example
+   * ```ts
+   * batch.families[0] // 4 or 6
+   * ```
+   */
+  get families(): Uint8Array {
+    if (this.#families === null)
+      this.#families = new Uint8Array(this.#meta.buffer, this.#meta.byteOffset + L_FAMILIES * this.count, this.count)
+    return this.#families
+  }
+
+  /**
+   * Per-datagram flags; bit 0 set means truncated.
+   * @example
+   * ```ts
+   * const cut = batch.flags.filter((f) => f & 1).length
+   * ```
+   */
+  get flags(): Uint8Array {
+    if (this.#flags === null) this.#flags = new Uint8Array(this.#meta.buffer, this.#meta.byteOffset + L_FLAGS * this.count, this.count)
+    return this.#flags
+  }
+
+  /**
+   * Source address bytes, 16 per datagram (IPv4 in the first four).
+   * @example
+   * ```ts
+   * batch.addressBytes.subarray(0, 4) // IPv4 source of datagram 0
+   * ```
+   */
+  get addressBytes(): Uint8Array {
+    return new Uint8Array(this.#meta.buffer, this.#meta.byteOffset + L_ADDR * this.count, 16 * this.count)
+  }
+
+  /**
+   * Local (destination) address bytes, 16 per datagram (with `pktinfo: true`).
+   * @example
+   * ```ts
+   * batch.localAddressBytes.subarray(16 * i, 16 * i + 16)
+   * ```
+   */
+  get localAddressBytes(): Uint8Array {
+    return new Uint8Array(this.#meta.buffer, this.#meta.byteOffset + L_LOCAL_ADDR * this.count, 16 * this.count)
+  }
+
+  /**
+   * Interface index each datagram arrived on (with `pktinfo: true`; 0 when unknown).
+   * @example
+   * ```ts
+   * batch.interfaceIndexes[i] // with pktinfo: true
+   * ```
+   */
+  get interfaceIndexes(): Uint32Array {
+    return new Uint32Array(this.#meta.buffer, this.#meta.byteOffset + LAYOUT.interfaceIndexes * this.count, this.count)
+  }
+
+  /**
+   * Kernel receive time of each datagram in nanoseconds since the Unix epoch (with
+   * `timestamps: true`; 0n when unknown).
+   * @example
+   * ```ts
+   * const ns = batch.timestamps[i] // with timestamps: true
+   * ```
+   */
+  get timestamps(): BigUint64Array {
+    return new BigUint64Array(this.#meta.buffer, this.#meta.byteOffset + LAYOUT.timestamps * this.count, this.count)
+  }
+
+  /**
+   * TOS (IPv4) / traffic class (IPv6) byte of each datagram (with `recvTos: true`).
+   * @example
+   * ```ts
+   * batch.tosValues[i] & 3 // ECN bits, with recvTos: true
+   * ```
+   */
+  get tosValues(): Uint8Array {
+    return new Uint8Array(this.#meta.buffer, this.#meta.byteOffset + L_TOS * this.count, this.count)
+  }
+
+  /**
+   * IPv6 scope ids, one per datagram (0 when none).
+   * @example
+   * ```ts
+   * batch.scopeIds[i] // 0 unless a link-local IPv6 source
+   * ```
+   */
+  get scopeIds(): Uint32Array {
+    return new Uint32Array(this.#meta.buffer, this.#meta.byteOffset + LAYOUT.scopeIds * this.count, this.count)
+  }
+
+  #check(i: number): void {
+    if (!(i >= 0 && i < this.count) || !Number.isInteger(i)) {
+      throw errors.outOfRange('index', `an integer >= 0 and < ${this.count}`, i)
+    }
+  }
+
+  /**
+   * The payload of datagram `i`: a view into `buffer`, no copy.
+   * @throws RangeError `ERR_OUT_OF_RANGE` when `i` is not an integer 0..count-1 (so does every per-datagram method).
+   * @example
+   * ```ts
+   * const text = batch.data(0).toString('utf8')
+   * ```
+   */
+  data(i: number): Buffer {
+    this.#check(i)
+    const off = this.offsets[i]
+    return this.buffer.subarray(off, off + this.lengths[i])
+  }
+
+  /**
+   * True when datagram `i` was longer than `maxDatagramSize` and was cut.
+   * @throws RangeError `ERR_OUT_OF_RANGE` when `i` is not an integer 0..count-1.
+   * @example
+   * ```ts
+   * if (batch.truncated(i)) console.warn('raise maxDatagramSize')
+   * ```
+   */
+  truncated(i: number): boolean {
+    this.#check(i)
+    return (this.#meta[L_FLAGS * this.count + i] & FLAG_TRUNCATED) !== 0
+  }
+
+  /**
+   * Local address datagram `i` was sent to (with `pktinfo: true`), or undefined.
+   * @throws RangeError `ERR_OUT_OF_RANGE` when `i` is not an integer 0..count-1.
+   * @example
+   * ```ts
+   * batch.localAddress(i) // '192.0.2.1', with pktinfo: true
+   * ```
+   */
+  localAddress(i: number): string | undefined {
+    this.#check(i)
+    const n = this.count
+    const m = this.#meta
+    if ((m[L_FLAGS * n + i] & FLAG_LOCAL) === 0) return undefined
+    const o = L_LOCAL_ADDR * n + 16 * i
+    return m[LAYOUT.localFamilies * n + i] === 6 ? formatIPv6(m, o, 0) : formatIPv4(m, o)
+  }
+
+  /**
+   * Interface index datagram `i` arrived on (with `pktinfo: true`), or undefined.
+   * @throws RangeError `ERR_OUT_OF_RANGE` when `i` is not an integer 0..count-1.
+   * @example
+   * ```ts
+   * batch.interfaceIndex(i) // 2, with pktinfo: true
+   * ```
+   */
+  interfaceIndex(i: number): number | undefined {
+    this.#check(i)
+    if ((this.#meta[L_FLAGS * this.count + i] & FLAG_LOCAL) === 0) return undefined
+    return this.interfaceIndexes[i]
+  }
+
+  /**
+   * Kernel receive time of datagram `i`, nanoseconds since the epoch (with `timestamps: true`), or undefined.
+   * @throws RangeError `ERR_OUT_OF_RANGE` when `i` is not an integer 0..count-1.
+   * @example
+   * ```ts
+   * const ms = Number(batch.timestamp(i) ?? 0n) / 1e6
+   * ```
+   */
+  timestamp(i: number): bigint | undefined {
+    this.#check(i)
+    if ((this.#meta[L_FLAGS * this.count + i] & FLAG_TIMESTAMP) === 0) return undefined
+    return this.timestamps[i]
+  }
+
+  /**
+   * TOS / traffic class byte of datagram `i` (with `recvTos: true`), or undefined.
+   * @throws RangeError `ERR_OUT_OF_RANGE` when `i` is not an integer 0..count-1.
+   * @example
+   * ```ts
+   * batch.tos(i) // 0xb8, with recvTos: true
+   * ```
+   */
+  tos(i: number): number | undefined {
+    this.#check(i)
+    if ((this.#meta[L_FLAGS * this.count + i] & FLAG_TOS) === 0) return undefined
+    return this.#meta[L_TOS * this.count + i]
+  }
+
+  /**
+   * ECN codepoint of datagram `i` (low two bits of TOS: 0 Not-ECT, 1 ECT(1), 2 ECT(0), 3 CE), or undefined.
+   * @throws RangeError `ERR_OUT_OF_RANGE` when `i` is not an integer 0..count-1.
+   * @example
+   * ```ts
+   * if (batch.ecn(i) === 3) console.log('congestion experienced')
+   * ```
+   */
+  ecn(i: number): number | undefined {
+    const t = this.tos(i)
+    return t === undefined ? undefined : t & 3
+  }
+
+  /**
+   * Source address of datagram `i` as text (IPv6 sources, IPv4-mapped ones included, as IPv6).
+   * @throws RangeError `ERR_OUT_OF_RANGE` when `i` is not an integer 0..count-1.
+   * @example
+   * ```ts
+   * batch.address(i) // '127.0.0.1'
+   * ```
+   */
+  address(i: number): string {
+    this.#check(i)
+    return this.#address(i)
+  }
+
+  // Formats lazily, reusing the previous string when the address repeats (a batch usually
+  // comes from few sources).
+  #address(i: number): string {
+    const n = this.count
+    const m = this.#meta
+    if (this.#words === null) this.#words = new Uint32Array(m.buffer, m.byteOffset + L_ADDR * n, 4 * n)
+    const w = this.#words
+    const fam = m[L_FAMILIES * n + i]
+    const j = 4 * i
+    const c = this.#cache
+    if (
+      c !== null &&
+      c.fam === fam &&
+      c.w0 === w[j] &&
+      (fam === 4 || (c.w1 === w[j + 1] && c.w2 === w[j + 2] && c.w3 === w[j + 3] && c.scope === this.scopeIds[i]))
+    ) {
+      return c.text
+    }
+    let text = ''
+    if (fam === 4) text = formatIPv4(m, L_ADDR * n + 16 * i)
+    else if (fam === 6) text = formatIPv6(m, L_ADDR * n + 16 * i, this.scopeIds[i])
+    this.#cache = { fam, w0: w[j], w1: w[j + 1], w2: w[j + 2], w3: w[j + 3], scope: fam === 6 ? this.scopeIds[i] : 0, text }
+    return text
+  }
+
+  /**
+   * Source port of datagram `i`.
+   * @throws RangeError `ERR_OUT_OF_RANGE` when `i` is not an integer 0..count-1.
+   * @example
+   * ```ts
+   * batch.port(i) // 51234
+   * ```
+   */
+  port(i: number): number {
+    this.#check(i)
+    return this.ports[i]
+  }
+
+  /**
+   * `'IPv4'` or `'IPv6'`: the family of datagram `i`'s source.
+   * @throws RangeError `ERR_OUT_OF_RANGE` when `i` is not an integer 0..count-1.
+   * @example
+   * ```ts
+   * batch.family(i) // 'IPv4'
+   * ```
+   */
+  family(i: number): 'IPv4' | 'IPv6' {
+    this.#check(i)
+    return this.#meta[L_FAMILIES * this.count + i] === 6 ? 'IPv6' : 'IPv4'
+  }
+
+  /**
+   * One message object per datagram (created lazily as you iterate).
+   * @example
+   * ```ts
+   * for (const { data, address, port, truncated } of batch) console.log(address, port, data.length, truncated)
+   * ```
+   */
+  [Symbol.iterator](): IterableIterator<Message> {
+    let i = 0
+    const n = this.count
+    const m = this.#meta
+    const ports = this.ports
+    const buffer = this.buffer
+    const offsets = this.offsets
+    const lengths = this.lengths
+    const address = (k: number) => this.#address(k)
+    return {
+      next(): IteratorResult<Message> {
+        if (i >= n) return { value: undefined, done: true }
+        const k = i++
+        const off = offsets[k]
+        return {
+          value: {
+            data: buffer.subarray(off, off + lengths[k]),
+            address: address(k),
+            port: ports[k],
+            family: m[L_FAMILIES * n + k] === 6 ? 'IPv6' : 'IPv4',
+            truncated: (m[L_FLAGS * n + k] & FLAG_TRUNCATED) !== 0,
+          },
+          done: false,
+        }
+      },
+      [Symbol.iterator]() {
+        return this
+      },
+    }
+  }
+
+  /**
+   * Wraps what the native layer delivers: metadata (64 bytes per datagram) then payloads.
+   * @internal
+   */
+  static fromNative(bytes: Buffer, count: number, kernelDrops: number): Batch {
+    const metaLen = LAYOUT.bytesPerDatagram * count
+    return new Batch(bytes.subarray(metaLen), bytes.subarray(0, metaLen), count, kernelDrops)
+  }
+
+  /**
+   * A batch with no datagrams (what `recvBatch` resolves with when its timeout fires).
+   * @example
+   * ```ts
+   * Batch.empty().count // 0
+   * ```
+   */
+  static empty(): Batch {
+    return new Batch(EMPTY, EMPTY_META, 0, -1)
+  }
+}

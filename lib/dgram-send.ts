@@ -1,0 +1,274 @@
+// The node:dgram facade's send(): Node's argument handling (offset/length, buffer lists,
+// connected sends), then coalescing: every send() made in the same tick goes out as one
+// UdpSocket batch on process.nextTick, and each callback still gets its own (err, bytes)
+// like Node's. A batch that fails part-way fails only the send that failed; the rest go on.
+
+import { isIP } from 'node:net'
+import { constants as osConstants } from 'node:os'
+import { dgram as E } from './errors.js'
+import { healthCheck, enqueue, lookup } from './dgram-bind.js'
+import { BIND_STATE_BOUND, BIND_STATE_UNBOUND, CONNECT_STATE_CONNECTED, kState } from './dgram-state.js'
+import type { Facade, SendCallback, SendEntry } from './dgram-state.js'
+import type { OutgoingMessage } from './types.js'
+import type { UdpSocket } from './socket.js'
+import { DGRAM_BUFFER_TYPES, dgramBufferList, dgramPort, dgramSlice, dgramString } from './validate.js'
+
+/** Socket.send(msg, [offset, length,] [port, address,] [callback]), as Node parses it. */
+export function send(
+  self: Facade,
+  buffer: unknown,
+  offset: unknown,
+  length: unknown,
+  port: unknown,
+  address: unknown,
+  callback: unknown,
+): void {
+  let list: ArrayBufferView[] | null
+  const state = self[kState]
+  const connected = state.connectState === CONNECT_STATE_CONNECTED
+  if (!connected) {
+    if (address || (port && typeof port !== 'function')) {
+      buffer = dgramSlice(buffer, offset, length)
+    } else {
+      callback = port
+      port = offset
+      address = length
+    }
+  } else {
+    if (typeof length === 'number') {
+      buffer = dgramSlice(buffer, offset, length)
+      if (typeof port === 'function') {
+        callback = port
+        port = null
+      }
+    } else {
+      callback = offset
+    }
+    if (port || address) throw E.isConnected()
+  }
+
+  if (!Array.isArray(buffer)) {
+    if (typeof buffer === 'string') list = [Buffer.from(buffer)]
+    else if (!ArrayBuffer.isView(buffer)) throw E.invalidArgType('buffer', DGRAM_BUFFER_TYPES, buffer)
+    else list = [buffer]
+  } else if (!(list = dgramBufferList(buffer))) {
+    throw E.invalidArgType('buffer list arguments', DGRAM_BUFFER_TYPES, buffer)
+  }
+
+  if (!connected) port = dgramPort(port, 'Port', false)
+  if (typeof callback !== 'function') callback = undefined
+  if (typeof address === 'function') {
+    callback = address
+    address = undefined
+  } else if (address != null) {
+    dgramString(address, 'address')
+  }
+
+  healthCheck(self)
+  if (state.bindState === BIND_STATE_UNBOUND) self.bind({ port: 0 }, null)
+  if (list.length === 0) list.push(Buffer.alloc(0))
+
+  let bytes = 0
+  for (let i = 0; i < list.length; i++) bytes += list[i].byteLength
+  const entry: SendEntry = {
+    data: list.length === 1 ? list[0] : list,
+    bytes,
+    connected,
+    address: connected ? undefined : (address as string | undefined),
+    port: connected ? undefined : (port as number),
+    ip: undefined,
+    callback: callback as SendCallback | undefined,
+    error: null,
+    ready: false,
+  }
+  state.sends.push(entry)
+  state.sendBytes += bytes
+
+  if (state.bindState !== BIND_STATE_BOUND) {
+    enqueue(self, () => resolveSend(self, entry))
+    return
+  }
+  resolveSend(self, entry)
+}
+
+function resolveSend(self: Facade, entry: SendEntry): void {
+  const state = self[kState]
+  const host = entry.address
+  if (entry.connected || (state.lookup === null && host && isIP(host) !== 0)) {
+    entry.ip = host
+    entry.ready = true
+    scheduleFlush(self)
+    return
+  }
+  if (state.lookup === null && !host) {
+    entry.ip = self.type === 'udp6' ? '::1' : '127.0.0.1'
+    entry.ready = true
+    scheduleFlush(self)
+    return
+  }
+  lookup(self, host, (err, ip) => {
+    if (err) entry.error = err
+    else entry.ip = ip
+    entry.ready = true
+    scheduleFlush(self)
+  })
+}
+
+function scheduleFlush(self: Facade): void {
+  const state = self[kState]
+  if (state.flushScheduled || state.inFlight !== null) return
+  state.flushScheduled = true
+  process.nextTick(flush, self)
+}
+
+/** Takes the sends that are ready (in order, stopping at one still waiting for DNS). */
+function takeReady(self: Facade): SendEntry[] | null {
+  const state = self[kState]
+  const sends = state.sends
+  let k = 0
+  while (k < sends.length && sends[k].ready) k++
+  if (k === 0) return null
+  const taken = k === sends.length ? sends : sends.slice(0, k)
+  state.sends = k === sends.length ? [] : sends.slice(k)
+  return taken
+}
+
+/** Builds the batch for `entries`; entries that cannot go (DNS error, wrong state) fail alone. */
+function prepare(self: Facade, entries: SendEntry[]): { ok: SendEntry[]; messages: OutgoingMessage[] } {
+  const state = self[kState]
+  // The facade connects the core socket itself, so its state is the socket's.
+  const sockConnected = state.connectState === CONNECT_STATE_CONNECTED
+  const family = self.type === 'udp6' ? 6 : 4
+  const ok: SendEntry[] = []
+  const messages: OutgoingMessage[] = []
+  for (const e of entries) {
+    let err = e.error
+    if (err === null) {
+      if (e.connected !== sockConnected) {
+        err = E.errnoException(e.connected ? osConstants.errno.EDESTADDRREQ : osConstants.errno.EISCONN, 'send')
+      } else if (!e.connected && isIP(e.ip as string) !== family) {
+        // Node (libuv) refuses a destination of the other family, and so does the facade.
+        err = E.withHostPort(E.errnoException(osConstants.errno.EINVAL, 'send'), 'send', e.ip || e.address, e.port)
+      }
+      if (err === null) {
+        ok.push(e)
+        messages.push(e.connected ? { data: e.data } : { data: e.data, address: e.ip, port: e.port })
+        continue
+      }
+    }
+    finishSend(self, e, err, err === e.error)
+  }
+  return { ok, messages }
+}
+
+/** Reports one send: callback(err, bytes) like Node; errors without a callback are dropped
+ * like Node's, except DNS failures, which Node emits as 'error'. */
+export function finishSend(self: Facade, entry: SendEntry, err: unknown, isLookupError?: boolean): void {
+  const state = self[kState]
+  state.sendBytes -= entry.bytes
+  if (entry.callback !== undefined) {
+    if (err) process.nextTick(entry.callback, err)
+    else process.nextTick(entry.callback, null, entry.bytes)
+  } else if (err && isLookupError) {
+    process.nextTick(() => self.emit('error', err))
+  }
+}
+
+/**
+ * The error one send reports for a batch failure `err`. An address the core refused as an
+ * argument (an IPv6 `%scope` naming no interface) is reported the way libuv reports an
+ * unusable destination: `send EINVAL <address>:<port>` about that send alone, never the
+ * core's "messages[i]" naming a position in the facade's internal batch. (node:dgram itself
+ * turns an unknown scope name into scope 0 and sends to whatever the routing table picks;
+ * the facade refuses rather than guess the interface.)
+ */
+function failed(entries: SendEntry[], from: number, err: unknown): unknown {
+  const c = err as { code?: unknown; index?: unknown } | null
+  if (c && c.code === 'ERR_SOCKET_CLOSED') return E.notRunning()
+  const e = entries[from]
+  if (c && c.code === 'ERR_INVALID_ARG_VALUE' && typeof c.index === 'number') {
+    err = E.errnoException(osConstants.errno.EINVAL, 'send')
+  }
+  return E.withHostPort(err, 'send', e.connected ? undefined : e.ip, e.connected ? undefined : e.port)
+}
+
+/** One flush: every ready send in one batch. Sends what fits now; waits for the rest. */
+function flush(self: Facade): void {
+  const state = self[kState]
+  state.flushScheduled = false
+  if (!state.open || state.inFlight !== null || state.sock === null) return
+  const sock = state.sock
+  const taken = takeReady(self)
+  if (taken === null) return
+  const { ok, messages } = prepare(self, taken)
+  if (ok.length === 0) return scheduleMore(self)
+  let sent: number
+  try {
+    sent = sock.trySendBatch(messages)
+  } catch (err) {
+    onSendError(self, ok, 0, err)
+    return scheduleMore(self)
+  }
+  for (let i = 0; i < sent; i++) finishSend(self, ok[i], null)
+  if (sent === ok.length) return scheduleMore(self)
+  // The send buffer is full: the rest waits (without blocking) for room.
+  const rest = ok.slice(sent)
+  const p = sock.sendBatch(sent === 0 ? messages : messages.slice(sent))
+  state.inFlight = p
+  p.then(
+    () => {
+      state.inFlight = null
+      for (const e of rest) finishSend(self, e, null)
+      scheduleMore(self)
+    },
+    (err: unknown) => {
+      state.inFlight = null
+      onSendError(self, rest, 0, err)
+      scheduleMore(self)
+    },
+  )
+}
+
+/**
+ * A batch failed at `err.index` (relative to `entries.slice(base)`): the first `err.sent`
+ * went (for an errno error that is every one before the failing one; for an address the
+ * core refused before sending, none), that one fails alone, and the others (not sent, not
+ * failed) are retried in the next flush, in order. An error without an index (the socket
+ * closed...) fails every send not yet sent.
+ */
+function onSendError(self: Facade, entries: SendEntry[], base: number, err: unknown): void {
+  const state = self[kState]
+  const e = err as { index?: unknown; sent?: unknown }
+  const index = typeof e.index === 'number' ? e.index : typeof e.sent === 'number' ? e.sent : 0
+  const sent = typeof e.sent === 'number' ? Math.min(e.sent, index) : index
+  const failAll = !state.open || typeof e.index !== 'number'
+  for (let i = base; i < base + sent && i < entries.length; i++) finishSend(self, entries[i], null)
+  const at = base + index
+  if (at < entries.length) finishSend(self, entries[at], failed(entries, at, err))
+  const after = entries.slice(base + sent, at).concat(entries.slice(at + 1))
+  if (after.length === 0) return
+  if (failAll) {
+    for (const x of after) finishSend(self, x, failed([x], 0, err))
+  } else {
+    state.sends = after.concat(state.sends)
+  }
+}
+
+function scheduleMore(self: Facade): void {
+  const state = self[kState]
+  if (state.open && state.sends.length > 0 && state.sends[0].ready) scheduleFlush(self)
+}
+
+/** Sends everything ready now, without waiting (before close/connect/disconnect). */
+export function flushNow(self: Facade): void {
+  const state = self[kState]
+  if (state.inFlight !== null || state.sock === null) return
+  let guard = state.sends.length + 1
+  while (guard-- > 0 && state.sends.length > 0 && state.sends[0].ready && state.inFlight === null) flush(self)
+}
+
+/** getSendQueueCount(): sends not yet handed to the kernel. */
+export function sendQueueCount(self: Facade): number {
+  const state = self[kState]
+  return state.sends.length + (state.sock !== null ? (state.sock as UdpSocket).stats().pendingSends : 0)
+}

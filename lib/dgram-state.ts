@@ -1,0 +1,80 @@
+// The state of one node:dgram facade socket, shared by the files that implement it by concern:
+// dgram-socket.ts (the class), dgram-bind.ts (bind, lookup, connect), dgram-send.ts (send queue
+// and coalescing), dgram-options.ts (socket-option methods).
+
+import type { UdpSocket } from './socket.js'
+
+export const BIND_STATE_UNBOUND = 0
+export const BIND_STATE_BINDING = 1
+export const BIND_STATE_BOUND = 2
+
+export const CONNECT_STATE_DISCONNECTED = 0
+export const CONNECT_STATE_CONNECTING = 1
+export const CONNECT_STATE_CONNECTED = 2
+
+/** The state slot of a facade socket (a symbol, so it stays off the node:dgram surface). */
+export const kState = Symbol('udp-mmsg dgram state')
+
+/** A lookup callback, as dns.lookup calls it. */
+export type LookupCallback = (err: NodeJS.ErrnoException | null, address: string, family?: number) => void
+
+/** A send() callback: `(err, bytes)`. */
+export type SendCallback = (error: Error | null, bytes?: number) => void
+
+/** One send() call waiting for the next flush (and maybe for DNS). */
+export interface SendEntry {
+  data: ArrayBufferView | ArrayBufferView[]
+  bytes: number
+  connected: boolean
+  address: string | undefined
+  port: number | undefined
+  ip: string | undefined
+  callback: SendCallback | undefined
+  error: unknown
+  ready: boolean
+}
+
+/** Everything a facade socket keeps. */
+export interface State {
+  sock: UdpSocket | null
+  open: boolean
+  bindState: number
+  connectState: number
+  /** Calls to run once a pending bind completes (Node's queue). */
+  queue: Array<() => void> | undefined
+  /** The user's lookup (called as Node calls it: `(host, family, callback)`), or null for dns.lookup. */
+  lookup: ((host: string, family: number, callback: LookupCallback) => void) | null
+  reuseAddr: boolean | undefined
+  ipv6Only: boolean | undefined
+  recvBufferSize: number | undefined
+  sendBufferSize: number | undefined
+  /** The udp-mmsg options given to createSocket. */
+  ext: Record<string, unknown>
+  refed: boolean
+  /** Sends waiting for the next flush (and for DNS), in order. */
+  sends: SendEntry[]
+  sendBytes: number
+  inFlight: Promise<number> | null
+  flushScheduled: boolean
+  unsubscribe: (() => void) | null
+}
+
+/** What the concern files need of the facade class (it is an EventEmitter with this state). */
+export interface Facade {
+  [kState]: State
+  readonly type: 'udp4' | 'udp6'
+  emit(event: string | symbol, ...args: unknown[]): boolean
+  on(event: string | symbol, listener: (...args: any[]) => void): this
+  once(event: string | symbol, listener: (...args: any[]) => void): this
+  removeListener(event: string | symbol, listener: (...args: any[]) => void): this
+  listenerCount(event: string | symbol): number
+  close(callback?: () => void): this
+  bind(...args: unknown[]): this
+  setRecvBufferSize(size: number): void
+  setSendBufferSize(size: number): void
+}
+
+/** Rethrows `err` (from process.nextTick: an uncaught exception, as a throwing listener is in Node). */
+export function rethrow(err: unknown): never {
+  throw err
+}

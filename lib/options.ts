@@ -1,0 +1,95 @@
+// Validation and defaults for UdpSocket.bind() options. Bad input throws a TypeError or
+// RangeError naming the option, before anything touches the kernel.
+
+import * as errors from './errors.js'
+import type { NativeOptions } from './native.js'
+export type { BindOptions } from './types.js'
+import { boolOption as bool, intOption as int, ipOf, portOf } from './validate.js'
+
+/** Defaults of the numeric bind options. */
+export const DEFAULTS = Object.freeze({
+  batchSize: 256,
+  maxDatagramSize: 2048,
+  maxPendingBatches: 16,
+  coalesceMicros: 200,
+})
+
+/** Validated options: the socket type and the options for the native constructor. */
+export interface Normalized {
+  type: 'udp4' | 'udp6'
+  native: NativeOptions
+}
+
+/** Validates user options and returns the normalised native options. */
+export function normalize(options: unknown): Normalized {
+  if (options === undefined) options = {}
+  if (options === null || typeof options !== 'object') throw errors.invalidArgType('options', 'of type object', options)
+  const o = options as Record<string, unknown>
+  let type = o.type
+  if (type !== undefined && type !== 'udp4' && type !== 'udp6') {
+    throw errors.invalidArgValue('options.type', type, "must be 'udp4' or 'udp6'")
+  }
+  let address = o.address as string | undefined
+  if (address !== undefined) {
+    const fam = ipOf(address, 'options.address')
+    if (type === undefined) type = fam === 6 ? 'udp6' : 'udp4'
+    if (fam === 6 && type === 'udp4') throw errors.invalidArgValue('options.address', address, "is IPv6 but options.type is 'udp4'")
+  } else {
+    if (type === undefined) type = 'udp4'
+    address = type === 'udp6' ? '::' : '0.0.0.0'
+  }
+  const port = o.port === undefined ? 0 : portOf(o.port, 'options.port', true)
+  let connect: { address: string; port: number } | undefined
+  if (o.connect !== undefined) {
+    const c = o.connect as { address?: unknown; port?: unknown } | null
+    if (c === null || typeof c !== 'object') throw errors.invalidArgType('options.connect', 'an object with address and port', c)
+    const fam = ipOf(c.address, 'options.connect.address')
+    if (fam === 6 && type === 'udp4') throw errors.invalidArgValue('options.connect.address', c.address, "is IPv6 but the socket is 'udp4'")
+    connect = { address: c.address as string, port: portOf(c.port, 'options.connect.port', false) }
+  }
+  const ipv6 = type === 'udp6'
+  const ipv6Only = o.ipv6Only === undefined ? undefined : bool(o, 'ipv6Only', false)
+  if (ipv6Only !== undefined && !ipv6) throw errors.invalidArgValue('options.ipv6Only', ipv6Only, "applies to 'udp6' sockets only")
+  const maxBuf = 0x7fffffff
+  const ttl = int(o, 'ttl', 1, 255, undefined)
+  const portable = bool(o, 'portable', process.platform !== 'linux')
+  let gso = 1
+  if (o.gso !== undefined) {
+    if (o.gso === 'auto') gso = 1
+    else if (o.gso === true) gso = 2
+    else if (o.gso === false) gso = 0
+    else throw errors.invalidArgValue('options.gso', o.gso, "must be 'auto', true or false")
+  }
+  if (portable && gso === 2) throw errors.invalidArgValue('options.gso', true, 'needs the batched (non-portable) path')
+  const gro = bool(o, 'gro', false)
+  if (portable && gro) throw errors.invalidArgValue('options.gro', true, 'needs the batched (non-portable) path')
+  return {
+    type: type as 'udp4' | 'udp6',
+    native: {
+      address,
+      port,
+      ipv6,
+      ipv6Only,
+      reuseAddr: bool(o, 'reuseAddr', false),
+      reusePort: bool(o, 'reusePort', false),
+      broadcast: bool(o, 'broadcast', false),
+      recvBufferSize: int(o, 'recvBufferSize', 1, maxBuf, undefined),
+      sendBufferSize: int(o, 'sendBufferSize', 1, maxBuf, undefined),
+      forceBufferSize: bool(o, 'forceBufferSize', false),
+      ttl,
+      batchSize: int(o, 'batchSize', 1, 1024, DEFAULTS.batchSize),
+      maxDatagramSize: int(o, 'maxDatagramSize', 1, 65535, DEFAULTS.maxDatagramSize),
+      maxPendingBatches: int(o, 'maxPendingBatches', 1, 1024, DEFAULTS.maxPendingBatches),
+      coalesceMicros: int(o, 'coalesceMicros', 0, 1000000, DEFAULTS.coalesceMicros),
+      connectAddress: connect ? connect.address : undefined,
+      connectPort: connect ? connect.port : undefined,
+      portable,
+      gso: portable ? 0 : gso,
+      gro,
+      pktinfo: bool(o, 'pktinfo', false),
+      timestamps: bool(o, 'timestamps', false),
+      recvTos: bool(o, 'recvTos', false),
+      tos: int(o, 'tos', 0, 255, undefined),
+    },
+  }
+}

@@ -1,0 +1,342 @@
+// UdpSocket's receive side: fan-out of the batches the native I/O thread pushes to 'batch'
+// listeners and to pull consumers (recvBatch, async iterators), and the backpressure that
+// pauses reading whenever nobody consumes, so unread datagrams wait in the kernel buffer
+// rather than in JS memory. Functions over the socket's (internal) receive state.
+//
+// Native-interface seam: `makeDispatch` and `onNative` are the only code that reads the native
+// dispatch callback's `NativeEvent`.
+
+import { Batch } from './batch.js'
+import * as errors from './errors.js'
+import { EVENT_BATCH, EVENT_ERROR, EVENT_WRITABLE } from './native.js'
+import type { NativeEvent } from './native.js'
+import type { UdpSocket } from './socket.js'
+import { checkOptions, checkSignal } from './validate.js'
+
+/** Unread batches an async iterator may have queued before reading pauses (for every consumer
+ * of the socket, a 'batch' listener included). Batches already on their way to JS when reading
+ * pauses (at most `maxPendingBatches`) are queued behind them. */
+export const ITERATOR_HIGH_WATER = 8
+/** Receive errors kept for the next recvBatch when nobody listens for 'error'. */
+const MAX_PENDING_ERRORS = 64
+
+/** Open sockets with a pending pull (recvBatch or an iterator's next()), referenced or not. An
+ * unref()'d socket may be referenced only by the promise chain of its own pending pull; if it
+ * were collected (its finalizer closes it), that pull would never settle. Holding it here keeps
+ * it, but not the event loop: an unref()'d socket still lets the process exit. */
+export const pulling = new Set<UdpSocket>()
+
+/** What the native I/O thread reports: a batch, a receive error, or room in the send buffer. */
+export const KIND_BATCH = EVENT_BATCH
+export const KIND_ERROR = EVENT_ERROR
+export const KIND_WRITABLE = EVENT_WRITABLE
+
+/**
+ * The callback given to the native socket. Built outside the class so the closure holds only
+ * the WeakRef, never the socket: an unreferenced socket can then be collected (its native
+ * finalizer closes the fd). The native layer passes one {@link NativeEvent} per batch or event.
+ */
+export function makeDispatch(weak: WeakRef<UdpSocket>): (event: NativeEvent) => void {
+  return (event) => {
+    const s = weak.deref()
+    if (s !== undefined) onNative(s, event)
+  }
+}
+
+/** A pending pull: a recvBatch call or an iterator's next(). */
+export interface Waiter {
+  resolve(batch: Batch): void
+  reject(err: unknown): void
+  end(): void
+  iterator: boolean
+  timer: NodeJS.Timeout | null
+  signal: AbortSignal | undefined
+  onAbort: (() => void) | null
+}
+
+/** UdpSocket.recvBatch. */
+export function recvBatch(s: UdpSocket, options: unknown): Promise<Batch> {
+  try {
+    let timeoutMs = Infinity
+    let signal: AbortSignal | undefined
+    if (options !== undefined) {
+      checkOptions(options)
+      const o = options as { timeoutMs?: unknown; signal?: unknown }
+      if (o.timeoutMs !== undefined) {
+        const t = o.timeoutMs
+        if (typeof t !== 'number') throw errors.invalidArgType('options.timeoutMs', 'of type number', t)
+        if (Number.isNaN(t) || t < 0) throw errors.outOfRange('options.timeoutMs', '>= 0 (or Infinity)', t)
+        timeoutMs = t
+      }
+      signal = checkSignal(o.signal, 'options.signal')
+    }
+    if (s._errors.length > 0) return Promise.reject(s._errors.shift())
+    if (s._queue.length > 0) {
+      const b = s._queue.shift() as Batch
+      updateReading(s)
+      return Promise.resolve(b)
+    }
+    if (s._closed) throw errors.socketClosed()
+    if (signal && signal.aborted) throw errors.abortError(signal)
+    return new Promise<Batch>((resolve, reject) => {
+      const w: Waiter = { resolve, reject, end: () => undefined, iterator: false, timer: null, signal, onAbort: null }
+      if (timeoutMs !== Infinity) {
+        w.timer = setTimeout(
+          () => {
+            removeWaiter(s, w)
+            resolve(Batch.empty())
+          },
+          Math.min(timeoutMs, 0x7fffffff),
+        )
+        if (!s._refed) w.timer.unref()
+      }
+      if (signal) {
+        w.onAbort = () => {
+          removeWaiter(s, w)
+          reject(errors.abortError(signal))
+        }
+        signal.addEventListener('abort', w.onAbort, { once: true })
+      }
+      s._waiters.push(w)
+      updateReading(s)
+    })
+  } catch (e) {
+    return Promise.reject(e)
+  }
+}
+
+/** UdpSocket[Symbol.asyncIterator]. */
+export function iterate(s: UdpSocket): AsyncIterableIterator<Batch> {
+  let done = false
+  /** This iterator's waiters (next() calls not yet settled), in the socket's `_waiters` too. */
+  const pending: Waiter[] = []
+  const forget = (w: Waiter) => {
+    const i = pending.indexOf(w)
+    if (i !== -1) pending.splice(i, 1)
+  }
+  s._iterators++
+  updateReading(s)
+  const finish = () => {
+    if (done) return
+    done = true
+    s._iterators--
+    if (s._iterators === 0) dropHeard(s)
+    for (const w of pending.splice(0)) {
+      const i = s._waiters.indexOf(w)
+      if (i !== -1) s._waiters.splice(i, 1)
+      w.end()
+    }
+    updateReading(s)
+  }
+  const next = (): Promise<IteratorResult<Batch>> => {
+    if (done) return Promise.resolve({ value: undefined, done: true })
+    if (s._errors.length > 0) {
+      finish()
+      return Promise.reject(s._errors.shift())
+    }
+    if (s._queue.length > 0) {
+      const value = s._queue.shift() as Batch
+      updateReading(s)
+      return Promise.resolve({ value, done: false })
+    }
+    if (s._closed) {
+      finish()
+      return Promise.resolve({ value: undefined, done: true })
+    }
+    return new Promise((resolve, reject) => {
+      const w: Waiter = {
+        resolve: (value) => {
+          forget(w)
+          resolve({ value, done: false })
+        },
+        reject: (err) => {
+          forget(w)
+          finish()
+          reject(err)
+        },
+        end: () => {
+          forget(w)
+          finish()
+          resolve({ value: undefined, done: true })
+        },
+        iterator: true,
+        timer: null,
+        signal: undefined,
+        onAbort: null,
+      }
+      pending.push(w)
+      s._waiters.push(w)
+      updateReading(s)
+    })
+  }
+  return {
+    next,
+    return: (value?: unknown) => {
+      finish()
+      return Promise.resolve({ value, done: true } as IteratorResult<Batch>)
+    },
+    [Symbol.asyncIterator]() {
+      return this
+    },
+  }
+}
+
+/**
+ * Once no iterator is left, drops the queued batches a 'batch' listener already had: they
+ * were queued only for the iterators, and the listener consumed them. Otherwise a listener
+ * with iterators started and abandoned in turn would leave their unread batches (up to
+ * ITERATOR_HIGH_WATER + maxPendingBatches each time) piling up for a pull that may never come.
+ * Batches no listener had stay for the next pull.
+ */
+function dropHeard(s: UdpSocket): void {
+  if (s._queue.some((b) => s._heard.has(b))) s._queue = s._queue.filter((b) => !s._heard.has(b))
+}
+
+/**
+ * Hands the queued batches, oldest first, to a 'batch' listener when no pull consumer is
+ * there to take them. They arrived while nobody listened (on their way to JS when the last
+ * listener left) and wait for the next consumer: without this, a listener that comes and goes
+ * under traffic would leave up to maxPendingBatches batches behind each time, for ever. One
+ * batch per microtask, so a throwing listener does not stop the rest; all before any later
+ * batch, which comes from a later task.
+ */
+function handToListener(s: UdpSocket): void {
+  if (s._closed || s._iterators > 0 || s._waiters.length > 0 || s._queue.length === 0) return
+  if (s.listenerCount('batch') === 0) return
+  const batch = s._queue.shift() as Batch
+  if (s._queue.length > 0) queueMicrotask(() => handToListener(s))
+  if (!s._heard.has(batch)) s.emit('batch', batch)
+}
+
+function removeWaiter(s: UdpSocket, w: Waiter): void {
+  const i = s._waiters.indexOf(w)
+  if (i !== -1) s._waiters.splice(i, 1)
+  settled(w)
+  updateReading(s)
+}
+
+/** Releases a waiter's timer and abort listener. */
+export function settled(w: Waiter): void {
+  if (w.timer !== null) clearTimeout(w.timer)
+  if (w.onAbort !== null) w.signal!.removeEventListener('abort', w.onAbort)
+}
+
+/**
+ * Starts or pauses reading to match the consumers, and keeps the socket reachable while a
+ * pull is pending (see `pulling`). Called after every change of the listeners, waiters,
+ * iterators or queue. A pending pull always reads (the queue is then empty). With an active
+ * iterator, batches are queued for it, so its unread ones bound reading for everyone: at
+ * ITERATOR_HIGH_WATER a 'batch' listener waits too, and unread datagrams wait in the kernel
+ * buffer (where overflow is counted in kernelDrops) instead of in JS memory.
+ */
+export function updateReading(s: UdpSocket): void {
+  const waiting = s._waiters.length > 0 && !s._closed
+  const want = !s._closed && (waiting || (s._iterators > 0 ? s._queue.length < ITERATOR_HIGH_WATER : s.listenerCount('batch') > 0))
+  if (want !== s._reading) {
+    s._reading = want
+    s._native.setReading(want)
+  }
+  if (waiting) pulling.add(s)
+  else pulling.delete(s)
+}
+
+/**
+ * A 'batch' listener came or went: re-evaluate reading (once per microtask). One function
+ * shared by every socket, registered as its 'newListener'/'removeListener' listener, so
+ * `this` is the socket (a closure per socket would do as well, but this is how it was).
+ */
+/* oxlint-disable oxc/no-this-in-exported-function -- only ever called as an EventEmitter listener */
+export function onListenerChange(this: UdpSocket, event: string | symbol): void {
+  if (event === 'batch' && !this._readingScheduled) {
+    this._readingScheduled = true
+    queueMicrotask(() => {
+      this._readingScheduled = false
+      handToListener(this)
+      updateReading(this)
+    })
+  }
+}
+/* oxlint-enable oxc/no-this-in-exported-function */
+
+function onNative(s: UdpSocket, ev: NativeEvent): void {
+  if (ev.kind === KIND_BATCH) {
+    const n = ev.count
+    const batch = Batch.fromNative(ev.data ?? Buffer.alloc(0), n, ev.kernelDrops)
+    s._gotDatagrams += n
+    s._gotBatches++
+    s._gotBytes += batch.buffer.length
+    if (s._closed) {
+      // On its way to JS when close() ran: nobody can take it now; counted, not lost silently.
+      s._discarded += n
+      return
+    }
+    const listening = s.listenerCount('batch') > 0
+    // A throwing listener is the caller's uncaught exception (as with node:dgram), but the
+    // batch still reaches pull consumers and the reading state stays right.
+    try {
+      if (listening) s.emit('batch', batch)
+    } finally {
+      afterBatch(s, batch, listening)
+    }
+  } else if (s._closed) {
+    return
+  } else if (ev.kind === KIND_ERROR) {
+    onError(s, errors.errnoError(ev.errno, ev.syscall || 'recvmsg'))
+  } else if (ev.kind === KIND_WRITABLE) {
+    s._onWritable()
+  }
+}
+
+function afterBatch(s: UdpSocket, batch: Batch, listening: boolean): void {
+  if (s._closed) {
+    // The listener closed the socket; a batch nobody heard would be dropped here.
+    if (!listening) s._discarded += batch.count
+    return
+  }
+  if (!listening || s._waiters.length > 0 || s._iterators > 0) {
+    // A batch nobody was listening for (a listener left while it was in flight) is kept
+    // for the next pull rather than lost.
+    if (s._waiters.length > 0) {
+      const w = s._waiters.shift() as Waiter
+      settled(w)
+      w.resolve(batch)
+    } else {
+      // Remember that the listener had it: dropping it at close then loses nothing.
+      if (listening) s._heard.add(batch)
+      s._queue.push(batch)
+    }
+  }
+  updateReading(s)
+}
+
+function onError(s: UdpSocket, err: Error): void {
+  if (s.listenerCount('error') > 0) {
+    s.emit('error', err)
+  } else if (s._waiters.length > 0) {
+    const w = s._waiters.shift() as Waiter
+    settled(w)
+    w.reject(err)
+    updateReading(s)
+  } else if (s._errors.length < MAX_PENDING_ERRORS) {
+    s._errors.push(err)
+  } else {
+    s._errorsDropped++
+  }
+}
+
+/** At close: settles pending pulls, drops (and counts) queued batches and pending errors. */
+export function closeReceive(s: UdpSocket): void {
+  pulling.delete(s)
+  const waiters = s._waiters
+  s._waiters = []
+  for (const w of waiters) {
+    settled(w)
+    if (w.iterator) w.end()
+    else w.reject(errors.socketClosed())
+  }
+  for (const b of s._queue) if (!s._heard.has(b)) s._discarded += b.count
+  s._queue = []
+  // Receive errors still waiting for a recvBatch are moot once closed: later calls report
+  // ERR_SOCKET_CLOSED (and iterators end), not a stale ECONNREFUSED.
+  s._errors = []
+}

@@ -1,0 +1,105 @@
+// Public types shared by several modules, kept apart so the public declarations (what the
+// package entry points reach) hold these and the classes, not the internal modules.
+
+import type { NativeStats } from '../index.js'
+
+export type { AddressInfo, BufferSizes, Capabilities } from '../index.js'
+
+/** Options of {@link UdpSocket.bind}. Every field is optional. */
+export interface BindOptions {
+  /** Local IP literal to bind. Default `'0.0.0.0'` (udp4) or `'::'` (udp6). Hostnames are not resolved. */
+  address?: string
+  /** Local port, 0..65535. Default 0: the kernel picks one; read it with `localAddress()`. */
+  port?: number
+  /** `'udp4'` or `'udp6'`. Inferred from `address` when omitted (`'udp4'` without an address). */
+  type?: 'udp4' | 'udp6'
+  /** `IPV6_V6ONLY` for udp6 sockets. `false` makes `'::'` dual-stack (IPv4 peers appear as `::ffff:a.b.c.d`). */
+  ipv6Only?: boolean
+  /** `SO_REUSEADDR`. */
+  reuseAddr?: boolean
+  /** `SO_REUSEPORT`: several sockets on one port, the kernel spreads datagrams across them (Linux). */
+  reusePort?: boolean
+  /** `SO_BROADCAST`. */
+  broadcast?: boolean
+  /** Requested `SO_RCVBUF` in bytes. The kernel caps it at `net.core.rmem_max` (a warning says so); read the granted size with `bufferSizes()`. */
+  recvBufferSize?: number
+  /** Requested `SO_SNDBUF` in bytes (capped at `net.core.wmem_max`). */
+  sendBufferSize?: number
+  /** Try `SO_RCVBUFFORCE`/`SO_SNDBUFFORCE` first, which ignore the sysctl caps but need CAP_NET_ADMIN; falls back silently. */
+  forceBufferSize?: boolean
+  /** Unicast TTL (IPv4) or hop limit (IPv6), 1..255. */
+  ttl?: number
+  /** Most datagrams one receive system call returns (and a delivered batch holds), 1..1024. Default 256. With `gro: true` the slab has at most 32 slots, each holding up to 64 coalesced datagrams. */
+  batchSize?: number
+  /** Bytes reserved per datagram, 1..65535. Longer datagrams are cut and flagged `truncated`. Default 2048. */
+  maxDatagramSize?: number
+  /** Batches that may wait for the JS thread before the I/O thread stops reading (the kernel buffer then absorbs bursts), 1..1024. Default 16. */
+  maxPendingBatches?: number
+  /** Connect to this peer after binding: sends need no destination, only its datagrams arrive, ICMP errors are reported. */
+  connect?: { address: string; port: number }
+  /** Force the portable path: one `recvmsg`/`sendmsg` per datagram. Always on off Linux. */
+  portable?: boolean
+  /** How long (µs) a partial batch may wait for more datagrams before delivery, 0..1000000. Default 200; 0 delivers at once. */
+  coalesceMicros?: number
+  /** UDP GSO on send (Linux): runs of same-size datagrams to one destination go as one super-datagram. `'auto'` (default) uses it when the kernel supports it and falls back if a send is refused; `true` fails the bind without support; `false` never. */
+  gso?: 'auto' | boolean
+  /** UDP GRO on receive (Linux): the kernel may coalesce datagrams; they are split back so JS sees ordinary datagrams. Default false. */
+  gro?: boolean
+  /** Deliver each datagram's local (destination) address and interface index: `batch.localAddress(i)`, `batch.interfaceIndex(i)` (IP_PKTINFO / IPV6_RECVPKTINFO). */
+  pktinfo?: boolean
+  /** Deliver each datagram's kernel receive time (SO_TIMESTAMPNS): `batch.timestamps` (BigUint64Array, ns since the epoch). */
+  timestamps?: boolean
+  /** Deliver each datagram's TOS / traffic class byte: `batch.tos(i)`, `batch.ecn(i)` (IP_RECVTOS / IPV6_RECVTCLASS). */
+  recvTos?: boolean
+  /** TOS (IPv4) / traffic class (IPv6) for everything this socket sends, 0..255. */
+  tos?: number
+  /** Abort the bind (only before it starts: binding itself is immediate). */
+  signal?: AbortSignal
+}
+
+/** One datagram to send. */
+export interface OutgoingMessage {
+  /** The payload: bytes, a string (UTF-8), or several parts sent as one datagram (scatter/gather). */
+  data: string | ArrayBufferView | ReadonlyArray<string | ArrayBufferView>
+  /** Destination IP literal. Required on an unconnected socket, forbidden on a connected one. */
+  address?: string
+  /** Destination port, 1..65535. */
+  port?: number
+  /** Local address to send this datagram from (IP_PKTINFO / IPV6_PKTINFO): how a server bound to `0.0.0.0` replies from the address it was reached on. */
+  sourceAddress?: string
+  /** TOS / traffic class byte for this datagram only, 0..255 (ECN in its low two bits). */
+  tos?: number
+}
+
+/** An errno error as Node makes them. */
+export interface ErrnoError extends Error {
+  /** `'EMSGSIZE'`, `'ECONNREFUSED'`, ... */
+  code: string
+  /** The negative errno, as Node reports it. */
+  errno: number
+  /** The system call that failed (`'send'`, `'recvmsg'`, ...). */
+  syscall: string
+}
+
+/**
+ * Counters of one socket since it was opened. After `close()` they keep their values from the
+ * moment of close (`datagramsReceived`, `batchesReceived` and `bytesReceived` also count a batch
+ * the socket received while closing); `queuedBatches`, `pendingSends` and `pendingErrors` are 0.
+ */
+export interface Stats extends NativeStats {
+  /** Batches received but not yet taken by recvBatch / an iterator. */
+  queuedBatches: number
+  /**
+   * Datagrams the socket received (counted in `datagramsReceived`) but dropped at `close()`
+   * before any consumer (a `'batch'` listener, `recvBatch`, an iterator) had them: batches
+   * queued for a pull consumer, and batches still on their way to JS. 0 while open. After
+   * close, `datagramsReceived` is exactly the datagrams consumers got plus this.
+   */
+  datagramsDiscarded: number
+  /** sendBatch calls waiting for the send buffer. */
+  pendingSends: number
+  /** Receive errors waiting for the next recvBatch (nobody listens for 'error'). */
+  pendingErrors: number
+  /** Receive errors that could not be kept (more than 64 pending). */
+  errorsDropped: number
+}
