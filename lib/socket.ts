@@ -23,10 +23,6 @@ import type { ReadableOptions } from './streams.js'
 import type { AddressInfo, BindOptions, BufferSizes, Capabilities, ErrnoError, OutgoingMessage, Stats } from './types.js'
 import { checkBool, checkFunction, checkInt, checkSignal, checkString, ipOf, portOf } from './validate.js'
 
-/** Linux `SOL_UDP` and `UDP_GRO`, which setSocketOption refuses on a socket bound without gro. */
-const SOL_UDP = 17
-const UDP_GRO = 104
-
 function callNative<T>(fn: () => T): T {
   try {
     return fn()
@@ -327,22 +323,8 @@ export class UdpSocket extends EventEmitter implements AsyncIterable<Batch> {
     checkInt(level, 'level', 0, 0x7fffffff)
     checkInt(option, 'option', 0, 0x7fffffff)
     checkInt(value, 'value', -0x80000000, 0x7fffffff)
-    if (
-      process.platform === 'linux' &&
-      level === SOL_UDP &&
-      option === UDP_GRO &&
-      value !== 0 &&
-      !this._closed &&
-      !this.capabilities().gro
-    ) {
-      // Receive slots of a socket bound without gro hold one datagram each: coalesced receives
-      // would be cut and most of their datagrams lost uncounted.
-      throw errors.invalidArgValue(
-        'option',
-        option,
-        'is UDP_GRO, which a socket bound without gro cannot take: bind with gro: true instead',
-      )
-    }
+    // The native layer refuses UDP_GRO on a socket bound without gro (its receive slots hold
+    // one datagram each: coalesced receives would be cut, most of their datagrams lost uncounted).
     callNative(() => this._native.setIntOption(level, option, value))
   }
 
