@@ -260,23 +260,26 @@ const sameOwned = (a: Owned, b: Owned) => a.udpSockets === b.udpSockets && a.eve
  * leak. Only for tests whose open UDP sockets are all udp-mmsg sockets (no node:dgram).
  */
 export async function ownedBaseline(timeoutMs = 10_000): Promise<Owned> {
+  let o = owned()
   await waitUntil(() => {
-    const o = owned()
+    o = owned()
     return o.ioThreads === o.udpSockets
   }, timeoutMs, 5)
-  return owned()
+  return o
 }
 
-/** Waits (bounded) until owned() equals `want`; returns the last counts (the caller asserts). */
+/** Waits (bounded) until owned() equals `want`; returns the counts it last compared (the caller asserts). */
 export async function ownedReaches(want: Owned, timeoutMs = 10_000): Promise<Owned> {
-  await waitUntil(() => sameOwned(owned(), want), timeoutMs, 10)
-  return owned()
+  let o = owned()
+  await waitUntil(() => sameOwned((o = owned()), want), timeoutMs, 10)
+  return o
 }
 
-/** Waits (bounded) until owned() is back to `base`; returns the last counts (the caller asserts). */
+/** Waits (bounded) until owned() is back to `base`; returns the counts it last compared (the caller asserts). */
 export async function settleOwned(base: Owned, timeoutMs = 10_000): Promise<Owned> {
-  await waitUntil(() => sameOwned(owned(), base), timeoutMs, 10)
-  return owned()
+  let o = owned()
+  await waitUntil(() => sameOwned((o = owned()), base), timeoutMs, 10)
+  return o
 }
 
 // ---- child processes ---------------------------------------------------------------------
