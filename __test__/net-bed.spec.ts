@@ -1,9 +1,13 @@
 // Sends over real paths in network namespaces (see netns.ts): loopback at MTU 1500, veth
 // pairs at MTU 1500 with random loss (nftables, or netem where the kernel has it) and
-// reordering (netem), and a host with two interfaces for pktinfo and per-datagram sources.
-// Every datagram's bytes are checked against what was sent (fixtures/net-agent.js).
+// reordering, and a host with two interfaces for pktinfo and per-datagram sources. Reordering
+// is tested with netem where the kernel has it, and with HTB + u32 (which kernels without netem,
+// like CI's, do have): a u32 filter steers a chosen subset of the flow into a slow HTB class, so
+// later datagrams overtake it, with GSO runs and with a plain batch; the test checks that
+// reordering really happened. Every datagram's bytes are checked against what was sent
+// (fixtures/net-agent.js).
 import type { ExecutionContext } from 'ava'
-import { Agent, netTest, noNetem, noNft, unavailable, veth, ifindex } from './netns.js'
+import { Agent, netTest, noHtb, noNetem, noNft, unavailable, veth, ifindex } from './netns.js'
 
 /** What a sender agent is asked to send: sequence number, size, destination, extras. */
 interface Spec {
@@ -177,30 +181,47 @@ netTest('a GSO run refused over the MTU is resent plainly in the same call: tryS
   t.true(r6.caps.gso)
 })
 
+/** One round of a transfer: appends datagrams with `add` (see `adder`). */
+type Round = (add: ReturnType<typeof adder>) => void
+
+/** The default round: mixed sizes, runs that go as GSO super-datagrams and sizes over the MTU. */
+const mixedRound: Round = (add) => {
+  add(1200, 40)
+  add(1472, 20)
+  add(300, 10)
+  add(2000, 5)
+}
+
 /**
  * Sender agent S (pinned to one CPU) and receiver agent R joined by a veth pair at MTU 1500.
- * `impair` sets up loss or reordering; the transfer is 20 rounds of mixed sizes, GSO runs
- * included. Returns what was sent and what arrived.
+ * `impair` sets up loss or reordering; the transfer is 20 rounds (`shape.round`, by default of
+ * mixed sizes, GSO runs included) from a socket with GSO on (default) or off (`shape.gso`), to
+ * a receiver with a large buffer and `shape.rx` options (by default maxDatagramSize 4096).
+ * Returns what was sent and what arrived.
  */
-async function transfer(t: ExecutionContext, impair: (s: Agent, r: Agent, txPort: number) => Promise<void>, fence: 'one' | 'many' | 'none') {
+async function transfer(
+  t: ExecutionContext,
+  impair: (s: Agent, r: Agent, txPort: number) => Promise<void>,
+  fence: 'one' | 'many' | 'none',
+  shape: { gso?: boolean; round?: Round; rx?: Record<string, unknown> } = {},
+) {
   const s = await Agent.start(t, { pinned: true })
   const r = await Agent.start(t)
   await veth(s, r, { nameA: 'tx0', addrA: '10.77.0.1/24', nameB: 'rx0', addrB: '10.77.0.2/24', n: 1 })
-  const rx = await r.call('bind', { name: 'rx', options: { address: '10.77.0.2', maxDatagramSize: 4096, recvBufferSize: BIG, forceBufferSize: true } })
+  const rx = await r.call('bind', { name: 'rx', options: { address: '10.77.0.2', recvBufferSize: BIG, forceBufferSize: true, ...(shape.rx ?? { maxDatagramSize: 4096 }) } })
   await r.call('collect', { name: 'rx' })
-  const tx = await s.call('bind', { name: 'tx', options: { address: '10.77.0.1', sendBufferSize: BIG, forceBufferSize: true } })
+  const gso = shape.gso ?? true
+  const tx = await s.call('bind', { name: 'tx', options: { address: '10.77.0.1', sendBufferSize: BIG, forceBufferSize: true, ...(gso ? {} : { gso: false }) } })
   await s.call('bind', { name: 'fence', options: { address: '10.77.0.1' } })
   await impair(s, r, tx.port)
   const sent: Spec[] = []
   const add = adder(sent, '10.77.0.2', rx.port)
   let reported = 0
   let last: any
+  const fill = shape.round ?? mixedRound
   for (let round = 0; round < 20; round++) {
     const from = sent.length
-    add(1200, 40)
-    add(1472, 20)
-    add(300, 10)
-    add(2000, 5)
+    fill(add)
     last = await s.call('send', { name: 'tx', messages: sent.slice(from) })
     t.is(last.error, null)
     reported += last.sent
@@ -211,8 +232,11 @@ async function transfer(t: ExecutionContext, impair: (s: Agent, r: Agent, txPort
   }
   const c = await r.call('collected', fence === 'none' ? { name: 'rx', count: sent.length, timeoutMs: 30_000 } : { name: 'rx', fence: true, timeoutMs: 30_000 })
   t.true(c.reached, fence === 'none' ? `received ${c.got.length} of ${sent.length}` : 'the end marker arrived')
-  if (tx.caps.gsoSupported) t.true(last.stats.gsoSends > 0, 'runs went as GSO super-datagrams')
-  return { s, r, sent, got: c.got as Got[] }
+  if (tx.caps.gsoSupported) {
+    if (gso) t.true(last.stats.gsoSends > 0, 'runs went as GSO super-datagrams')
+    else t.is(last.stats.gsoSends, 0, 'with gso: false every datagram went on its own')
+  }
+  return { s, r, sent, got: c.got as Got[], gso: gso && tx.caps.gsoSupported }
 }
 
 netTest('a clean veth at MTU 1500: every datagram of mixed sizes and GSO runs arrives, intact and once', async (t) => {
@@ -273,6 +297,93 @@ netTest(
   },
   [unavailable, noNetem],
 )
+
+/** Size of the datagrams the u32 filter steers into the slow class; no other datagram of the flow has it. */
+const SLOW_SIZE = 1000
+
+/**
+ * A round for the HTB reordering: groups of SLOW_SIZE datagrams among runs of other sizes. Each
+ * group follows a smaller datagram and is followed by a larger one (or ends the batch), so with
+ * GSO it starts a super-datagram of its own (a shorter datagram may only end a run) that nothing
+ * else joins: the slow class gets exactly the SLOW_SIZE datagrams, one skb per group with GSO,
+ * one per datagram without.
+ */
+const reorderRound: Round = (add) => {
+  add(1200, 12)
+  add(300, 3)
+  add(SLOW_SIZE, 4)
+  add(2000, 2) // over the MTU: plain, in two IP fragments
+  add(1472, 10)
+  add(100, 3)
+  add(SLOW_SIZE, 1)
+  add(1400, 8)
+  add(500, 4)
+  add(SLOW_SIZE, 2)
+}
+
+/**
+ * Reordering without netem: an HTB root on the sender's veth with a fast default class and a slow
+ * class (500 kbit, a 1600-byte burst), and a u32 filter that steers this flow's datagrams whose
+ * payload says they are SLOW_SIZE bytes long (the size the agent writes at payload bytes 4-7, IP
+ * offset 32; first fragments only) into the slow class. The qdisc sees a GSO super-datagram as
+ * one packet (segmentation happens after it), so with GSO the unit held back is the run; the
+ * round is built so that the SLOW_SIZE datagrams form runs of their own. Everything else overtakes
+ * them: they arrive after datagrams with higher sequence numbers. The receiver has the default
+ * options (maxDatagramSize 2048) but a large receive buffer, so no datagram may be lost or cut.
+ */
+for (const gso of [false, true]) {
+  netTest(
+    `reordering (HTB + u32) over a veth at MTU 1500, ${gso ? 'GSO runs (gso: auto)' : 'a plain batch (gso: false)'}: every datagram arrives, some after later ones, intact and once`,
+    async (t) => {
+      const { s, sent, got, gso: usedGso } = await transfer(
+        t,
+        async (sender, _r, txPort) => {
+          const tc = (...args: string[]) => sender.ns('tc', ...args)
+          await tc('qdisc', 'add', 'dev', 'tx0', 'root', 'handle', '1:', 'htb', 'default', '10')
+          await tc('class', 'add', 'dev', 'tx0', 'parent', '1:', 'classid', '1:10', 'htb', 'rate', '1gbit', 'ceil', '1gbit', 'burst', '256k', 'cburst', '256k')
+          await tc('class', 'add', 'dev', 'tx0', 'parent', '1:', 'classid', '1:20', 'htb', 'rate', '500kbit', 'ceil', '500kbit', 'burst', '1600', 'cburst', '1600')
+          // Leaves with room for the whole transfer (the default pfifo takes the device's txqueuelen).
+          await tc('qdisc', 'add', 'dev', 'tx0', 'parent', '1:10', 'handle', '10:', 'pfifo', 'limit', '10000')
+          await tc('qdisc', 'add', 'dev', 'tx0', 'parent', '1:20', 'handle', '20:', 'pfifo', 'limit', '10000')
+          // IPv4 without options, UDP, not a later fragment, from the test's socket, SLOW_SIZE in the payload header.
+          await tc(
+            'filter', 'add', 'dev', 'tx0', 'parent', '1:', 'protocol', 'ip', 'prio', '1', 'u32',
+            'match', 'u8', '0x45', '0xff', 'at', '0',
+            'match', 'u8', '17', '0xff', 'at', '9',
+            'match', 'u16', '0', '0x1fff', 'at', '6',
+            'match', 'u16', String(txPort), '0xffff', 'at', '20',
+            'match', 'u32', String(SLOW_SIZE), '0xffffffff', 'at', '32',
+            'flowid', '1:20',
+          )
+        },
+        'none',
+        { gso, round: reorderRound, rx: {} },
+      )
+      checkReceived(t, sent, got, true)
+      // The slow class carried exactly the SLOW_SIZE datagrams (HTB counts a GSO packet's segments).
+      const classes = await s.ns('tc', '-s', 'class', 'show', 'dev', 'tx0')
+      const slow = /class htb 1:20 .*\n\s*Sent (\d+) bytes (\d+) pkt/.exec(classes)
+      const marked = sent.filter((m) => m.size === SLOW_SIZE).length
+      t.is(slow === null ? null : Number(slow[2]), marked, `the slow class carried the ${SLOW_SIZE}-byte datagrams: ${classes}`)
+      // Late: arrived after a datagram with a higher sequence number.
+      let highest = -1
+      let furthest = 0
+      const late: Got[] = []
+      for (const g of got) {
+        if (g.seq < highest) {
+          late.push(g)
+          furthest = Math.max(furthest, highest - g.seq)
+        }
+        highest = Math.max(highest, g.seq)
+      }
+      const lateMarked = late.filter((g) => g.size === SLOW_SIZE).length
+      t.log(`${usedGso ? 'GSO' : 'plain'}: ${late.length} of ${got.length} arrived late (${lateMarked} of them ${SLOW_SIZE} B, of ${marked} held back); furthest overtaken by ${furthest} sequence numbers`)
+      t.true(late.length > 0, 'reordering happened: some datagram arrived after one with a higher sequence number')
+      t.true(lateMarked > 0, 'datagrams held back in the slow class were overtaken')
+    },
+    [unavailable, noHtb],
+  )
+}
 
 netTest('two interfaces: pktinfo reports the local address and interface of each datagram, and a per-datagram sourceAddress picks the source', async (t) => {
   const h = await Agent.start(t)

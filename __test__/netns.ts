@@ -5,8 +5,9 @@
 // from inside an agent's namespace (`nsenter --net=/proc/<pid>/ns/net`), so the host's
 // namespace is never touched, and only addresses inside these namespaces are used.
 //
-// Where namespaces cannot be made (not root, no unshare/ip/nsenter), `netTest` registers the
-// test as skipped with the reason in its title and warns on the console.
+// Where namespaces cannot be made (not root, no unshare/ip/nsenter), or a test's qdisc or tool
+// is missing (netem, HTB/u32, nftables), `netTest` registers the test as skipped with the reason
+// in its title and warns on the console.
 import test, { type ExecutionContext } from 'ava'
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import * as fs from 'node:fs'
@@ -39,6 +40,12 @@ function works(cmd: string, args: string[]): boolean {
   return r.status === 0
 }
 
+/** Like `works`, with `lines` on the command's stdin. */
+function worksWith(cmd: string, args: string[], lines: string[]): boolean {
+  const r = spawnSync(tool(cmd), args, { input: lines.join('\n') + '\n', stdio: ['pipe', 'ignore', 'ignore'], timeout: 20_000 })
+  return r.status === 0
+}
+
 function probe(): string | null {
   if (process.platform !== 'linux') return 'network namespaces are Linux only'
   if (typeof process.getuid !== 'function' || process.getuid() !== 0) return 'needs root for network namespaces'
@@ -62,6 +69,25 @@ export const noNetem: string | null =
   (works('unshare', ['-n', tool('tc'), 'qdisc', 'add', 'dev', 'lo', 'root', 'netem', 'delay', '1ms'])
     ? null
     : 'the kernel has no netem qdisc (CONFIG_NET_SCH_NETEM)')
+
+/**
+ * Why HTB with u32 filters (reordering where netem is missing) is unavailable, or null: the
+ * probe builds, in a namespace of its own, the same shape the reordering test uses (an HTB root,
+ * two classes with pfifo leaves, a u32 filter reading a payload word).
+ */
+export const noHtb: string | null =
+  unavailable ??
+  (!works('tc', ['-V'])
+    ? 'tc (iproute2) is not installed'
+    : worksWith('unshare', ['-n', tool('tc'), '-batch', '-'], [
+        'qdisc add dev lo root handle 1: htb default 10',
+        'class add dev lo parent 1: classid 1:10 htb rate 1gbit',
+        'class add dev lo parent 1: classid 1:20 htb rate 400kbit burst 1600',
+        'qdisc add dev lo parent 1:20 handle 20: pfifo limit 100',
+        'filter add dev lo parent 1: protocol ip prio 1 u32 match u8 17 0xff at 9 match u32 1000 0xffffffff at 32 flowid 1:20',
+      ])
+      ? null
+      : 'the kernel has no HTB qdisc or u32 classifier (CONFIG_NET_SCH_HTB, CONFIG_NET_CLS_U32)')
 
 /** Why nftables (random drop) is unavailable, or null. */
 export const noNft: string | null =
