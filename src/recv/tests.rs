@@ -51,7 +51,7 @@ fn portable_receive_reports_lengths_truncation_and_sources() {
 #[cfg(target_os = "linux")]
 #[test]
 fn gro_receives_are_split_back_into_datagrams() {
-  use crate::send::{send, Packed, SendScratch};
+  use crate::send::{send, SendScratch};
   use socket2::SockAddr;
   let (rx, tx) = pair();
   let one: libc::c_int = 1;
@@ -71,16 +71,7 @@ fn gro_receives_are_split_back_into_datagrams() {
   lens.push(120);
   let data: Vec<u8> = (0..3120u32).map(|i| (i % 251) as u8).collect();
   let dests = [SockAddr::from(rx.local_addr().unwrap())];
-  let p = Packed {
-    data: &data,
-    part_lens: &lens,
-    parts_per_msg: None,
-    dest_index: None,
-    dests: &dests,
-    source_index: None,
-    sources: &[],
-    tos: None,
-  };
+  let p = crate::send::tests::packed(&data, &lens, &dests);
   let mut scratch = SendScratch::default();
   scratch.gso = true;
   let out = send(tx.as_raw_fd(), &p, 0, usize::MAX, true, &mut scratch);

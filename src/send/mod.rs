@@ -17,7 +17,7 @@ use crate::error::OsError;
 mod gso;
 mod syscall;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 pub use gso::MAX_UDP_PAYLOAD;
 use gso::{is_gso_refusal, learn_from_refusal, Refusal};

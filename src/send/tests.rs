@@ -28,16 +28,8 @@ fn check(batched: bool) {
   let part_lens = [3u32, 3, 1, 0];
   let parts = [2u32, 1, 1];
   let dest_index = [0u32, 1, 0];
-  let p = Packed {
-    data,
-    part_lens: &part_lens,
-    parts_per_msg: Some(&parts),
-    dest_index: Some(&dest_index),
-    dests: &dests,
-    source_index: None,
-    sources: &[],
-    tos: None,
-  };
+  let p =
+    Packed { parts_per_msg: Some(&parts), dest_index: Some(&dest_index), ..packed(data, &part_lens, &dests) };
   p.validate().unwrap();
   let mut scratch = SendScratch::default();
   let out = send(tx.as_raw_fd(), &p, 0, usize::MAX, batched, &mut scratch);
@@ -68,16 +60,7 @@ fn oversized_datagram_stops_with_emsgsize_and_count() {
   let dests = [SockAddr::from(rx.local_addr().unwrap())];
   let data = vec![7u8; 2 + 70000];
   let lens = [1u32, 1, 70000];
-  let p = Packed {
-    data: &data,
-    part_lens: &lens,
-    parts_per_msg: None,
-    dest_index: None,
-    dests: &dests,
-    source_index: None,
-    sources: &[],
-    tos: None,
-  };
+  let p = packed(&data, &lens, &dests);
   for batched in [true, false] {
     let out = send(tx.as_raw_fd(), &p, 0, usize::MAX, batched, &mut SendScratch::default());
     assert_eq!(out.sent, 2);
@@ -132,16 +115,7 @@ fn gso_runs_arrive_as_the_same_datagrams() {
   for (i, &l) in lens.iter().enumerate() {
     data.extend((0..l).map(|j| (i as u32 * 7 + j) as u8));
   }
-  let p = Packed {
-    data: &data,
-    part_lens: &lens,
-    parts_per_msg: None,
-    dest_index: Some(&idx),
-    dests: &dests,
-    source_index: None,
-    sources: &[],
-    tos: None,
-  };
+  let p = Packed { dest_index: Some(&idx), ..packed(&data, &lens, &dests) };
   p.validate().unwrap();
   let mut scratch = SendScratch { gso: true, ..SendScratch::default() };
   let out = send(tx.as_raw_fd(), &p, 0, usize::MAX, true, &mut scratch);
@@ -163,7 +137,7 @@ fn gso_runs_arrive_as_the_same_datagrams() {
 }
 
 /// Packs `lens.len()` single-part datagrams of the given sizes, all to `dests[0]`.
-fn packed<'a>(data: &'a [u8], lens: &'a [u32], dests: &'a [SockAddr]) -> Packed<'a> {
+pub(crate) fn packed<'a>(data: &'a [u8], lens: &'a [u32], dests: &'a [SockAddr]) -> Packed<'a> {
   Packed {
     data,
     part_lens: lens,
