@@ -75,8 +75,8 @@ export declare class NativeSocket {
   /** Counters since the socket was opened (zeros after close). */
   stats(): NativeStats
   /**
-   * Creates, configures and binds the socket, and starts its I/O thread (paused).
-   * `dispatch` receives every event the I/O thread produces, one object per event.
+   * Creates, configures and binds the socket, and watches it on the event loop (paused).
+   * `dispatch` receives every event, one object per event (a batch, an error, writability).
    */
   constructor(options: NativeOptions, dispatch: (event: NativeEvent) => void)
   /** True when this socket uses one system call per datagram (the portable path). */
@@ -89,7 +89,7 @@ export declare class NativeSocket {
   ref(): void
   /** Lets the process exit even though the socket is open. */
   unref(): void
-  /** Stops the I/O thread, closes the fd and releases the event-loop reference. Idempotent. */
+  /** Stops watching, closes the fd and releases the event-loop reference. Idempotent. */
   close(): void
   /** True once `close()` has run. */
   get closed(): boolean
@@ -200,7 +200,7 @@ export declare const EVENT_ERROR: number
 export declare const EVENT_WRITABLE: number
 
 /**
- * One event of the I/O thread, as the dispatch callback receives it (one per batch, not per
+ * One event of the socket, as the dispatch callback receives it (one per batch, not per
  * datagram). Fields that do not apply to the kind are null / 0.
  */
 export interface NativeEvent {

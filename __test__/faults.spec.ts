@@ -470,11 +470,11 @@ test('the bound port is free again as soon as close() returns', async (t) => {
 
 // ---- churn: fds and threads --------------------------------------------------------------------
 
-// The baselines count what the package owns (UDP sockets, eventfds, udp-mmsg-io threads, see
+// The baselines count what the package owns (UDP sockets, timerfds, udp-mmsg-io threads, see
 // helpers.owned()), not every fd of the process: the test runner opens and closes its own files
 // meanwhile. Each socket holds one of each, so a leaked socket, wake-up fd or thread shows.
 
-test.serial('1000 sockets opened and closed in a loop: sockets, eventfds and I/O threads back to the baseline', async (t) => {
+test.serial('1000 sockets opened and closed in a loop: sockets, timerfds and threads back to the baseline', async (t) => {
   t.timeout(120_000)
   const tx = openLo(t, 4)
   await ticks(10)
@@ -495,36 +495,36 @@ test.serial('1000 sockets opened and closed in a loop: sockets, eventfds and I/O
   }
   const after = await settleOwned(base)
   t.is(received, 100, 'every tenth socket received its datagram')
-  t.deepEqual(after, base, 'UDP sockets, eventfds and I/O threads back to the baseline')
+  t.deepEqual(after, base, 'UDP sockets, timerfds and threads back to the baseline')
 })
 
 test.serial('close() releases all of its fds before it returns (no fd accumulates in a synchronous open/close loop)', async (t) => {
-  // Regression: the threadsafe function's callback once held an Arc<Shared>, so the wake-up
-  // eventfd stayed open until napi finalized the callback on a later turn of the event loop; a
-  // synchronous open/close loop of ~1000 sockets then failed with EMFILE.
+  // Regression: a socket's wake-up eventfd (of the thread-per-socket design) once stayed open
+  // until napi finalized a callback on a later turn of the event loop; a synchronous
+  // open/close loop of ~1000 sockets then failed with EMFILE.
   await ticks(10)
   const base = await ownedBaseline()
   const open = UdpSocket.bindSync({ address: V4, port: 0 })
   const whileOpen = owned() // (its fds exist when bind returns; its thread may not be named yet)
   open.close()
   t.deepEqual(
-    [whileOpen.udpSockets - base.udpSockets, whileOpen.eventfds - base.eventfds],
-    [1, 1],
-    'an open socket holds one UDP socket fd and one eventfd (so the counts below can see a leak)',
+    [whileOpen.udpSockets - base.udpSockets, whileOpen.ioThreads - base.ioThreads],
+    [1, 0],
+    'an open socket holds one UDP socket fd and no thread (so the counts below can see a leak)',
   )
   const leftAfterClose: string[] = []
   for (let i = 0; i < 100; i++) {
     UdpSocket.bindSync({ address: V4, port: 0 }).close()
     const now = owned()
-    if (now.udpSockets !== base.udpSockets || now.eventfds !== base.eventfds) {
-      leftAfterClose.push(`after close #${i}: ${now.udpSockets - base.udpSockets} sockets, ${now.eventfds - base.eventfds} eventfds above the baseline`)
+    if (now.udpSockets !== base.udpSockets || now.timerfds !== base.timerfds) {
+      leftAfterClose.push(`after close #${i}: ${now.udpSockets - base.udpSockets} sockets, ${now.timerfds - base.timerfds} timerfds above the baseline`)
     }
   }
   t.deepEqual(leftAfterClose, [], 'every fd of a socket is closed when close() returns')
   t.deepEqual(await settleOwned(base), base, 'and nothing is left later either')
 })
 
-test.serial('200 sockets open at once (with traffic), then all closed: sockets, eventfds and threads back to the baseline', async (t) => {
+test.serial('200 sockets open at once (with traffic), then all closed: sockets, timerfds and threads back to the baseline', async (t) => {
   t.timeout(120_000)
   await ticks(10)
   const base = await ownedBaseline()
@@ -536,11 +536,10 @@ test.serial('200 sockets open at once (with traffic), then all closed: sockets, 
       s.onBatch((b: Batch) => (received += b.count))
       socks.push(s)
     }
-    t.deepEqual(
-      await ownedReaches({ udpSockets: base.udpSockets + 200, eventfds: base.eventfds + 200, ioThreads: base.ioThreads + 200 }),
-      { udpSockets: base.udpSockets + 200, eventfds: base.eventfds + 200, ioThreads: base.ioThreads + 200 },
-      'one UDP socket, eventfd and I/O thread per socket',
-    )
+    const open = owned()
+    t.is(open.udpSockets, base.udpSockets + 200, 'one UDP socket per socket')
+    t.is(open.ioThreads, base.ioThreads, 'no thread per socket')
+    t.true(open.timerfds <= base.timerfds + 1, `one shared timer at most (${open.timerfds} vs ${base.timerfds})`)
     const tx = UdpSocket.bindSync({ address: V4, port: 0 })
     socks.push(tx)
     await tx.sendBatch(socks.slice(0, 200).map((s) => ({ data: 'hi', address: V4, port: portOf(s) })))
@@ -553,7 +552,7 @@ test.serial('200 sockets open at once (with traffic), then all closed: sockets, 
 
 // ---- worker threads ------------------------------------------------------------------------------
 
-test.serial('worker.terminate() while its socket receives: the main process is unaffected, sockets/eventfds/threads back to baseline', async (t) => {
+test.serial('worker.terminate() while its socket receives: the main process is unaffected, sockets/timerfds/threads back to baseline', async (t) => {
   t.timeout(120_000)
   const tx = openLo(t, 4)
   await ticks(10)
@@ -590,11 +589,11 @@ test.serial('worker.terminate() while its socket receives: the main process is u
     })()
     const wasReceiving = await Promise.race([receiving, sleep(20_000).then(() => false)])
     t.true(wasReceiving, `round ${round}: the worker was receiving when terminated`)
-    await waitUntil(() => owned().ioThreads >= base.ioThreads + 3, 10_000)
+    await waitUntil(() => owned().udpSockets >= base.udpSockets + 3, 10_000)
     const during = owned()
     t.true(
-      during.udpSockets >= base.udpSockets + 3 && during.ioThreads >= base.ioThreads + 3,
-      `round ${round}: the worker's 3 sockets and I/O threads are open (${JSON.stringify(during)} vs ${JSON.stringify(base)})`,
+      during.udpSockets >= base.udpSockets + 3 && during.ioThreads === base.ioThreads,
+      `round ${round}: the worker's 3 sockets are open, without threads (${JSON.stringify(during)} vs ${JSON.stringify(base)})`,
     )
     const code = await w.terminate()
     stop = true
@@ -602,7 +601,7 @@ test.serial('worker.terminate() while its socket receives: the main process is u
     t.is(code, 1, `round ${round}: terminate() resolves with exit code 1 (a terminated worker, not one that ended by itself)`)
     t.deepEqual(errors, [], `round ${round}: no worker error`)
   }
-  t.deepEqual(await settleOwned(base), base, 'the workers left no socket, no eventfd and no I/O thread behind')
+  t.deepEqual(await settleOwned(base), base, 'the workers left no socket, no timerfd and no thread behind')
   // The main thread is unaffected: a fresh round trip.
   const rx = openLo(t, 4)
   const c = new Collector(rx)
@@ -638,7 +637,7 @@ for (const [mode, expectedCode] of [
 // ---- garbage collection --------------------------------------------------------------------------
 
 for (const mode of ['reading', 'idle']) {
-  test(`GC of unreferenced, unref()'d open sockets (${mode}) closes them: sockets, eventfds and threads back to baseline`, async (t) => {
+  test(`GC of unreferenced, unref()'d open sockets (${mode}) closes them: sockets, timerfds and threads back to baseline`, async (t) => {
     const r = await run(t, process.execPath, ['--expose-gc', fixture('reliability-gc.js'), mode, '4'], 60_000)
     t.is(r.code, 0, r.stderr)
     t.is(r.signal, null)
@@ -646,12 +645,9 @@ for (const mode of ['reading', 'idle']) {
     t.truthy(j, r.stderr)
     t.is(j.error, undefined)
     t.true(j.collected, 'every WeakRef cleared')
-    t.deepEqual(
-      j.open,
-      { udpSockets: j.base.udpSockets + 4, eventfds: j.base.eventfds + 4, ioThreads: j.base.ioThreads + 4 },
-      'the sockets were really open (a UDP socket, an eventfd and an I/O thread each)',
-    )
-    t.deepEqual(j.after, j.base, 'UDP sockets, eventfds and I/O threads back to the baseline after collection')
+    t.is(j.open.udpSockets, j.base.udpSockets + 4, 'the sockets were really open (a UDP socket each)')
+    t.is(j.open.ioThreads, j.base.ioThreads, 'and no thread each')
+    t.deepEqual(j.after, j.base, 'UDP sockets, timerfds and threads back to the baseline after collection')
   })
 }
 
@@ -669,7 +665,7 @@ const hasPrlimit = spawnSync('prlimit', ['--version'], { stdio: 'ignore' }).stat
   t.is(j.failure.code, 'EMFILE')
   t.is(j.failure.errno, -24)
   t.true(j.failure.isError)
-  t.true(['socket', 'eventfd'].includes(j.failure.syscall), j.failure.syscall)
+  t.true(['socket', 'timerfd_create', 'uv_poll_init'].includes(j.failure.syscall), j.failure.syscall)
   t.is(j.asyncFailure.code, 'EMFILE', 'bind() rejects the same way')
   t.true(j.reopened, 'after closing, binding works again')
   t.is(j.text, 'still alive')

@@ -369,7 +369,7 @@ test.serial('random call sequences never crash, hang or leave a call unsettled',
   t.log(`${executed.sequences} sequences, ${executed.ops} operations so far`)
 })
 
-test.serial('after many random sequences, UDP sockets, eventfds and I/O threads are back to the baseline', async (t) => {
+test.serial('after many random sequences, UDP sockets, timerfds and threads are back to the baseline', async (t) => {
   t.timeout(120_000)
   // Counts what the package owns (helpers.owned()), not every fd of the process: the test
   // runner opens and closes its own files meanwhile. Every test of this file is serial, so
@@ -381,10 +381,9 @@ test.serial('after many random sequences, UDP sockets, eventfds and I/O threads 
     fc.asyncProperty(fc.array(opArb, { minLength: 1, maxLength: 25, size: 'max' }), (ops) => runSequence(ops)),
     params(t, 3, 40),
   )
-  // Threads are joined by close(); fds may take a few turns (see faults.spec: the wake-up
-  // eventfd is released when the threadsafe function is finalized).
+  // No thread is ever made; fds are closed by close() itself.
   t.is(owned().ioThreads, base.ioThreads, 'no I/O thread left')
-  t.deepEqual(await settleOwned(base), base, 'no UDP socket, eventfd or I/O thread left')
+  t.deepEqual(await settleOwned(base), base, 'no UDP socket, timerfd or thread left')
 })
 
 // ---- the native send entry point -----------------------------------------------------------------

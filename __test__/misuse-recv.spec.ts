@@ -1,7 +1,7 @@
 // Issue 11, receive side: nothing is lost (or stalls, or grows without bound) when the
 // receiving API is misused: an iterator abandoned while a next() is pending, an async iterator
 // left unread next to an onBatch listener (or started and abandoned in turn), a listener that
-// leaves with batches in flight, a `for await` over an unref()'d socket that only its own
+// leaves in the middle of a stream, a `for await` over an unref()'d socket that only its own
 // pending promise references, and close() with batches received but not yet consumed.
 // Real loopback sockets only; every wait is bounded and nothing asserts on timing.
 import test from 'ava'
@@ -214,20 +214,16 @@ test('onBatch with iterators started and abandoned in turn: their unread batches
   t.is(rx.stats().datagramsReceived, s.datagramsReceived)
 })
 
-test('a listener that leaves with batches in flight: the next listener gets them first, none pile up', async (t) => {
+test('a listener that leaves in the middle of a stream: the next listener gets what is left, in order, none pile up', async (t) => {
+  // Batches reach JS synchronously from the event loop, so none is ever "in flight" between the
+  // native layer and JS: a listener that leaves from inside its callback stops reading at once
+  // (within the same wake-up), and whatever a later wake-up receives waits for the next one.
   const sent = 1500
-  const maxPending = 16 // the default maxPendingBatches: at most this many are in flight
+  const maxPending = 16 // the default maxPendingBatches
   const rx = openLo(t, 4, { batchSize: 1, recvBufferSize: 4 << 20 })
   const tx = openLo(t, 4)
   const order: number[] = []
   let heardBatches = 0
-  /** Batches counted by the native layer that have not reached JS yet. */
-  const inFlight = () => {
-    const s = rx.stats()
-    return s.batchesReceived - heardBatches - s.queuedBatches
-  }
-  /** queuedBatches at the moment each new listener had as many batches as were left over. */
-  const queuedWhenCaughtUp: number[] = []
   await tx.sendBatch(messagesTo(V4, portOf(rx), range(0, sent)))
   let left = 0
   for (let round = 0; round < 5; round++) {
@@ -239,10 +235,7 @@ test('a listener that leaves with batches in flight: the next listener gets them
       heardBatches++
       thisRound++
       order.push(...seqsOf(b))
-      if (leftOver > 0 && thisRound === leftOver) queuedWhenCaughtUp.push(rx.stats().queuedBatches)
-      // Past the left-over batches, leave while more are on their way to JS: they arrive with
-      // nobody listening.
-      if (!leftNow && thisRound > leftOver && inFlight() > 0) {
+      if (!leftNow && thisRound > leftOver + 3) {
         leftNow = true
         off()
       }
@@ -253,16 +246,11 @@ test('a listener that leaves with batches in flight: the next listener gets them
       break
     }
     left++
-    t.true(await waitUntil(() => inFlight() === 0, 10_000), 'the batches in flight arrived')
-    t.true(rx.stats().queuedBatches >= 1, `round ${round}: they wait for the next consumer`)
+    await ticks(5)
+    const s = rx.stats()
+    t.is(s.batchesReceived, heardBatches + s.queuedBatches, `round ${round}: every batch received was heard or waits`)
   }
-  t.true(left >= 2, `the listener left with batches in flight ${left} times`)
-  t.true(queuedWhenCaughtUp.length >= 1)
-  t.deepEqual(
-    queuedWhenCaughtUp,
-    queuedWhenCaughtUp.map(() => 0),
-    'each new listener got the left-over batches, all of them before any newer one',
-  )
+  t.true(left >= 2, `the listener left mid-stream ${left} times`)
   rx.onBatch((b) => {
     heardBatches++
     order.push(...seqsOf(b))

@@ -397,7 +397,7 @@ async function runOnce({ rate, seconds, size, batchSize, sample }) {
   const closed = new Promise((r) => rx.once('close', r))
   rx.close()
   await closed
-  // Back to baseline: the socket's fd and eventfd, its I/O thread, the sender's pipes.
+  // Back to baseline: the socket's fd, the shared timerfd, the sender's pipes.
   const settleDeadline = Date.now() + 5000
   let after = { fds: fdCount(), threads: threadCount() }
   while ((after.fds !== baseline.fds || after.threads !== baseline.threads) && Date.now() < settleDeadline) {

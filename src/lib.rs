@@ -23,4 +23,4 @@ pub mod recv;
 pub mod send;
 pub mod socket;
 pub mod stats;
-pub mod wake;
+pub mod uv;

@@ -3,7 +3,7 @@
 
 use std::os::fd::RawFd;
 
-use super::{offer, Delivery, Event, Shared};
+use super::{Delivery, Event, Shared};
 use crate::error::OsError;
 use crate::errqueue;
 use crate::stats::Counters;
@@ -12,7 +12,7 @@ use crate::stats::Counters;
 /// entries. `failed` is the errno a receive (or `SO_ERROR`) just returned: an ICMP error with
 /// `IP_RECVERR` on is both queued and parked as the socket's pending error, so it is reported
 /// only when no queued entry carries the same errno. Returns whether anything was reported,
-/// or None when the thread must exit.
+/// or None when the socket was closed meanwhile.
 pub(super) fn report_error_queue(
   shared: &Shared,
   sink: &mut impl FnMut(Event) -> Delivery,
@@ -25,14 +25,14 @@ pub(super) fn report_error_queue(
   if let Some(errno) = failed.filter(|e| !found.errors.contains(e)) {
     Counters::add(&shared.counters.recv_errors, 1);
     reported = true;
-    if !offer(shared, sink, Event::Error(OsError { errno, syscall })) {
+    if sink(Event::Error(OsError { errno, syscall })) == Delivery::Closed {
       return None;
     }
   }
   for errno in found.errors {
     Counters::add(&shared.counters.recv_errors, 1);
     reported = true;
-    if !offer(shared, sink, Event::Error(OsError { errno, syscall: "recvmsg(MSG_ERRQUEUE)" })) {
+    if sink(Event::Error(OsError { errno, syscall: "recvmsg(MSG_ERRQUEUE)" })) == Delivery::Closed {
       return None;
     }
   }

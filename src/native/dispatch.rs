@@ -1,16 +1,13 @@
-//! Events on their way from the I/O thread to JS: the threadsafe function that carries them,
-//! the [`NativeEvent`] object the JS callback receives, and the constants JS needs to read
+//! Events on their way to JS: the [`NativeEvent`] object the JS callback receives (made by
+//! [`to_native_event`] and passed by `crate::io::watch`), and the constants JS needs to read
 //! them (event kinds, and the batch metadata layout of `crate::batch`, exported so that
 //! `lib/batch.ts` holds no copy of it).
 
-use std::sync::{Arc, Weak};
-
 use napi::bindgen_prelude::*;
-use napi::threadsafe_function::ThreadsafeFunction;
 use napi_derive::napi;
 
 use crate::batch::{self, MetaLayout};
-use crate::io::{Event, Shared};
+use crate::io::Event;
 
 /// `NativeEvent.kind` of a received batch: `data` is the metadata then the payloads (see
 /// `batchLayout()`), `count` the datagrams in it.
@@ -23,7 +20,7 @@ pub const EVENT_ERROR: u32 = 1;
 #[napi]
 pub const EVENT_WRITABLE: u32 = 2;
 
-/// One event of the I/O thread, as the dispatch callback receives it (one per batch, not per
+/// One event of the socket, as the dispatch callback receives it (one per batch, not per
 /// datagram). Fields that do not apply to the kind are null / 0.
 #[napi(object)]
 pub struct NativeEvent {
@@ -109,42 +106,18 @@ pub fn batch_layout() -> BatchLayout {
   }
 }
 
-/// The threadsafe function the I/O thread hands its events to.
-pub(super) type Dispatch = Arc<DispatchFn>;
-/// Takes [`Event`]s on any thread, calls JS with a [`NativeEvent`]; unbounded queue (the I/O
-/// thread bounds it with credits), not callee-handled, strong until `unref()`.
-type DispatchFn = ThreadsafeFunction<Event, (), NativeEvent, Status, false, false, 0>;
-
-/// Wraps the JS callback. `credit` is weak: the callback closure is freed only when napi
-/// finalizes the threadsafe function, on a later turn of the event loop; a strong reference
-/// would keep the wake-up eventfd open after close() until then.
-pub(super) fn build(callback: Function<'_, NativeEvent, ()>, credit: Weak<Shared>) -> Result<Dispatch> {
-  let tsfn = callback
-    .build_threadsafe_function::<Event>()
-    .callee_handled::<false>()
-    .max_queue_size::<0>()
-    .build_callback(move |ctx| Ok(to_js(ctx.value, &credit)))?;
-  Ok(Arc::new(tsfn))
-}
-
-/// Converts one event on the JS thread, returning the I/O thread's credit for it.
-fn to_js(event: Event, credit: &Weak<Shared>) -> NativeEvent {
+/// Converts one event for the JS dispatch function.
+pub fn to_native_event(event: Event) -> NativeEvent {
   let mut out =
     NativeEvent { kind: EVENT_WRITABLE, data: None, count: 0, kernel_drops: 0.0, errno: 0, syscall: None };
   match event {
     Event::Batch(b) => {
-      if let Some(shared) = credit.upgrade() {
-        shared.return_credit();
-      }
       out.kind = EVENT_BATCH;
       out.count = b.count;
       out.kernel_drops = b.kernel_drops.map_or(-1.0, |d| d as f64);
       out.data = Some(Buffer::from(b.bytes));
     }
     Event::Error(e) => {
-      if let Some(shared) = credit.upgrade() {
-        shared.error_handled();
-      }
       out.kind = EVENT_ERROR;
       out.errno = e.errno;
       out.syscall = Some(e.syscall.to_string());

@@ -1,4 +1,5 @@
-//! The napi class JS talks to: one owned UDP socket, its I/O thread and its counters.
+//! The napi class JS talks to: one owned UDP socket, its watch on the event loop and its
+//! counters.
 //! `lib/socket.ts` wraps it in the public `UdpSocket` API; argument validation with
 //! `TypeError`/`RangeError` happens there, and this layer checks again without trusting it.
 //!
@@ -8,22 +9,21 @@
 //! `sockopts` socket options, `stats` the counters. Errors are thrown as described in
 //! `crate::error`.
 
+use std::os::fd::AsRawFd;
 use std::sync::Arc;
-use std::thread::JoinHandle;
 
 use napi::bindgen_prelude::*;
-use napi::threadsafe_function::ThreadsafeFunctionCallMode;
 use napi_derive::napi;
 use socket2::Socket;
 
 use crate::addr;
 use crate::cleanup::{CleanupHook, Shutdown, Slot, SlotCell};
 use crate::error::{closed, invalid_arg, os_error, NResult, OsError};
-use crate::io::{self, Delivery, Shared};
-use crate::recv::{RecvMode, RecvSlab};
+use crate::io::watch::Watch;
+use crate::io::{Reader, Shared, SlabSpec};
+use crate::recv::RecvMode;
 use crate::send::SendScratch;
 use crate::socket::{self, SocketConfig};
-use crate::wake::Waker;
 
 mod connection;
 pub mod dispatch;
@@ -33,7 +33,7 @@ mod sockopts;
 pub mod stats;
 
 use connection::{addr_error, port};
-use dispatch::{Dispatch, NativeEvent};
+use dispatch::NativeEvent;
 use options::{NativeOptions, MAX_BATCH_SIZE, MAX_DATAGRAM_SIZE};
 use stats::enable_drop_counter;
 
@@ -42,14 +42,14 @@ fn throw<T>(env: &Env, r: NResult<T>) -> Result<T> {
   r.map_err(|e| e.into_napi(env))
 }
 
-/// An open socket: everything `close()` releases. Dropping it stops and joins the I/O thread;
-/// the fd closes once both this and the thread's [`Shared`] are gone.
+/// An open socket: everything `close()` releases. Dropping it stops its watch, then closes
+/// the fd (in field order: `watch` is dropped before `socket`).
 struct Open {
-  /// The socket, shared with the I/O thread (`shared.socket`).
-  socket: Arc<Socket>,
+  /// The watch on the event loop; `None` once shut down.
+  watch: Option<Watch>,
+  /// The socket (its fd is `shared.fd()`).
+  socket: Socket,
   shared: Arc<Shared>,
-  thread: Option<JoinHandle<()>>,
-  dispatch: Dispatch,
   scratch: SendScratch,
   ipv6: bool,
   granted: socket::Granted,
@@ -67,19 +67,15 @@ struct CapsProbe {
 }
 
 impl Shutdown for Open {
-  /// Stops and joins the I/O thread; the fd closes when `self` drops. The thread never
-  /// blocks on the JS thread, so the join returns promptly.
+  /// Stops the watch (no system call touches the fd after this); the fd closes when `self`
+  /// drops, right after.
   fn shutdown(&mut self) {
-    self.shared.request_stop();
-    if let Some(t) = self.thread.take() {
-      // A panic on the I/O thread is already reported by the panic hook; the thread is gone.
-      let _ = t.join();
-    }
+    self.watch.take();
   }
 }
 
 impl Drop for Open {
-  /// However an `Open` goes away, its thread is stopped and joined first.
+  /// However an `Open` goes away, its watch is stopped before the fd closes.
   fn drop(&mut self) {
     self.shutdown();
   }
@@ -101,8 +97,8 @@ pub struct NativeSocket {
 
 #[napi]
 impl NativeSocket {
-  /// Creates, configures and binds the socket, and starts its I/O thread (paused).
-  /// `dispatch` receives every event the I/O thread produces, one object per event.
+  /// Creates, configures and binds the socket, and watches it on the event loop (paused).
+  /// `dispatch` receives every event, one object per event (a batch, an error, writability).
   #[napi(constructor)]
   pub fn new(
     env: Env,
@@ -167,42 +163,19 @@ impl NativeSocket {
       let e = OsError { errno: libc::ENOPROTOOPT, syscall: "getsockopt" };
       return Err(os_error(e, "UDP_SEGMENT (gso: true needs Linux >= 4.18 and the batched path)"));
     }
-    let waker = Waker::new().map_err(|e| os_error(OsError::from_io(&e, "eventfd"), ""))?;
-    let sock = Arc::new(sock);
-    let shared = Arc::new(Shared::new(
-      Arc::clone(&sock),
-      waker,
-      mode,
-      options.batch_size as usize,
-      std::time::Duration::from_micros(options.coalesce_micros.min(1_000_000) as u64),
-      options.max_pending_batches.clamp(1, 1024),
-    ));
-
-    let tsfn: Dispatch = dispatch::build(dispatch, Arc::downgrade(&shared))?;
-
-    let mut slab =
-      RecvSlab::with_gro(options.batch_size as usize, options.max_datagram_size as usize, info.gro);
-    slab.drop_counter = drop_counter;
-    let thread_shared = shared.clone();
-    let sink_tsfn = Arc::clone(&tsfn);
-    let thread = std::thread::Builder::new()
-      .name("udp-mmsg-io".into())
-      .stack_size(256 * 1024)
-      .spawn(move || {
-        io::run(thread_shared, slab, move |event| {
-          match sink_tsfn.call(event, ThreadsafeFunctionCallMode::NonBlocking) {
-            Status::Ok => Delivery::Queued,
-            _ => Delivery::Closed,
-          }
-        })
-      })
-      .map_err(|e| os_error(OsError::from_io(&e, "pthread_create"), ""))?;
-
+    let coalesce = std::time::Duration::from_micros(options.coalesce_micros.min(1_000_000) as u64);
+    let shared = Arc::new(Shared::new(sock.as_raw_fd(), mode, coalesce));
+    let spec = SlabSpec {
+      batch: options.batch_size as usize,
+      limit: options.max_datagram_size as usize,
+      gro: info.gro,
+      drop_counter,
+    };
+    let watch = Watch::start(env, Arc::clone(&shared), Reader::new(spec), &dispatch)?;
     let open = Open {
+      watch: Some(watch),
       socket: sock,
       shared,
-      thread: Some(thread),
-      dispatch: tsfn,
       scratch: {
         let mut s = SendScratch::default();
         s.gso = options.gso > 0 && gso_supported;
@@ -215,12 +188,12 @@ impl NativeSocket {
       caps: CapsProbe { gso_supported, drop_counter, info },
     };
     // Worker teardown: the environment's cleanup hook closes a socket JS never closed.
-    // Stopping the thread needs no borrow of the slot (see `SlotCell::close`); weak, so the
-    // slot does not keep the socket open after close.
+    // Stopping needs no borrow of the slot (see `SlotCell::close`): the flag makes every loop
+    // callback leave the fd alone; weak, so the slot does not keep the state alive.
     let stopper = Arc::downgrade(&open.shared);
     let inner = SlotCell::new(open, move || {
       if let Some(shared) = stopper.upgrade() {
-        shared.request_stop();
+        shared.stop.store(true, std::sync::atomic::Ordering::SeqCst);
       }
     });
     let hook = CleanupHook::register(env, inner.clone());
@@ -247,7 +220,8 @@ impl NativeSocket {
   #[napi]
   pub fn set_reading(&self, env: Env, on: bool) -> Result<()> {
     self.with(&env, |o| {
-      o.shared.set_reading(on);
+      o.shared.reading.store(on, std::sync::atomic::Ordering::SeqCst);
+      o.update_watch();
       Ok(())
     })
   }
@@ -256,7 +230,8 @@ impl NativeSocket {
   #[napi]
   pub fn request_writable(&self, env: Env) -> Result<()> {
     self.with(&env, |o| {
-      o.shared.request_writable();
+      o.shared.want_writable.store(true, std::sync::atomic::Ordering::SeqCst);
+      o.update_watch();
       Ok(())
     })
   }
@@ -273,31 +248,21 @@ impl NativeSocket {
     self.set_ref(env, false)
   }
 
-  /// Refs or unrefs the threadsafe function (what keeps the event loop alive).
+  /// Refs or unrefs the socket's hold on the event loop.
   fn set_ref(&self, env: Env, on: bool) -> Result<()> {
     if self.inner.is_closed() {
       return Ok(());
     }
     self.with(&env, |o| {
-      if o.referenced == on {
-        return Ok(());
+      if let Some(w) = &o.watch {
+        w.set_ref(on);
       }
-      let raw = o.dispatch.raw();
-      // SAFETY: called on the JS thread that owns the (still open) threadsafe function.
-      let status = unsafe {
-        if on {
-          napi::sys::napi_ref_threadsafe_function(env.raw(), raw)
-        } else {
-          napi::sys::napi_unref_threadsafe_function(env.raw(), raw)
-        }
-      };
-      check(status)?;
       o.referenced = on;
       Ok(())
     })
   }
 
-  /// Stops the I/O thread, closes the fd and releases the event-loop reference. Idempotent.
+  /// Stops watching, closes the fd and releases the event-loop reference. Idempotent.
   #[napi]
   pub fn close(&mut self) {
     self.shutdown();
@@ -309,8 +274,9 @@ impl NativeSocket {
     self.inner.is_closed()
   }
 
-  /// Closes the slot (stop, join, fd closed; deferred to the end of a call on this socket that
-  /// is on the stack, with the thread told to stop at once) and frees the cleanup hook.
+  /// Closes the slot (watch stopped, fd closed; deferred to the end of a call on this socket
+  /// that is on the stack, with every loop callback told to stop at once) and frees the
+  /// cleanup hook.
   fn shutdown(&mut self) {
     self.inner.close();
     if let Some(hook) = self.hook.take() {
@@ -326,11 +292,11 @@ impl Drop for NativeSocket {
   }
 }
 
-/// A napi status as a result.
-fn check(status: napi::sys::napi_status) -> Result<()> {
-  if status == napi::sys::Status::napi_ok {
-    Ok(())
-  } else {
-    Err(Error::new(Status::from(status), "threadsafe function (un)ref failed".to_string()))
+impl Open {
+  /// Makes the watch follow what JS wants now (reading, writability).
+  fn update_watch(&self) {
+    if let Some(w) = &self.watch {
+      w.update();
+    }
   }
 }

@@ -1,0 +1,423 @@
+//! The libuv glue: a poll handle on the socket's fd in the JS thread's own event loop, the
+//! coalescing window, an async handle that keeps the loop alive while the socket is open and
+//! referenced (as a bound `node:dgram` socket does), and the call into JS for each event
+//! (`napi_make_callback`, so `process.nextTick` callbacks and promise jobs queued by a handler
+//! run before the next event, exactly as after a `node:dgram` 'message').
+//!
+//! Lifetime: a [`Watcher`] is heap-allocated and pointed to by its handles' data. `close`
+//! stops everything at once (no system call touches the fd afterwards, so the owner may close
+//! it right away) and closes the handles; the last close callback frees the watcher. An async
+//! cleanup hook closes a watcher JS never closed when its environment tears down (a worker
+//! exits), and the environment waits for the close callbacks before it closes its loop.
+
+use std::cell::{Cell, RefCell};
+use std::ffi::{c_int, c_void};
+use std::ptr::{null_mut, NonNull};
+use std::sync::atomic::Ordering::SeqCst;
+use std::sync::Arc;
+
+use napi::bindgen_prelude::{Function, ToNapiValue};
+use napi::sys;
+use napi::JsValue;
+
+use super::window::Window;
+use super::{Delivery, Event, Next, Reader, Ready, Shared};
+use crate::error::{os_error, NResult, OsError};
+use crate::native::dispatch::{to_native_event, NativeEvent};
+use crate::stats::Counters;
+use crate::uv::{self, Api, Handle, Kind, Loop};
+
+/// One socket's watch on the event loop.
+pub struct Watcher {
+  api: &'static Api,
+  lp: *mut Loop,
+  env: sys::napi_env,
+  shared: Arc<Shared>,
+  reader: RefCell<Reader>,
+  /// The JS dispatch function and its async context, released once no call is on the stack.
+  callback: Cell<sys::napi_ref>,
+  context: Cell<sys::napi_async_context>,
+  poll: *mut Handle,
+  keep: *mut Handle,
+  window: RefCell<Window>,
+  /// Events the poll handle currently watches (0: stopped).
+  polled: Cell<c_int>,
+  /// A window or backoff is running: no reading until it fires.
+  waiting: Cell<bool>,
+  /// JS calls of this watcher on the stack.
+  depth: Cell<u32>,
+  closed: Cell<bool>,
+  /// Handles not yet through their close callback.
+  handles: Cell<u32>,
+  /// The `Watch` still points here: the memory waits for it as well as for the handles.
+  held: Cell<bool>,
+  cleanup: Cell<sys::napi_async_cleanup_hook_handle>,
+}
+
+/// What the JS-facing class holds: the watcher, closed when dropped.
+pub struct Watch(NonNull<Watcher>);
+
+impl Watch {
+  /// Watches `shared`'s fd on `env`'s event loop (paused until reading is turned on), calling
+  /// `callback` with a `NativeEvent` for each event.
+  pub fn start(
+    env: &napi::Env,
+    shared: Arc<Shared>,
+    reader: Reader,
+    callback: &Function<'_, NativeEvent, ()>,
+  ) -> NResult<Self> {
+    let callback = callback.raw();
+    let fail = |errno: i32, call: &'static str| os_error(OsError { errno, syscall: call }, "");
+    let api = uv::api().ok_or_else(|| fail(libc::ENOSYS, "dlsym(uv_poll_init)"))?;
+    let raw = env.raw();
+    let lp = env.get_uv_event_loop().map_err(|_| fail(libc::EINVAL, "napi_get_uv_event_loop"))?;
+    let mut callback_ref = null_mut();
+    // SAFETY: `callback` is a live JS value of this env; the reference is deleted in `release_js`.
+    if unsafe { sys::napi_create_reference(raw, callback, 1, &mut callback_ref) } != sys::Status::napi_ok {
+      return Err(fail(libc::ENOMEM, "napi_create_reference"));
+    }
+    let mut context = null_mut();
+    let mut name = null_mut();
+    // SAFETY: creates a string and an async context on this env's JS thread.
+    unsafe {
+      sys::napi_create_string_utf8(raw, c"UDPMMSG".as_ptr(), 7, &mut name);
+      sys::napi_async_init(raw, null_mut(), name, &mut context);
+    }
+    let w = Box::into_raw(Box::new(Watcher {
+      api,
+      lp,
+      env: raw,
+      shared,
+      reader: RefCell::new(reader),
+      callback: Cell::new(callback_ref),
+      context: Cell::new(context),
+      poll: null_mut(),
+      keep: null_mut(),
+      // SAFETY: this thread's live loop; `window_fired` takes the watcher pointers armed.
+      window: RefCell::new(unsafe { Window::new(api, lp, window_fired) }),
+      polled: Cell::new(0),
+      waiting: Cell::new(false),
+      depth: Cell::new(0),
+      closed: Cell::new(false),
+      handles: Cell::new(0),
+      held: Cell::new(true),
+      cleanup: Cell::new(null_mut()),
+    }));
+    // SAFETY: `w` is a live, uniquely owned allocation until handles point at it below.
+    let this = unsafe { &mut *w };
+    let fd = this.shared.fd();
+    // SAFETY: `lp` is this thread's live loop; `w` outlives the handles (freed by the last
+    // close callback).
+    let opened = unsafe { api.open(lp, Kind::Poll(fd), w.cast()) }
+      .and_then(|p| {
+        this.poll = p;
+        this.handles.set(1);
+        // SAFETY: as above.
+        unsafe { api.open(lp, Kind::KeepAlive, w.cast()) }
+      })
+      .map(|k| {
+        this.keep = k;
+        this.handles.set(2);
+      });
+    if let Err(rc) = opened {
+      let watch = Watch(NonNull::from(this));
+      drop(watch); // closes what was opened; frees `w` (at once when nothing was)
+      return Err(fail(-rc, "uv_poll_init"));
+    }
+    // SAFETY: the poll handle must not keep the loop alive by itself (the keep-alive does).
+    unsafe { (api.unref)(this.poll) };
+    let mut hook = null_mut();
+    // SAFETY: `w` stays valid until the hook is removed (in the last close callback).
+    let status = unsafe { sys::napi_add_async_cleanup_hook(raw, Some(on_env_teardown), w.cast(), &mut hook) };
+    if status == sys::Status::napi_ok {
+      this.cleanup.set(hook);
+    }
+    // Paused, but errors are heard from the start (see `update`).
+    this.update();
+    Ok(Watch(NonNull::from(this)))
+  }
+
+  fn w(&self) -> &Watcher {
+    // SAFETY: the watcher is freed only after `close`, by its last close callback, which runs
+    // on a later loop turn; `Watch` calls `close` only in `Drop`.
+    unsafe { self.0.as_ref() }
+  }
+
+  /// Re-reads what JS wants (reading, writability) and watches the fd accordingly.
+  pub fn update(&self) {
+    self.w().update();
+  }
+
+  /// Refs or unrefs the socket's hold on the event loop.
+  pub fn set_ref(&self, on: bool) {
+    let w = self.w();
+    if !w.closed.get() && !w.keep.is_null() {
+      // SAFETY: a live handle (not closing: `closed` is false).
+      unsafe {
+        if on {
+          (w.api.ref_)(w.keep)
+        } else {
+          (w.api.unref)(w.keep)
+        }
+      }
+    }
+  }
+}
+
+impl Drop for Watch {
+  fn drop(&mut self) {
+    let w = self.w();
+    w.close();
+    w.held.set(false);
+    if w.handles.get() == 0 {
+      // SAFETY: every handle is closed and this was the last pointer to the watcher.
+      unsafe { free_watcher(self.0.as_ptr()) };
+    }
+  }
+}
+
+impl Watcher {
+  fn update(&self) {
+    if self.closed.get() || self.poll.is_null() {
+      return;
+    }
+    let s = &self.shared;
+    let mut want = 0;
+    if s.reading.load(SeqCst) && !self.waiting.get() {
+      want |= uv::READABLE;
+    }
+    if s.want_writable.load(SeqCst) {
+      want |= uv::WRITABLE;
+    }
+    if want == 0 {
+      // Not reading: still hear about errors (an ICMP error queued with IP_RECVERR, a pending
+      // SO_ERROR), as while reading; `Reader::on_ready` reports them.
+      want = uv::PRIORITIZED;
+    }
+    if want == self.polled.get() {
+      return;
+    }
+    // SAFETY: a live poll handle; `on_poll` matches the callback type.
+    let rc = unsafe { (self.api.poll_start)(self.poll, want, on_poll) };
+    self.polled.set(if rc == 0 { want } else { 0 });
+  }
+
+  /// One wake-up: the reader's work, then what to wait for.
+  fn ready(&self, ready: Ready) {
+    if self.closed.get() {
+      return;
+    }
+    // A handler that spins the loop from inside a callback (a nested uv_run) must not re-enter
+    // the reader; level-triggered poll brings the wake-up back once the outer one is done.
+    let Ok(mut reader) = self.reader.try_borrow_mut() else { return };
+    let next = reader.on_ready(&self.shared, ready, &mut |e| self.deliver(e));
+    drop(reader);
+    match next {
+      None => return,
+      Some(Next::Poll) => self.waiting.set(false),
+      Some(Next::Wait(d)) => {
+        let me = self as *const Watcher as *mut c_void;
+        // SAFETY: this thread's loop; the watcher outlives its window handles.
+        let made = unsafe { self.window.borrow_mut().arm(self.api, self.lp, me, on_window_timer, d) };
+        if let Some(n) = made {
+          self.handles.set(self.handles.get() + n);
+        }
+        self.waiting.set(made.is_some());
+      }
+    }
+    self.update();
+  }
+
+  /// Hands one event to JS. Closed when the socket was closed before or by the handler.
+  fn deliver(&self, event: Event) -> Delivery {
+    if self.closed.get() {
+      return Delivery::Closed;
+    }
+    self.depth.set(self.depth.get() + 1);
+    // SAFETY: on the JS thread of `env`, outside any JS call (a loop callback), with the
+    // callback reference and context live (released only at depth 0).
+    let ok = unsafe { self.call_js(to_native_event(event)) };
+    if !ok {
+      Counters::add(&self.shared.counters.events_dropped, 1);
+    }
+    self.depth.set(self.depth.get() - 1);
+    if self.closed.get() {
+      if self.depth.get() == 0 {
+        self.release_js();
+      }
+      return Delivery::Closed;
+    }
+    Delivery::Queued
+  }
+
+  /// Calls the dispatch function with `event` through `napi_make_callback`. An exception from
+  /// it is raised as an uncaught exception, as Node does for a throwing 'message' listener.
+  unsafe fn call_js(&self, event: NativeEvent) -> bool {
+    let env = self.env;
+    let mut scope = null_mut();
+    // SAFETY: (all calls below) the caller's contract; values live in this handle scope.
+    unsafe {
+      if sys::napi_open_handle_scope(env, &mut scope) != sys::Status::napi_ok {
+        return false;
+      }
+      let mut func = null_mut();
+      let mut recv = null_mut();
+      let mut ok = sys::napi_get_reference_value(env, self.callback.get(), &mut func) == sys::Status::napi_ok
+        && !func.is_null()
+        && sys::napi_get_global(env, &mut recv) == sys::Status::napi_ok;
+      if ok {
+        match ToNapiValue::to_napi_value(env, event) {
+          Ok(arg) => {
+            let mut result = null_mut();
+            let status = sys::napi_make_callback(env, self.context.get(), recv, func, 1, &arg, &mut result);
+            if status == sys::Status::napi_pending_exception {
+              let mut exception = null_mut();
+              sys::napi_get_and_clear_last_exception(env, &mut exception);
+              sys::napi_fatal_exception(env, exception);
+            }
+          }
+          Err(_) => ok = false,
+        }
+      }
+      sys::napi_close_handle_scope(env, scope);
+      ok
+    }
+  }
+
+  /// Deletes the callback reference and the async context (never while a call is running).
+  fn release_js(&self) {
+    let callback = self.callback.replace(null_mut());
+    let context = self.context.replace(null_mut());
+    // SAFETY: on the JS thread; each is released once (replaced by null).
+    unsafe {
+      if !callback.is_null() {
+        sys::napi_delete_reference(self.env, callback);
+      }
+      if !context.is_null() {
+        sys::napi_async_destroy(self.env, context);
+      }
+    }
+  }
+
+  /// Stops all work now and closes the handles; the last close callback frees `self`.
+  fn close(&self) {
+    if self.closed.replace(true) {
+      return;
+    }
+    self.shared.stop.store(true, SeqCst);
+    if let Ok(mut r) = self.reader.try_borrow_mut() {
+      *r = Reader::new(r.spec); // frees the slab now
+    }
+    if self.depth.get() == 0 {
+      self.release_js();
+    }
+    let api = self.api;
+    // SAFETY: handles made by `start`/the window, closed once (guarded by `closed`); the
+    // watcher stays allocated until their callbacks have all run.
+    unsafe {
+      for h in [self.poll, self.keep] {
+        if !h.is_null() {
+          api.close(h, on_closed);
+        }
+      }
+      let me = self as *const Watcher as *mut c_void;
+      self.window.borrow_mut().close(api, me, on_closed);
+    }
+  }
+}
+
+/// Unregisters (or completes) the cleanup hook: all handles are closed, so an environment
+/// teardown has nothing left to wait for.
+fn handles_closed(w: &Watcher) {
+  let hook = w.cleanup.replace(null_mut());
+  if !hook.is_null() {
+    // SAFETY: the handle napi gave at registration; removed once (replaced by null).
+    unsafe { sys::napi_remove_async_cleanup_hook(hook) };
+  }
+}
+
+/// Frees the watcher.
+///
+/// # Safety
+/// `w` came from `Box::into_raw` in `start`; its handles are closed and no `Watch` is left.
+unsafe fn free_watcher(w: *mut Watcher) {
+  // SAFETY: per the contract.
+  let boxed = unsafe { Box::from_raw(w) };
+  handles_closed(&boxed);
+  drop(boxed);
+}
+
+/// The watcher a handle belongs to.
+///
+/// # Safety
+/// `h` is a live handle made by `start` or the window (its data is the watcher).
+unsafe fn watcher<'a>(h: *mut Handle) -> Option<&'a Watcher> {
+  let api = uv::api()?;
+  // SAFETY: per the contract, the data is a live watcher.
+  unsafe { (api.data(h) as *const Watcher).as_ref() }
+}
+
+unsafe extern "C" fn on_poll(h: *mut Handle, status: c_int, events: c_int) {
+  // SAFETY: libuv calls this with our live poll handle.
+  let Some(w) = (unsafe { watcher(h) }) else { return };
+  if status < 0 {
+    // libuv stops a poll handle that reported an error (POLLERR); `update` restarts it.
+    w.polled.set(0);
+  }
+  // POLLERR arrives as status < 0 when the fd was watched for reading or writing (libuv then
+  // stops the handle), and as a `UV_PRIORITIZED` event when only that was watched (not reading).
+  w.ready(Ready {
+    readable: events & uv::READABLE != 0,
+    writable: events & uv::WRITABLE != 0,
+    error: status < 0 || events & uv::PRIORITIZED != 0,
+  });
+}
+
+/// The window ended: read (if reading) and decide again.
+fn window_ended(w: &Watcher) {
+  w.waiting.set(false);
+  w.ready(Ready { readable: true, ..Ready::default() });
+}
+
+/// The thread's shared window timer fired for watcher `data`.
+fn window_fired(data: *mut c_void) {
+  // SAFETY: `data` was armed by a live watcher, which removes itself from the shared timer
+  // when it closes; one closed during this same firing is still allocated (see `window`).
+  if let Some(w) = unsafe { (data as *const Watcher).as_ref() } {
+    window_ended(w);
+  }
+}
+
+unsafe extern "C" fn on_window_timer(h: *mut Handle) {
+  // SAFETY: libuv calls this with the window's live timer handle.
+  let Some(w) = (unsafe { watcher(h) }) else { return };
+  window_ended(w);
+}
+
+unsafe extern "C" fn on_closed(h: *mut Handle) {
+  // SAFETY: libuv calls this once per handle, after which the handle is ours to free.
+  let w = unsafe { watcher(h) }.map(|w| w as *const Watcher as *mut Watcher);
+  // SAFETY: libuv is done with `h`.
+  unsafe { uv::free(h) };
+  let Some(w) = w else { return };
+  // SAFETY: the watcher lives until its last handle is closed.
+  let left = unsafe { &*w }.handles.get().saturating_sub(1);
+  // SAFETY: as above.
+  unsafe { &*w }.handles.set(left);
+  if left == 0 {
+    // SAFETY: as above.
+    handles_closed(unsafe { &*w });
+    // SAFETY: as above.
+    if !unsafe { &*w }.held.get() {
+      // SAFETY: the last handle referring to the watcher, and its `Watch` is gone.
+      unsafe { free_watcher(w) };
+    }
+  }
+}
+
+unsafe extern "C" fn on_env_teardown(_hook: sys::napi_async_cleanup_hook_handle, data: *mut c_void) {
+  // SAFETY: `data` is the watcher, alive until the hook is removed (in `free_watcher`).
+  let w = unsafe { &*(data as *const Watcher) };
+  // Closing completes the hook: the last close callback removes it.
+  w.close();
+}
