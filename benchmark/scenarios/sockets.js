@@ -112,8 +112,8 @@ function tables(s) {
   const checks = [
     [`${s.manyCount} sockets open at once: all bind, each receives one datagram`, (impl) => ({ ok: manyOk(s.many[impl], s.manyCount), text: manyCell(s.many[impl], s.manyCount) })],
     [`ulimit -n ${s.emfileFiles}, opening ${s.emfileCount}: fails cleanly with EMFILE, no crash`, (impl) => emfileCells(s.emfile[impl])[0]],
-    ['… after closing everything: open fds back to the start', (impl) => emfileCells(s.emfile[impl])[1]],
-    ['… and a new socket binds and receives', (impl) => emfileCells(s.emfile[impl])[2]],
+    ['EMFILE run, after closing everything: open fds back to the start', (impl) => emfileCells(s.emfile[impl])[1]],
+    ['EMFILE run, then: a new socket binds and receives', (impl) => emfileCells(s.emfile[impl])[2]],
   ]
   const checkRows = []
   for (const [name, get] of checks) {
