@@ -10,7 +10,10 @@ function median(xs) {
 }
 
 function stats(rows, key) {
-  const v = rows.filter((r) => !r.failed).map((r) => r[key]).filter((x) => typeof x === 'number' && Number.isFinite(x))
+  const v = rows
+    .filter((r) => !r.failed)
+    .map((r) => r[key])
+    .filter((x) => typeof x === 'number' && Number.isFinite(x))
   if (v.length === 0) return null
   return { median: median(v), min: Math.min(...v), max: Math.max(...v), n: v.length }
 }

@@ -148,5 +148,4 @@ async function interleave(prefix, reps, impls) {
   return out
 }
 
-
 module.exports = { start, killAll, sleep, repeat, interleave }

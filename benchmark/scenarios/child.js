@@ -118,4 +118,18 @@ async function openReceiving(kind, onDatagram) {
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
 
-module.exports = { HOST, KINDS, out, hardLimit, exitWhenStdinEnds, procStatus, fdCount, fileLimit, load, dgramBind, dgramClose, openReceiving, sleep }
+module.exports = {
+  HOST,
+  KINDS,
+  out,
+  hardLimit,
+  exitWhenStdinEnds,
+  procStatus,
+  fdCount,
+  fileLimit,
+  load,
+  dgramBind,
+  dgramClose,
+  openReceiving,
+  sleep,
+}

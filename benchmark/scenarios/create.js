@@ -30,7 +30,13 @@ async function run(cfg) {
 }
 
 function tables(s) {
-  const header = ['Implementation', 'Per op, median (µs)', 'Per op, mean (µs)', 'Per op, p99 (µs)', `Median ÷ node:dgram (target ≤ ${TARGET}×)`]
+  const header = [
+    'Implementation',
+    'Per op, median (µs)',
+    'Per op, mean (µs)',
+    'Per op, p99 (µs)',
+    `Median ÷ node:dgram (target ≤ ${TARGET}×)`,
+  ]
   const rows = []
   const summary = []
   const ratios = []
@@ -48,10 +54,24 @@ function tables(s) {
     }
     const isBase = impl === NAMES.dgram
     const f = isBase ? null : factor(med, base)
-    rows.push([impl, cell(med), cell(stats(rs, 'meanUs')), cell(stats(rs, 'p99Us')), isBase ? 'baseline' : factorCell(f, (x) => x <= TARGET)])
+    rows.push([
+      impl,
+      cell(med),
+      cell(stats(rs, 'meanUs')),
+      cell(stats(rs, 'p99Us')),
+      isBase ? 'baseline' : factorCell(f, (x) => x <= TARGET),
+    ])
     summary.push({ scenario: 'create', impl, metric: 'create + bind + close', unit: 'µs', better: 'lower', ...med })
     if (isBase) continue
-    if (f) ratios.push({ scenario: 'create', metric: 'create + bind + close', label: `${impl} vs node:dgram`, short: `Create+bind+close: ${SHORT[kind]} vs dgram`, vs: 'node:dgram', value: 1 / f })
+    if (f)
+      ratios.push({
+        scenario: 'create',
+        metric: 'create + bind + close',
+        label: `${impl} vs node:dgram`,
+        short: `Create+bind+close: ${SHORT[kind]} vs dgram`,
+        vs: 'node:dgram',
+        value: 1 / f,
+      })
     targets.push({
       scenario: 'create',
       measure: `${impl}: create + bind + close`,

@@ -36,7 +36,10 @@ async function resultOf(p, timeoutMs) {
 
 /** Starts a peer.js server (`echo` or `dns`) of `kind`; resolves with the process and its port. */
 async function startServer(protocol, kind, limitMs) {
-  const p = node(PEER, ['server', protocol, kind, JSON.stringify({ limitMs })], { name: `${NAMES[kind]} ${protocol} server`, limitMs: limitMs + 5000 })
+  const p = node(PEER, ['server', protocol, kind, JSON.stringify({ limitMs })], {
+    name: `${NAMES[kind]} ${protocol} server`,
+    limitMs: limitMs + 5000,
+  })
   try {
     const ready = await p.next(20_000)
     return { p, port: ready.port }

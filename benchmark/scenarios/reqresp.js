@@ -27,7 +27,9 @@ async function once(cfg, kind, clients) {
 const key = (kind, clients) => `${NAMES[kind]}, ${clients} client${clients > 1 ? 's' : ''}`
 
 async function run(cfg) {
-  console.error(`reqresp: DNS-like server, ${CLIENTS.join(' and ')} clients with one query in flight each, ${cfg.reqrespDuration} s per run`)
+  console.error(
+    `reqresp: DNS-like server, ${CLIENTS.join(' and ')} clients with one query in flight each, ${cfg.reqrespDuration} s per run`,
+  )
   const impls = []
   for (const clients of CLIENTS) for (const kind of KINDS) impls.push([key(kind, clients), () => once(cfg, kind, clients)])
   const rows = await interleave('reqresp', cfg.reps, impls)
@@ -57,9 +59,24 @@ function tables(s) {
       const f = isBase ? null : factor(q, bq)
       const timeouts = run.rows.reduce((a, r) => a + (r.timeouts || 0), 0)
       rows.push([impl, String(clients), cell(q), String(timeouts), isBase ? 'baseline' : factorCell(f, (x) => x >= TARGET)])
-      summary.push({ scenario: 'reqresp', impl, metric: `queries/s, ${clients} client${clients > 1 ? 's' : ''}`, unit: 'queries/s', better: 'higher', ...q })
+      summary.push({
+        scenario: 'reqresp',
+        impl,
+        metric: `queries/s, ${clients} client${clients > 1 ? 's' : ''}`,
+        unit: 'queries/s',
+        better: 'higher',
+        ...q,
+      })
       if (isBase) continue
-      if (f) ratios.push({ scenario: 'reqresp', metric: 'queries/s', label: `${impl} server vs node:dgram, ${clients} client${clients > 1 ? 's' : ''}`, short: `Req/resp: ${SHORT[run.server]} vs dgram, ${clients} client${clients > 1 ? 's' : ''}`, vs: 'node:dgram', value: f })
+      if (f)
+        ratios.push({
+          scenario: 'reqresp',
+          metric: 'queries/s',
+          label: `${impl} server vs node:dgram, ${clients} client${clients > 1 ? 's' : ''}`,
+          short: `Req/resp: ${SHORT[run.server]} vs dgram, ${clients} client${clients > 1 ? 's' : ''}`,
+          vs: 'node:dgram',
+          value: f,
+        })
       targets.push({
         scenario: 'reqresp',
         measure: `${impl} server, ${clients} client${clients > 1 ? 's' : ''}: queries/s`,

@@ -89,7 +89,16 @@ async function idle() {
   gc()
   const after = procStatus()
   await closeAll(socks)
-  out({ result: { count: socks.length, before, after, threads: after.threads - before.threads, rss: after.rss - before.rss, vsize: after.vsize - before.vsize } })
+  out({
+    result: {
+      count: socks.length,
+      before,
+      after,
+      threads: after.threads - before.threads,
+      rss: after.rss - before.rss,
+      vsize: after.vsize - before.vsize,
+    },
+  })
 }
 
 /**
@@ -118,7 +127,16 @@ async function many() {
   await dgramClose(sender)
   await closeAll(socks)
   out({
-    result: { count, opened: socks.length, received, openMs, recvMs, threads: peak.threads, rss: peak.rss, error: error ? `${error.code || ''} ${error.message}`.trim() : null },
+    result: {
+      count,
+      opened: socks.length,
+      received,
+      openMs,
+      recvMs,
+      threads: peak.threads,
+      rss: peak.rss,
+      error: error ? `${error.code || ''} ${error.message}`.trim() : null,
+    },
   })
 }
 

@@ -29,7 +29,9 @@ async function once(cfg, client, server) {
 const key = (client, server) => `${NAMES[client]} client → ${NAMES[server]} server`
 
 async function run(cfg) {
-  console.error(`rtt: ${cfg.rttCount} sequential round trips of ${cfg.size} bytes (after ${cfg.rttWarmup} untimed), every client against every server`)
+  console.error(
+    `rtt: ${cfg.rttCount} sequential round trips of ${cfg.size} bytes (after ${cfg.rttWarmup} untimed), every client against every server`,
+  )
   const impls = []
   for (const client of CLIENTS) for (const server of SERVERS) impls.push([key(client, server), () => once(cfg, client, server)])
   const rounds = cfg.quick ? cfg.reps : Math.max(cfg.reps, 5)
@@ -40,7 +42,16 @@ async function run(cfg) {
 }
 
 function tables(s) {
-  const header = ['Client', 'Server', 'p50 (µs)', 'p99 (µs)', 'Mean (µs)', 'Lost', `p50 ÷ node:dgram server (target ≤ ${TARGET_P50}×)`, `p99 ÷ node:dgram server (target ≤ ${TARGET_P99}×)`]
+  const header = [
+    'Client',
+    'Server',
+    'p50 (µs)',
+    'p99 (µs)',
+    'Mean (µs)',
+    'Lost',
+    `p50 ÷ node:dgram server (target ≤ ${TARGET_P50}×)`,
+    `p99 ÷ node:dgram server (target ≤ ${TARGET_P99}×)`,
+  ]
   const rows = []
   const summary = []
   const ratios = []
@@ -55,7 +66,16 @@ function tables(s) {
       const impl = `${NAMES[pair.server]} ← ${NAMES[client]} client`
       const failed = pair.rows.filter((r) => r.failed)
       if (!p50) {
-        rows.push([NAMES[client], NAMES[pair.server], `failed: ${failed.length ? failed[0].failed.slice(0, 80) : 'no runs'}`, '–', '–', '–', '–', '–'])
+        rows.push([
+          NAMES[client],
+          NAMES[pair.server],
+          `failed: ${failed.length ? failed[0].failed.slice(0, 80) : 'no runs'}`,
+          '–',
+          '–',
+          '–',
+          '–',
+          '–',
+        ])
         continue
       }
       const isBase = pair.server === 'dgram'

@@ -24,7 +24,11 @@ async function idle(cfg, kind) {
 /** Runs a check child; a crash or a missing result becomes { crashed: why }. */
 async function check(cfg, mode, kind, opts, files = 0) {
   const limit = cfg.quick ? 30_000 : 120_000
-  const p = node(RESOURCES, [mode, kind, JSON.stringify({ ...opts, limitMs: limit })], { name: `${NAMES[kind]} ${mode}`, limitMs: limit + 5000, files })
+  const p = node(RESOURCES, [mode, kind, JSON.stringify({ ...opts, limitMs: limit })], {
+    name: `${NAMES[kind]} ${mode}`,
+    limitMs: limit + 5000,
+    files,
+  })
   try {
     return await resultOf(p, limit + 1000)
   } catch (e) {
@@ -33,7 +37,9 @@ async function check(cfg, mode, kind, opts, files = 0) {
 }
 
 async function run(cfg) {
-  console.error(`sockets: ${cfg.socketsIdle} idle sockets; ${cfg.socketsMany} at once; ${cfg.emfileCount} under ulimit -n ${cfg.emfileFiles}`)
+  console.error(
+    `sockets: ${cfg.socketsIdle} idle sockets; ${cfg.socketsMany} at once; ${cfg.emfileCount} under ulimit -n ${cfg.emfileFiles}`,
+  )
   const idleRows = await interleave(
     'sockets idle',
     cfg.reps,
@@ -47,9 +53,22 @@ async function run(cfg) {
     process.stderr.write(` ${manyCell(many[NAMES[k]], cfg.socketsMany)}\n`)
     process.stderr.write(`  sockets ${NAMES[k]}: ${cfg.emfileCount} under ulimit -n ${cfg.emfileFiles}...`)
     emfile[NAMES[k]] = await check(cfg, 'emfile', k, { count: cfg.emfileCount }, cfg.emfileFiles)
-    process.stderr.write(` ${emfileCells(emfile[NAMES[k]]).map((c) => c.text).join('; ')}\n`)
+    process.stderr.write(
+      ` ${emfileCells(emfile[NAMES[k]])
+        .map((c) => c.text)
+        .join('; ')}\n`,
+    )
   }
-  return { idleCount: cfg.socketsIdle, manyCount: cfg.socketsMany, emfileCount: cfg.emfileCount, emfileFiles: cfg.emfileFiles, rounds: cfg.reps, idle: idleRows, many, emfile }
+  return {
+    idleCount: cfg.socketsIdle,
+    manyCount: cfg.socketsMany,
+    emfileCount: cfg.emfileCount,
+    emfileFiles: cfg.emfileFiles,
+    rounds: cfg.reps,
+    idle: idleRows,
+    many,
+    emfile,
+  }
 }
 
 function manyOk(r, count) {
@@ -70,7 +89,10 @@ function emfileCells(r) {
   }
   const clean = r.code === 'EMFILE' && r.opened < r.attempted
   return [
-    { ok: clean, text: `${clean ? 'ok' : 'failed'} (${r.code ? `${r.code} after ${r.opened} sockets: ${r.message}` : `no error: ${r.opened} sockets opened`})` },
+    {
+      ok: clean,
+      text: `${clean ? 'ok' : 'failed'} (${r.code ? `${r.code} after ${r.opened} sockets: ${r.message}` : `no error: ${r.opened} sockets opened`})`,
+    },
     { ok: r.fdEnd === r.fdStart, text: `${r.fdEnd === r.fdStart ? 'ok' : 'failed'} (${r.fdStart} → ${r.fdEnd} fds)` },
     { ok: r.worksAfter, text: r.worksAfter ? 'ok' : 'failed' },
   ]
@@ -79,7 +101,13 @@ function emfileCells(r) {
 function tables(s) {
   const summary = []
   const targets = []
-  const idleHeader = ['Implementation', 'Threads added', 'RSS added', 'Virtual memory added', 'Targets (≤ 4 threads, ≤ 16 MiB RSS, ≤ 256 MiB virtual)']
+  const idleHeader = [
+    'Implementation',
+    'Threads added',
+    'RSS added',
+    'Virtual memory added',
+    'Targets (≤ 4 threads, ≤ 16 MiB RSS, ≤ 256 MiB virtual)',
+  ]
   const idleRows = []
   for (const [impl, rs] of Object.entries(s.idle)) {
     const st = { threads: stats(rs, 'threads'), rss: stats(rs, 'rss'), vsize: stats(rs, 'vsize') }
@@ -90,10 +118,30 @@ function tables(s) {
     }
     const isBase = impl === NAMES.dgram
     const ok = Object.keys(TARGETS).map((k) => st[k].median <= TARGETS[k])
-    idleRows.push([impl, cell(st.threads, fmtCount), cell(st.rss, fmtBytes), cell(st.vsize, fmtBytes), isBase ? 'for comparison' : ok.map(verdict).join(' / ')])
-    summary.push({ scenario: 'sockets', impl, metric: `threads added by ${s.idleCount} sockets`, unit: 'threads', better: 'lower', ...st.threads })
+    idleRows.push([
+      impl,
+      cell(st.threads, fmtCount),
+      cell(st.rss, fmtBytes),
+      cell(st.vsize, fmtBytes),
+      isBase ? 'for comparison' : ok.map(verdict).join(' / '),
+    ])
+    summary.push({
+      scenario: 'sockets',
+      impl,
+      metric: `threads added by ${s.idleCount} sockets`,
+      unit: 'threads',
+      better: 'lower',
+      ...st.threads,
+    })
     summary.push({ scenario: 'sockets', impl, metric: `RSS added by ${s.idleCount} sockets`, unit: 'bytes', better: 'lower', ...st.rss })
-    summary.push({ scenario: 'sockets', impl, metric: `virtual memory added by ${s.idleCount} sockets`, unit: 'bytes', better: 'lower', ...st.vsize })
+    summary.push({
+      scenario: 'sockets',
+      impl,
+      metric: `virtual memory added by ${s.idleCount} sockets`,
+      unit: 'bytes',
+      better: 'lower',
+      ...st.vsize,
+    })
     if (isBase) continue
     const baseOf = (k) => (s.idle[NAMES.dgram] ? stats(s.idle[NAMES.dgram], k) : null)
     const show = { threads: fmtCount, rss: fmtBytes, vsize: fmtBytes }
@@ -110,7 +158,10 @@ function tables(s) {
   }
   const impls = Object.keys(s.many)
   const checks = [
-    [`${s.manyCount} sockets open at once: all bind, each receives one datagram`, (impl) => ({ ok: manyOk(s.many[impl], s.manyCount), text: manyCell(s.many[impl], s.manyCount) })],
+    [
+      `${s.manyCount} sockets open at once: all bind, each receives one datagram`,
+      (impl) => ({ ok: manyOk(s.many[impl], s.manyCount), text: manyCell(s.many[impl], s.manyCount) }),
+    ],
     [`ulimit -n ${s.emfileFiles}, opening ${s.emfileCount}: fails cleanly with EMFILE, no crash`, (impl) => emfileCells(s.emfile[impl])[0]],
     ['EMFILE run, after closing everything: open fds back to the start', (impl) => emfileCells(s.emfile[impl])[1]],
     ['EMFILE run, then: a new socket binds and receives', (impl) => emfileCells(s.emfile[impl])[2]],
@@ -120,8 +171,25 @@ function tables(s) {
     checkRows.push([name, ...impls.map((impl) => get(impl).text)])
     for (const impl of impls) {
       const c = get(impl)
-      summary.push({ scenario: 'sockets', impl, metric: `ok: ${name}`, unit: '1 = ok', better: 'higher', median: c.ok ? 1 : 0, min: c.ok ? 1 : 0, max: c.ok ? 1 : 0, n: 1 })
-      if (impl !== NAMES.dgram) targets.push({ scenario: 'sockets', measure: `${impl}: ${name}`, target: 'ok', measured: c.text.slice(0, 120), result: verdict(c.ok) })
+      summary.push({
+        scenario: 'sockets',
+        impl,
+        metric: `ok: ${name}`,
+        unit: '1 = ok',
+        better: 'higher',
+        median: c.ok ? 1 : 0,
+        min: c.ok ? 1 : 0,
+        max: c.ok ? 1 : 0,
+        n: 1,
+      })
+      if (impl !== NAMES.dgram)
+        targets.push({
+          scenario: 'sockets',
+          measure: `${impl}: ${name}`,
+          target: 'ok',
+          measured: c.text.slice(0, 120),
+          result: verdict(c.ok),
+        })
     }
   }
   return {
@@ -136,7 +204,8 @@ function tables(s) {
       {
         id: 'sockets-checks',
         title: 'Many sockets and running out of file descriptors',
-        intro: 'Each cell is one fresh process. The EMFILE run starts through sh -c "ulimit -n N" (soft and hard limit), so Node cannot raise it.',
+        intro:
+          'Each cell is one fresh process. The EMFILE run starts through sh -c "ulimit -n N" (soft and hard limit), so Node cannot raise it.',
         header: ['Check', ...impls],
         rows: checkRows,
         left: 1 + impls.length,
