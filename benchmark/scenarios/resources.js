@@ -150,6 +150,7 @@ async function many() {
 async function emfile() {
   const first = await openReceiving(KIND, () => {})
   await first.close()
+  await sleep(50) // as before the second count
   const fdStart = fdCount()
   const { socks, error } = await openMany(OPTS.count, () => {})
   await closeAll(socks)
