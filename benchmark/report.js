@@ -2,56 +2,8 @@
 // Turns the raw results of benchmark/run.js into tables: plain text for the terminal,
 // Markdown for results.md, and a hand-written SVG bar chart of the ratios.
 
-function median(xs) {
-  const v = xs.filter((x) => typeof x === 'number' && Number.isFinite(x)).sort((a, b) => a - b)
-  if (v.length === 0) return null
-  const m = v.length >> 1
-  return v.length % 2 ? v[m] : (v[m - 1] + v[m]) / 2
-}
-
-function stats(rows, key) {
-  const v = rows.filter((r) => !r.failed).map((r) => r[key]).filter((x) => typeof x === 'number' && Number.isFinite(x))
-  if (v.length === 0) return null
-  return { median: median(v), min: Math.min(...v), max: Math.max(...v), n: v.length }
-}
-
-function fmtNum(x) {
-  if (typeof x !== 'number' || !Number.isFinite(x)) return '–'
-  const a = Math.abs(x)
-  if (a >= 1e6) return `${(x / 1e6).toFixed(2)} M`
-  if (a >= 1e4) return `${(x / 1e3).toFixed(0)} k`
-  if (a >= 1e3) return `${(x / 1e3).toFixed(1)} k`
-  if (a >= 100) return x.toFixed(0)
-  if (a >= 10) return x.toFixed(1)
-  return x.toFixed(2)
-}
-
-function fmtBytes(x) {
-  if (typeof x !== 'number' || !Number.isFinite(x)) return '–'
-  if (x >= 1024 * 1024) return `${(x / 1024 / 1024).toFixed(1)} MiB`
-  if (x >= 1024) return `${(x / 1024).toFixed(0)} KiB`
-  return `${x} B`
-}
-
-/** "median [min–max]" of one metric, formatted with `f`. */
-function cell(s, f = fmtNum) {
-  if (!s) return '–'
-  if (s.n === 1) return f(s.median)
-  return `${f(s.median)} [${f(s.min)}–${f(s.max)}]`
-}
-
-/** Plain number for machine-readable tables (no units, no thousands separators). */
-function plain(x) {
-  if (typeof x !== 'number' || !Number.isFinite(x)) return 'NaN'
-  return Math.abs(x) >= 100 ? String(Math.round(x)) : String(Math.round(x * 1000) / 1000)
-}
-
-/** The row of an implementation whose every run failed, or null. */
-function failedRow(impl, rs, ncols) {
-  if (rs.some((r) => !r.failed)) return null
-  const why = rs.length ? rs[0].failed : 'no runs'
-  return [impl, `failed: ${why.slice(0, 80)}`, ...Array(ncols - 2).fill('–')]
-}
+const { median, stats, fmtNum, fmtBytes, cell, plain, failedRow } = require('./format.js')
+const MODULES = require('./scenarios/index.js')
 
 const SCENARIO_TITLES = {
   drain: 'Drain',
@@ -60,12 +12,15 @@ const SCENARIO_TITLES = {
   send: 'Send',
   memory: 'Memory',
 }
+for (const m of MODULES) SCENARIO_TITLES[m.id] = m.title
 
 /**
  * Builds every table once:
  *  - sections: per-scenario human tables { id, title, intro, header, rows }
  *  - summary:  { scenario, impl, metric, unit, better, median, min, max, n } (one per metric)
- *  - ratios:   { scenario, label, metric, value, vs } where value > 1 means udp-mmsg is better
+ *  - ratios:   { scenario, label, metric, value, vs, short? } where value > 1 means udp-mmsg is
+ *              better (short: the chart's label)
+ *  - targets:  { scenario, measure, target, measured, result } (result PASS / FAIL / –)
  */
 function buildTables(res) {
   const sections = []
@@ -256,14 +211,28 @@ function buildTables(res) {
   } else if (sc.memory) {
     sections.push({ id: 'memory', title: 'Memory', intro: `failed: ${sc.memory.failed}`, header: ['Point'], rows: [] })
   }
-  return { sections, summary, ratios }
+  const targets = []
+  for (const mod of MODULES) {
+    if (!sc[mod.id]) continue
+    const t = mod.tables(sc[mod.id])
+    sections.push(...t.sections)
+    summary.push(...t.summary)
+    ratios.push(...t.ratios)
+    targets.push(...t.targets)
+  }
+  return { sections, summary, ratios, targets }
+}
+
+function targetRows(t) {
+  return t.targets.map((x) => [SCENARIO_TITLES[x.scenario], x.measure, x.target, x.measured, x.result])
 }
 
 // ---- text -------------------------------------------------------------------------------------
 
-function textTable(header, rows) {
+/** The first `left` columns are left-aligned, the others right-aligned. */
+function textTable(header, rows, left = 1) {
   const w = header.map((h, i) => Math.max(h.length, ...rows.map((r) => String(r[i] ?? '').length)))
-  const line = (r) => r.map((c, i) => (i === 0 ? String(c).padEnd(w[i]) : String(c).padStart(w[i]))).join('  ')
+  const line = (r) => r.map((c, i) => (i < left ? String(c).padEnd(w[i]) : String(c).padStart(w[i]))).join('  ')
   return [line(header), w.map((n) => '-'.repeat(n)).join('  '), ...rows.map(line)].join('\n')
 }
 
@@ -276,10 +245,15 @@ function renderText(res, t) {
     out.push('')
     out.push(`== ${s.title}`)
     out.push(s.intro)
-    if (s.rows.length) out.push(textTable(s.header, s.rows))
+    if (s.rows.length) out.push(textTable(s.header, s.rows, s.left))
+  }
+  if (t.targets.length) {
+    out.push('')
+    out.push('== Targets')
+    out.push(textTable(['Scenario', 'Measure', 'Target', 'Measured', 'Result'], targetRows(t), 3))
   }
   out.push('')
-  out.push('== Ratios (> 1: udp-mmsg better; CPU ratios are the other CPU ÷ udp-mmsg CPU)')
+  out.push('== Ratios (> 1: udp-mmsg better; CPU and time ratios are the other ÷ udp-mmsg)')
   out.push(textTable(['Comparison', 'Metric', 'Ratio'], t.ratios.map((r) => [`${SCENARIO_TITLES[r.scenario]}: ${r.label}`, r.metric, `${r.value.toFixed(2)}×`])))
   if (res.notes.length) {
     out.push('')
@@ -290,9 +264,9 @@ function renderText(res, t) {
 
 // ---- markdown ---------------------------------------------------------------------------------
 
-function mdTable(header, rows) {
+function mdTable(header, rows, left = 1) {
   const esc = (c) => String(c).replace(/\|/g, '\\|')
-  return [`| ${header.map(esc).join(' | ')} |`, `|${header.map((_, i) => (i === 0 ? ' --- ' : ' ---: ')).join('|')}|`, ...rows.map((r) => `| ${r.map(esc).join(' | ')} |`)].join('\n')
+  return [`| ${header.map(esc).join(' | ')} |`, `|${header.map((_, i) => (i < left ? ' --- ' : ' ---: ')).join('|')}|`, ...rows.map((r) => `| ${r.map(esc).join(' | ')} |`)].join('\n')
 }
 
 function renderMarkdown(res, t) {
@@ -329,7 +303,7 @@ function renderMarkdown(res, t) {
         ],
         ['Receive memory per datagram', cal ? `${cal.truesize.toFixed(0)} B (skb truesize of a ${c.size}-byte datagram)` : '–'],
         ['Datagram size', `${c.size} B`],
-        ['Repetitions', `${c.reps} rounds, interleaved (drain: at least 7, send: at least 5; median [min–max])`],
+        ['Repetitions', `${c.reps} rounds, interleaved (drain: at least 7, send, rtt, create: at least 5; median [min–max])`],
         ['Receive batch (udp-mmsg batchSize, ceiling vlen)', c.batch],
         ['Run time', `${(res.elapsedMs / 1000).toFixed(1)} s`],
       ],
@@ -342,13 +316,23 @@ function renderMarkdown(res, t) {
     out.push(s.intro)
     if (s.rows.length) {
       out.push('')
-      out.push(mdTable(s.header, s.rows))
+      out.push(mdTable(s.header, s.rows, s.left))
     }
+  }
+  if (t.targets.length) {
+    out.push('')
+    out.push('## Targets')
+    out.push('')
+    out.push('Targets of the rtt, create, sockets and reqresp scenarios, judged on the medians above (see [README.md](README.md)).')
+    out.push('')
+    out.push(mdTable(['Scenario', 'Measure', 'Target', 'Measured', 'Result'], targetRows(t), 3))
   }
   out.push('')
   out.push('## Ratios')
   out.push('')
-  out.push('Ratio > 1 means udp-mmsg is better: throughput ratios are udp-mmsg ÷ other, CPU ratios are other ÷ udp-mmsg. Medians. Chart: [chart.svg](chart.svg).')
+  out.push(
+    'Ratio > 1 means udp-mmsg is better: throughput ratios are udp-mmsg ÷ other, CPU and time (latency, create) ratios are other ÷ udp-mmsg. Medians. Chart: [chart.svg](chart.svg).',
+  )
   out.push('')
   out.push(mdTable(['Scenario', 'Comparison', 'Metric', 'Ratio'], t.ratios.map((r) => [SCENARIO_TITLES[r.scenario], r.label, r.metric, r.value.toFixed(3)])))
   out.push('')
@@ -412,13 +396,13 @@ function renderSvg(res, t) {
     const x1 = x(v)
     const good = r.value >= 1
     const color = r.vs === 'ceiling' ? (good ? '#2b8a3e' : '#e8590c') : good ? '#1971c2' : '#c92a2a'
-    parts.push(`<text x="${labelW - 8}" y="${y + 18}" text-anchor="end">${xml(`${SCENARIO_TITLES[r.scenario]}: ${r.label}`)}</text>`)
+    parts.push(`<text x="${labelW - 8}" y="${y + 18}" text-anchor="end">${xml(r.short || `${SCENARIO_TITLES[r.scenario]}: ${r.label}`)}</text>`)
     parts.push(`<rect x="${Math.min(x0, x1).toFixed(1)}" y="${y + 5}" width="${Math.max(1, Math.abs(x1 - x0)).toFixed(1)}" height="${rowH - 10}" fill="${color}"/>`)
     const tx = good ? x1 + 5 : x1 - 5
     parts.push(`<text x="${tx.toFixed(1)}" y="${y + 18}" text-anchor="${good ? 'start' : 'end'}" font-weight="bold">${xml(`${r.value.toFixed(2)}×`)}</text>`)
   })
   if (rows.length === 0) parts.push(`<text x="${W / 2}" y="${top + 18}" text-anchor="middle">no ratios (scenarios skipped or failed)</text>`)
-  parts.push(`<text x="${W / 2}" y="${H - 6}" text-anchor="middle" fill="#555" font-size="11">${xml('Throughput: udp-mmsg ÷ other. CPU per datagram: other ÷ udp-mmsg. Blue/red: vs node:dgram. Green/orange: vs the raw ceiling.')}</text>`)
+  parts.push(`<text x="${W / 2}" y="${H - 6}" text-anchor="middle" fill="#555" font-size="11">${xml('Throughput: udp-mmsg ÷ other. CPU per datagram, latency, create time: other ÷ udp-mmsg. Blue/red: vs node:dgram. Green/orange: vs the raw ceiling.')}</text>`)
   parts.push('</svg>')
   return parts.join('\n') + '\n'
 }

@@ -4,29 +4,33 @@
 // loopback only. See benchmark/README.md for what each scenario measures and how.
 //
 //   node benchmark/run.js [--quick] [--reps N] [--size BYTES] [--rate PPS] [--out DIR]
-//                         [--only drain,live,max,send,memory] [--memory-count N]
+//                         [--only drain,live,max,send,memory,rtt,create,sockets,reqresp]
 //
 // Every participant runs in its own child process (benchmark/worker.js for JS, the `ceiling`
-// binary for native code), the load generator is always `ceiling send`, and every child is
-// bounded in time and killed when this process exits.
+// binary for native code), the load generator of the receive scenarios is always
+// `ceiling send`, and every child is bounded in time and killed when this process exits. The
+// rtt, create, sockets and reqresp scenarios live in benchmark/scenarios/.
 
 const fs = require('node:fs')
 const os = require('node:os')
 const path = require('node:path')
-const { spawn, spawnSync } = require('node:child_process')
+const { spawnSync } = require('node:child_process')
 const report = require('./report.js')
+const MODULES = require('./scenarios/index.js')
+const { start, killAll, sleep, interleave } = require('./proc.js')
 
 const HERE = __dirname
-const WORKER = path.join(HERE, 'worker.js')
 const CEILING_DIR = path.join(HERE, 'ceiling')
 const CEILING = path.join(CEILING_DIR, 'target', 'release', 'ceiling')
 const HOST = '127.0.0.1'
 const MiB = 1024 * 1024
+const CEILING_SCENARIOS = ['drain', 'live', 'max', 'send', 'memory'] // need the ceiling binary
+const SCENARIOS = [...CEILING_SCENARIOS, ...MODULES.map((m) => m.id)]
 
 // ---- options ------------------------------------------------------------------------------
 
 const USAGE = `usage: node benchmark/run.js [options]
-  --quick              tiny loads, 1 repetition (< 20 s); for tests
+  --quick              tiny loads, 1 repetition (< 40 s); for tests
   --reps N             repetitions of every measurement (default 3; quick: 1)
   --size BYTES         datagram payload size (default 64)
   --rate PPS           offered load of the live-receive scenario (default 200000)
@@ -41,7 +45,11 @@ const USAGE = `usage: node benchmark/run.js [options]
                        udp-mmsg rate, at most 1000000; 500000 when max-live did not run)
   --gso SEGS           datagrams per GSO send of the full-speed sender (max-live and memory
                        scenarios; default 64, 1 = plain sendmmsg)
-  --only LIST          comma-separated subset of: drain,live,max,send,memory
+  --rtt-count N        timed round trips per rtt run (default 2000, after 200 untimed)
+  --create-count N     timed create + bind + close per create run (default 1000)
+  --reqresp-duration S length of each reqresp run (default 3)
+  --only LIST          comma-separated subset of:
+                       drain,live,max,send,memory,rtt,create,sockets,reqresp
   --note TEXT          a line added to the notes of results.md (e.g. "busy machine")
   --out DIR            where results.md, results.json and chart.svg go (default benchmark/)
   --no-ceiling-build   do not try to build the ceiling binary when it is missing`
@@ -95,9 +103,18 @@ function parseArgs(argv) {
       case '--gso':
         o.gso = num(a, val(), 1, 64)
         break
+      case '--rtt-count':
+        o.rttCount = num(a, val(), 10, 1_000_000)
+        break
+      case '--create-count':
+        o.createCount = num(a, val(), 10, 1_000_000)
+        break
+      case '--reqresp-duration':
+        o.reqrespDuration = num(a, val(), 0.1, 60)
+        break
       case '--only':
         o.only = new Set(String(val()).split(','))
-        for (const s of o.only) if (!['drain', 'live', 'max', 'send', 'memory'].includes(s)) throw new Error(`unknown scenario ${s}`)
+        for (const s of o.only) if (!SCENARIOS.includes(s)) throw new Error(`unknown scenario ${s} (known: ${SCENARIOS.join(',')})`)
         break
       case '--note':
         o.note = String(val())
@@ -136,8 +153,17 @@ function parseArgs(argv) {
     memoryCount: o.memoryCount ?? (q ? 200_000 : 10_000_000),
     memoryRate: o.memoryRate ?? null,
     gso: o.gso ?? 64,
+    rttCount: o.rttCount ?? (q ? 200 : 2000),
+    rttWarmup: q ? 20 : 200,
+    createCount: o.createCount ?? (q ? 100 : 1000),
+    createWarmup: q ? 10 : 100,
+    reqrespDuration: o.reqrespDuration ?? (q ? 0.3 : 3),
+    socketsIdle: 100,
+    socketsMany: q ? 200 : 1000,
+    emfileFiles: q ? 256 : 4096, // RLIMIT_NOFILE of the EMFILE run
+    emfileCount: q ? 1000 : 10_000,
     note: o.note ?? null,
-    // Whole-run watchdog: a full run is designed for < 3 min.
+    // Whole-run watchdog: a full run is designed for < 6 min.
     watchdogMs: q ? 120_000 : 15 * 60_000,
   }
   cfg.memoryCheckpoint = Math.max(1, Math.round(cfg.memoryCount / 10))
@@ -145,111 +171,6 @@ function parseArgs(argv) {
 }
 
 // ---- child processes ----------------------------------------------------------------------
-
-const children = new Set()
-
-function killAll() {
-  for (const c of children) {
-    try {
-      c.kill('SIGKILL')
-    } catch {}
-  }
-  children.clear()
-}
-process.on('exit', killAll)
-for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
-  process.on(sig, () => {
-    killAll()
-    process.exit(130)
-  })
-}
-
-/**
- * Starts a child; its stdout JSON lines are queued for `next()`. It is killed after
- * `limitMs` whatever happens.
- */
-function start(cmd, args, { name, limitMs, nodeArgs = [] }) {
-  const isWorker = cmd === 'worker'
-  const file = isWorker ? process.execPath : cmd
-  const argv = isWorker ? [...nodeArgs, WORKER, ...args] : args
-  const child = spawn(file, argv, { stdio: ['pipe', 'pipe', 'pipe'] })
-  children.add(child)
-  const p = { name, child, lines: [], waiters: [], stderr: '', exited: false, code: null }
-  let buf = ''
-  const deliver = () => {
-    while (p.waiters.length > 0 && (p.lines.length > 0 || p.exited)) {
-      const w = p.waiters.shift()
-      clearTimeout(w.timer)
-      if (p.lines.length > 0) w.resolve(p.lines.shift())
-      else w.reject(new Error(`${name} exited (code ${p.code}) without output: ${p.stderr.slice(-800)}`))
-    }
-  }
-  child.stdout.setEncoding('utf8')
-  child.stdout.on('data', (d) => {
-    buf += d
-    let i
-    while ((i = buf.indexOf('\n')) !== -1) {
-      const line = buf.slice(0, i).trim()
-      buf = buf.slice(i + 1)
-      if (!line.startsWith('{')) continue
-      let obj
-      try {
-        obj = JSON.parse(line)
-      } catch {
-        continue
-      }
-      p.lines.push(obj)
-    }
-    deliver()
-  })
-  child.stderr.setEncoding('utf8')
-  child.stderr.on('data', (d) => {
-    p.stderr = (p.stderr + d).slice(-4000)
-  })
-  child.stdin.on('error', () => {}) // the child may exit before reading everything
-  const killer = setTimeout(() => {
-    p.stderr += `\n[killed after ${limitMs} ms]`
-    child.kill('SIGKILL')
-  }, limitMs)
-  p.done = new Promise((resolve) => {
-    child.on('close', (code, signal) => {
-      clearTimeout(killer)
-      children.delete(child)
-      p.exited = true
-      p.code = code ?? signal
-      deliver()
-      resolve(p.code)
-    })
-    child.on('error', (e) => {
-      p.stderr += String(e)
-    })
-  })
-  /** Next JSON line from the child (rejects on timeout, exit, or an {"error"} line). */
-  p.next = (timeoutMs = limitMs) =>
-    new Promise((resolve, reject) => {
-      const w = {
-        resolve: (obj) => (obj.error ? reject(new Error(`${name}: ${obj.error}`)) : resolve(obj)),
-        reject,
-        timer: setTimeout(() => {
-          const i = p.waiters.indexOf(w)
-          if (i !== -1) p.waiters.splice(i, 1)
-          reject(new Error(`${name}: no output within ${timeoutMs} ms; stderr: ${p.stderr.slice(-800)}`))
-        }, timeoutMs),
-      }
-      p.waiters.push(w)
-      deliver()
-    })
-  p.write = (line) => {
-    if (!p.exited) child.stdin.write(line + '\n')
-  }
-  p.end = () => {
-    if (!p.exited) child.stdin.end()
-  }
-  p.kill = () => {
-    if (!p.exited) child.kill('SIGKILL')
-  }
-  return p
-}
 
 /** Runs the ceiling binary to completion and returns its last JSON line. */
 async function ceiling(args, limitMs) {
@@ -259,8 +180,6 @@ async function ceiling(args, limitMs) {
   if (code !== 0 || !last) throw new Error(`ceiling ${args.join(' ')} failed (${code}): ${p.stderr.slice(-800)}`)
   return { ...last, stderr: p.stderr }
 }
-
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
 
 // ---- kernel socket accounting -------------------------------------------------------------
 
@@ -623,36 +542,6 @@ async function memory(cfg, rate) {
 
 // ---- driver -------------------------------------------------------------------------------
 
-async function repeat(label, reps, fn) {
-  const rows = []
-  for (let i = 0; i < reps; i++) {
-    process.stderr.write(`  ${label} (${i + 1}/${reps})...`)
-    const t = Date.now()
-    try {
-      const r = await fn()
-      rows.push(r)
-      process.stderr.write(` ${report.fmtNum(r.pps)} pps, ${Date.now() - t} ms\n`)
-    } catch (e) {
-      process.stderr.write(` FAILED: ${e.message.split('\n')[0]}\n`)
-      rows.push({ failed: e.message.split('\n')[0].slice(0, 300) })
-    }
-  }
-  return rows
-}
-
-/**
- * Runs several implementations in rounds (A B C D, A B C D, ...) instead of blocks, so slow
- * drift in the machine's load hits every implementation alike. Returns { name: rows }.
- */
-async function interleave(prefix, reps, impls) {
-  const out = {}
-  for (const [name] of impls) out[name] = []
-  for (let i = 0; i < reps; i++) {
-    for (const [name, fn] of impls) out[name].push(...(await repeat(`${prefix} ${name} [round ${i + 1}/${reps}]`, 1, fn)))
-  }
-  return out
-}
-
 async function main() {
   const cfg = parseArgs(process.argv.slice(2))
   const watchdog = setTimeout(() => {
@@ -662,17 +551,19 @@ async function main() {
   }, cfg.watchdogMs)
   watchdog.unref()
   const t0 = Date.now()
-  ensureCeiling(cfg)
-  const machine = machineInfo()
   const want = (s) => cfg.only === null || cfg.only.has(s)
+  // Only the receive/send scenarios need the ceiling binary (and the buffer calibration).
+  const needCeiling = CEILING_SCENARIOS.some(want)
+  if (needCeiling) ensureCeiling(cfg)
+  const machine = machineInfo()
   const notes = new Set()
   if (cfg.note) notes.add(cfg.note)
   const res = { config: { ...cfg, only: cfg.only ? [...cfg.only] : null }, machine, scenarios: {}, notes: [] }
 
   console.error(`udp-mmsg benchmark: ${cfg.quick ? 'quick' : 'full'} run, ${cfg.reps} rep(s), ${cfg.size}-byte datagrams, loopback ${HOST}`)
-  const cal = await calibrate(cfg)
+  const cal = needCeiling ? await calibrate(cfg) : null
   res.calibration = cal
-  if (!cal.forced) {
+  if (cal && !cal.forced) {
     notes.add(
       `Receive buffers were capped by net.core.rmem_max (${machine.rmemMax} B; not root, SO_RCVBUFFORCE refused): ` +
         `the drain buffer is ${cal.granted} B instead of ${2 * cfg.drainRcvbuf} B, so the backlog is only ${cal.backlog} datagrams.`,
@@ -779,6 +670,15 @@ async function main() {
     } catch (e) {
       console.error(`  memory FAILED: ${e.message.split('\n')[0]}`)
       res.scenarios.memory = { failed: e.message.split('\n')[0].slice(0, 300) }
+    }
+  }
+  for (const mod of MODULES) {
+    if (!want(mod.id)) continue
+    try {
+      res.scenarios[mod.id] = await mod.run(cfg)
+    } catch (e) {
+      console.error(`  ${mod.id} FAILED: ${e.message.split('\n')[0]}`)
+      notes.add(`${mod.id}: the scenario failed: ${e.message.split('\n')[0].slice(0, 300)}`)
     }
   }
   res.notes = [...notes]
