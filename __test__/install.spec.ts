@@ -226,7 +226,7 @@ function parseLast(stdout: string): Record<string, unknown> {
 
 // ---------------------------------------------------------------------------------------------
 
-maybe('root tarball ships only index.js, index.d.ts, dist/ and package metadata', async (t) => {
+maybe('root tarball ships only index.js, index.d.ts, dist/, examples/*.js and package metadata', async (t) => {
   const p = await packed()
   const files = p.rootInfo.files.map((f) => f.path)
   t.log(`${p.rootInfo.filename}: ${files.length} files, ${p.rootInfo.size} B packed, ${p.rootInfo.unpackedSize} B unpacked`)
@@ -235,6 +235,8 @@ maybe('root tarball ships only index.js, index.d.ts, dist/ and package metadata'
   t.false(files.some((f) => f.endsWith('.node')), 'no .node file in the root package')
   t.true(files.includes('index.js') && files.includes('index.d.ts') && files.some((f) => f.startsWith('dist/')))
   t.false(files.some((f) => f.startsWith('lib/')), 'the TypeScript sources are not published')
+  const examples = fs.readdirSync(path.join(ROOT, 'examples')).filter((f) => f.endsWith('.js'))
+  t.deepEqual(files.filter((f) => f.startsWith('examples/')).sort(), examples.map((f) => `examples/${f}`).sort(), 'every example ships')
   // The staged tarball that the install tests use holds the same files (unless overlaid).
   if (!process.env.UDP_MMSG_INSTALL_OVERLAY) t.deepEqual(p.rootPacked.files.map((f) => f.path).sort(), [...files].sort())
 })
@@ -280,6 +282,16 @@ maybe('offline install without Rust: require() and import() work and a loopback 
     t.deepEqual(out.binaries, [expectedBinary], `${script} loaded the binary of the installed platform package`)
     t.is(out.portable, process.platform !== 'linux', `${script}: the batched path on Linux, the portable one elsewhere`)
   }
+
+  // The examples ship in the package and require('udp-mmsg'): one runs from node_modules.
+  const example = path.join(app, 'node_modules', 'udp-mmsg', 'examples', 'statsd-server.js')
+  const ex = await node([example, '--generate', '2000', '--duration', '1', '--json', '--quiet'], app, p.env)
+  t.is(ex.code, 0, `examples/statsd-server.js failed:\n${ex.stderr}`)
+  const summary = parseLast(ex.stdout) as { type?: string; datagrams?: number; counters?: Record<string, number> }
+  t.log(`installed examples/statsd-server.js: ${summary.datagrams} datagrams`)
+  t.is(summary.type, 'summary')
+  t.true((summary.datagrams ?? 0) > 0, 'the installed example received its own load')
+  t.is(summary.counters?.['gen.requests'], summary.datagrams, 'one gen.requests line per datagram')
 })
 
 maybe('without the platform package, loading fails with a message naming the platform, the package and the source build', async (t) => {
