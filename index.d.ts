@@ -183,7 +183,10 @@ export interface Capabilities {
   timestamps: boolean
   /** Per-datagram TOS / ECN is delivered. */
   recvTos: boolean
-  /** `SO_REUSEPORT` load balancing is available on this platform. */
+  /**
+   * `SO_REUSEPORT` is set on this socket (bound with `reusePort: true` on a platform that has
+   * it; read back from the kernel). Linux balances datagrams across such sockets.
+   */
   reusePort: boolean
 }
 

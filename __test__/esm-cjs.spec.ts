@@ -3,6 +3,8 @@
 // under TypeScript's node16 and bundler resolution.
 import test from 'ava'
 import { execFile } from 'node:child_process'
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
 
@@ -72,3 +74,31 @@ for (const fixture of ['esm-node16', 'esm-bundler']) {
     t.true(either('dgram'), 'udp-mmsg/dgram resolved to dist/dgram.d.ts or .d.mts')
   })
 }
+
+test('@arethetypeswrong/cli finds no problem in the packed package; ESM importers get the .d.mts typings', async (t) => {
+  // `npm pack --ignore-scripts` packs the dist/ already built (no `prepare` rewriting it under
+  // other tests); attw then checks the tarball under node10, node16 (CJS and ESM) and bundler.
+  const dir = mkdtempSync(join(tmpdir(), 'udp-mmsg-attw-'))
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  const npm = process.platform === 'win32' ? 'npm.cmd' : 'npm'
+  await run(npm, ['pack', '--ignore-scripts', '--pack-destination', dir], opts)
+  const tarball = readdirSync(dir).find((f) => f.endsWith('.tgz'))
+  t.truthy(tarball)
+  const attw = join(ROOT, 'node_modules', '@arethetypeswrong', 'cli', 'dist', 'index.js')
+  const { stdout } = await run(process.execPath, [attw, join(dir, tarball!), '--format', 'json'], opts).catch((e) => {
+    t.fail(`attw reported problems:\n${e.stdout}${e.stderr}`)
+    throw e
+  })
+  const report = JSON.parse(stdout) as {
+    analysis: { problems: unknown[]; entrypoints: Record<string, { resolutions: Record<string, { resolution?: { fileName: string } }> }> }
+  }
+  t.deepEqual(report.analysis.problems, [])
+  for (const [entry, name] of [
+    ['.', 'index'],
+    ['./dgram', 'dgram'],
+  ]) {
+    const res = report.analysis.entrypoints[entry].resolutions
+    t.is(res['node16-esm'].resolution?.fileName, `/node_modules/udp-mmsg/dist/${name}.d.mts`, `${entry} from ESM`)
+    t.is(res['node16-cjs'].resolution?.fileName, `/node_modules/udp-mmsg/dist/${name}.d.ts`, `${entry} from CommonJS`)
+  }
+})

@@ -4,7 +4,7 @@
 // derives from the same numbers). No timing assertions: rates are only checked to be printed.
 import test from 'ava'
 import { spawn } from 'node:child_process'
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { UdpSocket } from '../lib/index.js'
@@ -225,6 +225,36 @@ test('statsd-server: the line parser (unit)', (t) => {
   const g = agg.flush(1)
   t.deepEqual(g.counters, {})
   t.deepEqual(g.gauges, { g: 12 })
+})
+
+test('statsd-server and syslog-collector can be required from a script run with its own arguments (they read argv only when run as main)', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'udp-mmsg-require-example-'))
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  const script = join(dir, 'uses-aggregator.js')
+  writeFileSync(
+    script,
+    `const { Aggregator } = require(${JSON.stringify(join(ROOT, 'examples', 'statsd-server.js'))})
+const { parseSyslog } = require(${JSON.stringify(join(ROOT, 'examples', 'syslog-collector.js'))})
+const agg = new Aggregator()
+const buf = Buffer.from('hits:2|c\\nhits:3|c')
+agg.datagram(buf, 0, buf.length)
+const rec = parseSyslog('<13>Jan  1 00:00:00 host app: hello', '127.0.0.1:1', new Date(0))
+console.log(JSON.stringify({ hits: agg.flush(1).counters.hits.value, argv: process.argv.slice(2), msg: rec && rec.message }))
+`,
+  )
+  // A positional and an option neither example knows: parsing them would throw
+  // ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL / ERR_PARSE_ARGS_UNKNOWN_OPTION.
+  const r = await new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve, reject) => {
+    const child = spawn(process.execPath, [script, 'input.txt', '--verbose'], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] })
+    let stdout = ''
+    let stderr = ''
+    child.stdout.on('data', (d) => (stdout += d))
+    child.stderr.on('data', (d) => (stderr += d))
+    child.on('error', reject)
+    child.on('close', (code) => resolve({ code, stdout, stderr }))
+  })
+  t.is(r.code, 0, r.stderr)
+  t.deepEqual(JSON.parse(r.stdout.trim()), { hits: 5, argv: ['input.txt', '--verbose'], msg: 'hello' })
 })
 
 test('syslog-collector: --generate load becomes NDJSON records with the right fields (--out FILE)', async (t) => {

@@ -226,7 +226,7 @@ function parseLast(stdout: string): Record<string, unknown> {
 
 // ---------------------------------------------------------------------------------------------
 
-maybe('root tarball ships only index.js, index.d.ts, dist/ and package metadata', async (t) => {
+maybe('root tarball ships only index.js, index.d.ts, dist/, examples/*.js and package metadata', async (t) => {
   const p = await packed()
   const files = p.rootInfo.files.map((f) => f.path)
   t.log(`${p.rootInfo.filename}: ${files.length} files, ${p.rootInfo.size} B packed, ${p.rootInfo.unpackedSize} B unpacked`)
@@ -235,6 +235,8 @@ maybe('root tarball ships only index.js, index.d.ts, dist/ and package metadata'
   t.false(files.some((f) => f.endsWith('.node')), 'no .node file in the root package')
   t.true(files.includes('index.js') && files.includes('index.d.ts') && files.some((f) => f.startsWith('dist/')))
   t.false(files.some((f) => f.startsWith('lib/')), 'the TypeScript sources are not published')
+  const examples = fs.readdirSync(path.join(ROOT, 'examples')).filter((f) => f.endsWith('.js'))
+  t.deepEqual(files.filter((f) => f.startsWith('examples/')).sort(), examples.map((f) => `examples/${f}`).sort(), 'every example ships')
   // The staged tarball that the install tests use holds the same files (unless overlaid).
   if (!process.env.UDP_MMSG_INSTALL_OVERLAY) t.deepEqual(p.rootPacked.files.map((f) => f.path).sort(), [...files].sort())
 })
@@ -280,6 +282,16 @@ maybe('offline install without Rust: require() and import() work and a loopback 
     t.deepEqual(out.binaries, [expectedBinary], `${script} loaded the binary of the installed platform package`)
     t.is(out.portable, process.platform !== 'linux', `${script}: the batched path on Linux, the portable one elsewhere`)
   }
+
+  // The examples ship in the package and require('udp-mmsg'): one runs from node_modules.
+  const example = path.join(app, 'node_modules', 'udp-mmsg', 'examples', 'statsd-server.js')
+  const ex = await node([example, '--generate', '2000', '--duration', '1', '--json', '--quiet'], app, p.env)
+  t.is(ex.code, 0, `examples/statsd-server.js failed:\n${ex.stderr}`)
+  const summary = parseLast(ex.stdout) as { type?: string; datagrams?: number; counters?: Record<string, number> }
+  t.log(`installed examples/statsd-server.js: ${summary.datagrams} datagrams`)
+  t.is(summary.type, 'summary')
+  t.true((summary.datagrams ?? 0) > 0, 'the installed example received its own load')
+  t.is(summary.counters?.['gen.requests'], summary.datagrams, 'one gen.requests line per datagram')
 })
 
 maybe('without the platform package, loading fails with a message naming the platform, the package and the source build', async (t) => {
@@ -325,4 +337,67 @@ onGlibc(`the binary needs no glibc newer than ${GLIBC_MAX}`, async (t) => {
   const max = /^glibc_max (\S+)$/m.exec(r.stdout)?.[1]
   t.truthy(max, `glibc-report printed no glibc_max:\n${r.stdout}\n${r.stderr}`)
   t.is(r.code, 0, r.stderr.trim())
+})
+
+/** The first ```sh block of README.md's "## Install" section. */
+function readmeInstallBlock(): string {
+  const readme = fs.readFileSync(path.join(ROOT, 'README.md'), 'utf8')
+  const section = readme.slice(readme.indexOf('\n## Install\n'))
+  const m = /```sh\n([\s\S]*?)```/.exec(section)
+  if (!m) throw new Error('README.md has no ```sh block under ## Install')
+  return m[1]
+}
+
+/** Replaces `from` (which must occur exactly once) in `text`. */
+function replaceOnce(text: string, from: string, to: string): string {
+  const at = text.indexOf(from)
+  if (at < 0 || text.indexOf(from, at + 1) >= 0) throw new Error(`README install block: expected exactly one ${JSON.stringify(from)}`)
+  return text.slice(0, at) + to + text.slice(at + from.length)
+}
+
+const onLinuxGnuX64 = PLATFORM && PLATFORM.tag === 'linux-x64-gnu' ? test : test.skip
+
+onLinuxGnuX64("README's install section, run verbatim in a copy of the checkout: both tarballs install and the package binds a socket; then the checkout itself installs", async (t) => {
+  t.timeout(6 * STEP_TIMEOUT_MS)
+  const p = await packed()
+  const platform = PLATFORM as Platform
+  // A copy of the checkout: the tracked files as they are now, this repository's node_modules
+  // (linked) and the binary `npm run build` wrote, so the block's first line (npm ci && npm run
+  // build: a Rust build, already done) is the one line not run here.
+  const checkout = path.join(p.tmp, 'readme-checkout')
+  const tracked = (await run('git', ['ls-files', '-z'], ROOT, process.env)).stdout.split('\0').filter(Boolean)
+  t.true(tracked.length > 0, 'git ls-files listed the checkout')
+  for (const f of tracked) {
+    if (!fs.existsSync(path.join(ROOT, f))) continue
+    fs.mkdirSync(path.dirname(path.join(checkout, f)), { recursive: true })
+    fs.copyFileSync(path.join(ROOT, f), path.join(checkout, f))
+  }
+  fs.symlinkSync(path.join(ROOT, 'node_modules'), path.join(checkout, 'node_modules'))
+  fs.copyFileSync(BINARY as string, path.join(checkout, platform.file))
+  const app = path.join(p.tmp, 'readme-app')
+  fs.mkdirSync(app)
+  fs.writeFileSync(path.join(app, 'package.json'), JSON.stringify({ name: 'readme-app', version: '1.0.0', private: true }, null, 2))
+
+  let block = readmeInstallBlock()
+  block = replaceOnce(block, 'npm ci && npm run build ', ': already-built-skipped-here ')
+  block = replaceOnce(block, 'cd /path/to/your/app', `cd ${JSON.stringify(app)}`)
+  const r = await run('bash', ['-euo', 'pipefail', '-c', block], checkout, p.env)
+  t.log(r.stdout.trim().split('\n').slice(-3).join('\n'))
+  t.is(r.code, 0, `README install block failed:\n${r.stdout}\n${r.stderr}`)
+  t.regex(r.stdout, /udp-mmsg bound \d+/)
+  t.true(fs.existsSync(path.join(app, 'node_modules', 'udp-mmsg', 'examples', 'statsd-server.js')), 'the examples were installed')
+  t.false(fs.existsSync(path.join(checkout, 'npm', 'linux-x64-gnu', platform.file)), 'the block removes the copied binary again')
+
+  // "Or, without tarballs": npm install the built checkout itself.
+  const linked = path.join(p.tmp, 'readme-app-linked')
+  fs.mkdirSync(linked)
+  fs.writeFileSync(path.join(linked, 'package.json'), JSON.stringify({ name: 'readme-app-linked', version: '1.0.0', private: true }, null, 2))
+  const readme = fs.readFileSync(path.join(ROOT, 'README.md'), 'utf8')
+  t.true(readme.includes('`npm install "$UDP_MMSG"` in your\nproject'), 'README still offers installing the checkout')
+  const li = await run('bash', ['-euo', 'pipefail', '-c', `UDP_MMSG=${JSON.stringify(checkout)}; npm install "$UDP_MMSG"`], linked, p.env)
+  t.is(li.code, 0, `npm install of the checkout failed:\n${li.stderr}`)
+  const check = `require('udp-mmsg').UdpSocket.bind({ address: '127.0.0.1' }).then((s) => { console.log('udp-mmsg bound', s.localAddress().port); s.close() })`
+  const lr = await node(['-e', check], linked, p.env)
+  t.is(lr.code, 0, lr.stderr)
+  t.regex(lr.stdout, /udp-mmsg bound \d+/)
 })

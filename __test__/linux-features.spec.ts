@@ -1,9 +1,21 @@
 // Linux features beyond batching: GSO, GRO, the kernel drop counter, pktinfo, timestamps,
 // TOS/ECN, multicast, broadcast, capabilities. Loopback only (IPv4 multicast uses the lo
 // interface with TTL 0, so nothing can leave the host).
-import test from 'ava'
+import anyTest from 'ava'
 import { readFileSync } from 'node:fs'
 import { UdpSocket, type Batch } from '../lib/index.js'
+
+// Everything here needs Linux (GSO/GRO, SO_RXQ_OVFL, pktinfo/timestamps/TOS on receive, the
+// lo interface, /proc). Elsewhere each test is listed as skipped, so the gap shows in the
+// output instead of failing (macOS) or vanishing.
+const ON_LINUX = process.platform === 'linux'
+const test = ON_LINUX ? anyTest : anyTest.skip
+if (!ON_LINUX) {
+  anyTest(`linux-features: every test below is skipped on ${process.platform} (Linux only)`, (t) => {
+    t.log(`skipped: needs Linux, this is ${process.platform}`)
+    t.pass()
+  })
+}
 
 const SOL_SOCKET = 1
 const SO_NO_CHECK = 11
@@ -62,6 +74,20 @@ test('capabilities reflect the options and the path', async (t) => {
   await t.throwsAsync(UdpSocket.bind({ address: '127.0.0.1', portable: true, gso: true }), { instanceOf: TypeError, message: /options\.gso/ })
   await t.throwsAsync(UdpSocket.bind({ address: '127.0.0.1', portable: true, gro: true }), { instanceOf: TypeError, message: /options\.gro/ })
   await t.throwsAsync(UdpSocket.bind({ address: '127.0.0.1', gso: 'yes' as any }), { instanceOf: TypeError })
+})
+
+// Not Linux-only: SO_REUSEPORT exists on macOS too (without Linux's load balancing).
+anyTest('capabilities().reusePort is what the socket got: false unless bound with reusePort', async (t) => {
+  const plain = await open(t, { address: '127.0.0.1' })
+  t.false(plain.capabilities().reusePort, 'bound without reusePort')
+  const first = await open(t, { address: '127.0.0.1', reusePort: true })
+  t.true(first.capabilities().reusePort, 'bound with reusePort: true')
+  const { port } = first.localAddress()
+  const second = await open(t, { address: '127.0.0.1', port, reusePort: true })
+  t.true(second.capabilities().reusePort, 'a second socket on the same port')
+  t.false((await open(t, { address: '127.0.0.1', reusePort: false })).capabilities().reusePort)
+  const portable = await open(t, { address: '127.0.0.1', portable: true, reusePort: true })
+  t.true(portable.capabilities().reusePort, 'the portable path keeps the option')
 })
 
 for (const gso of [true, false] as const) {

@@ -13,6 +13,8 @@ interface Probe {
   installed?: (name: string) => boolean
   override?: string
   pkg?: Record<string, unknown>
+  loaderDir?: string
+  cwd?: string
 }
 interface NativeLoadError extends Error {
   code: string
@@ -142,4 +144,48 @@ test('NAPI_RS_NATIVE_LIBRARY_PATH set: reports that file failing', (t) => {
   const e = mod.nativeLoadError(outer, { pkg, platform: 'darwin', arch: 'arm64', override: '/nowhere/udp-mmsg.node', installed: () => true })
   t.regex(e.message, /NAPI_RS_NATIVE_LIBRARY_PATH is set to \/nowhere\/udp-mmsg\.node/)
   t.true(e.message.includes("Cannot find module '/nowhere/udp-mmsg.node'"))
+})
+
+test('a relative NAPI_RS_NATIVE_LIBRARY_PATH, for real: names the path the loader tried (against the package, not the cwd) and keeps the Cannot find module cause', (t) => {
+  const cwd = fs.mkdtempSync(path.join(require('node:os').tmpdir(), 'udp-mmsg-relpath-'))
+  t.teardown(() => fs.rmSync(cwd, { recursive: true, force: true }))
+  const script = `
+    try {
+      require(${JSON.stringify(path.join(ROOT, 'dist', 'index.js'))})
+      console.log(JSON.stringify({ loaded: true }))
+    } catch (e) {
+      console.log(JSON.stringify({ code: e.code, message: e.message }))
+    }`
+  const r = spawnSync(process.execPath, ['-e', script], {
+    cwd,
+    env: { ...process.env, NAPI_RS_NATIVE_LIBRARY_PATH: './no-such-binary.node' },
+    encoding: 'utf8',
+    timeout: 60_000,
+  })
+  t.is(r.status, 0, r.stderr)
+  const e = JSON.parse(r.stdout.trim())
+  t.is(e.code, 'ERR_UDP_MMSG_NATIVE_LOAD')
+  t.true(e.message.includes("Cannot find module './no-such-binary.node'"), e.message)
+  t.true(e.message.includes(`it tried ${path.join(ROOT, 'no-such-binary.node')}`), e.message)
+  t.true(e.message.includes(`not the current directory`), e.message)
+  t.true(e.message.includes(path.join(cwd, 'no-such-binary.node')), 'offers the absolute form from the cwd')
+})
+
+test('NAPI_RS_NATIVE_LIBRARY_PATH forms: relative against the loader directory, bare names as packages, absolute as is; the real cause is kept', (t) => {
+  const cause = (m: string) => {
+    const outer = new Error('Cannot find native binding.')
+    ;(outer as { cause?: unknown }).cause = new Error(`${m}\nRequire stack:\n- /app/node_modules/udp-mmsg/index.js`)
+    return outer
+  }
+  const base = { pkg, platform: 'linux', arch: 'x64', musl: false, installed: () => true, loaderDir: '/app/node_modules/udp-mmsg', cwd: '/app' }
+  const rel = mod.nativeLoadError(cause("Cannot find module '../x/u.node'"), { ...base, override: '../x/u.node' })
+  t.true(rel.message.includes("loading it failed: Cannot find module '../x/u.node'\n"), rel.message)
+  t.true(rel.message.includes('it tried /app/node_modules/x/u.node'), rel.message)
+  t.true(rel.message.includes('(/x/u.node, if the file is there)'), rel.message)
+  t.false(rel.message.includes('Require stack'), 'one line of the cause')
+  const bare = mod.nativeLoadError(cause("Cannot find module 'u.node'"), { ...base, override: 'u.node' })
+  t.regex(bare.message, /looked for a package named u\.node from \/app\/node_modules\/udp-mmsg/)
+  const abs = mod.nativeLoadError(cause('/opt/u.node: invalid ELF header'), { ...base, override: '/opt/u.node' })
+  t.true(abs.message.includes('loading it failed: /opt/u.node: invalid ELF header'))
+  t.true(abs.message.includes('It tried /opt/u.node.'))
 })

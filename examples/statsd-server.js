@@ -17,27 +17,35 @@
 const { UdpSocket } = require('udp-mmsg')
 const { parseArgs } = require('node:util')
 
-const { values: args } = parseArgs({
-  options: {
-    port: { type: 'string', default: '8125' },
-    host: { type: 'string', default: '127.0.0.1' },
-    duration: { type: 'string' },
-    generate: { type: 'string' },
-    'self-test': { type: 'boolean', default: false },
-    lines: { type: 'string', default: '5' },
-    interval: { type: 'string', default: '1000' },
-    'batch-size': { type: 'string', default: '256' },
-    json: { type: 'boolean', default: false },
-    quiet: { type: 'boolean', default: false },
-  },
-})
+// Command-line settings, read by configure() when the file runs as a program (not when it is
+// required as a module, whose caller's arguments are none of its business).
+let args, PORT, HOST, GENERATE, DURATION, LINES, INTERVAL
 
-const PORT = Number(args.port)
-const HOST = args.host
-const GENERATE = args['self-test'] && args.generate === undefined ? 20000 : Number(args.generate || 0)
-const DURATION = args.duration !== undefined ? Number(args.duration) : args['self-test'] ? 5 : 0
-const LINES = Math.max(1, Math.min(5, Number(args.lines)))
-const INTERVAL = Math.max(100, Number(args.interval))
+/** Reads the command line (`argv`: the arguments after the script name). */
+function configure(argv = process.argv.slice(2)) {
+  args = parseArgs({
+    args: argv,
+    options: {
+      port: { type: 'string', default: '8125' },
+      host: { type: 'string', default: '127.0.0.1' },
+      duration: { type: 'string' },
+      generate: { type: 'string' },
+      'self-test': { type: 'boolean', default: false },
+      lines: { type: 'string', default: '5' },
+      interval: { type: 'string', default: '1000' },
+      'batch-size': { type: 'string', default: '256' },
+      json: { type: 'boolean', default: false },
+      quiet: { type: 'boolean', default: false },
+    },
+  }).values
+  PORT = Number(args.port)
+  HOST = args.host
+  GENERATE = args['self-test'] && args.generate === undefined ? 20000 : Number(args.generate || 0)
+  DURATION = args.duration !== undefined ? Number(args.duration) : args['self-test'] ? 5 : 0
+  LINES = Math.max(1, Math.min(5, Number(args.lines)))
+  INTERVAL = Math.max(100, Number(args.interval))
+}
+
 const fmt = (n) => Math.round(n).toLocaleString('en-US')
 
 // ---- parsing (bytes in, aggregates out) ----------------------------------------------------
@@ -280,6 +288,7 @@ async function startGenerator(pps, port) {
 // ---- main ---------------------------------------------------------------------------------
 
 async function main() {
+  configure()
   const sock = await UdpSocket.bind({
     address: HOST,
     port: PORT,

@@ -17,21 +17,29 @@ const { parseArgs } = require('node:util')
 const { once } = require('node:events')
 const fs = require('node:fs')
 
-const { values: args } = parseArgs({
-  options: {
-    port: { type: 'string', default: '5514' },
-    host: { type: 'string', default: '127.0.0.1' },
-    out: { type: 'string' },
-    duration: { type: 'string' },
-    generate: { type: 'string' },
-    'self-test': { type: 'boolean', default: false },
-    'batch-size': { type: 'string', default: '128' },
-  },
-})
+// Command-line settings, read by configure() when the file runs as a program (not when it is
+// required as a module, whose caller's arguments are none of its business).
+let args, SELF_TEST, GENERATE, DURATION
 
-const SELF_TEST = args['self-test']
-const GENERATE = SELF_TEST && args.generate === undefined ? 5000 : Number(args.generate || 0)
-const DURATION = args.duration !== undefined ? Number(args.duration) : SELF_TEST ? 5 : 0
+/** Reads the command line (`argv`: the arguments after the script name). */
+function configure(argv = process.argv.slice(2)) {
+  args = parseArgs({
+    args: argv,
+    options: {
+      port: { type: 'string', default: '5514' },
+      host: { type: 'string', default: '127.0.0.1' },
+      out: { type: 'string' },
+      duration: { type: 'string' },
+      generate: { type: 'string' },
+      'self-test': { type: 'boolean', default: false },
+      'batch-size': { type: 'string', default: '128' },
+    },
+  }).values
+  SELF_TEST = args['self-test']
+  GENERATE = SELF_TEST && args.generate === undefined ? 5000 : Number(args.generate || 0)
+  DURATION = args.duration !== undefined ? Number(args.duration) : SELF_TEST ? 5 : 0
+}
+
 const fmt = (n) => Math.round(n).toLocaleString('en-US')
 
 const FACILITIES = ['kern', 'user', 'mail', 'daemon', 'auth', 'syslog', 'lpr', 'news', 'uucp', 'cron', 'authpriv', 'ftp', 'ntp', 'security', 'console', 'solaris-cron', 'local0', 'local1', 'local2', 'local3', 'local4', 'local5', 'local6', 'local7']
@@ -204,6 +212,7 @@ async function startGenerator(pps, host, port) {
 // ---- main ---------------------------------------------------------------------------------
 
 async function main() {
+  configure()
   const sock = await UdpSocket.bind({
     address: args.host,
     port: Number(args.port),

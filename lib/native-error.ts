@@ -3,6 +3,7 @@
 // source. Pure apart from the default probes, so it can be tested for any platform.
 
 import { readFileSync } from 'node:fs'
+import * as path from 'node:path'
 
 /** Platforms with a prebuilt binary package (`udp-mmsg-<tag>`), and their Rust targets. */
 export const PREBUILT: Record<string, string> = {
@@ -73,6 +74,29 @@ export interface Probe {
   installed?: (name: string) => boolean
   override?: string
   pkg?: PackageInfo
+  /** The directory of the generated loader (`index.js`): the package root. */
+  loaderDir?: string
+  /** The current directory (for the absolute form of a relative path). */
+  cwd?: string
+}
+
+/**
+ * Where `require(override)` in the loader at `loaderDir` looks: an absolute path as is, a
+ * relative one (`./`, `../`) against the loader's directory (not the current directory), and
+ * a bare name as a package resolved from there.
+ */
+export function overrideTarget(override: string, loaderDir: string): { tried: string; relative: boolean; bare: boolean } {
+  if (path.isAbsolute(override)) return { tried: override, relative: false, bare: false }
+  if (/^\.\.?([\\/]|$)/.test(override)) return { tried: path.resolve(loaderDir, override), relative: true, bare: false }
+  return { tried: override, relative: false, bare: true }
+}
+
+/** The first line of the cause-chain message that explains why `override` failed to load. */
+function overrideFailure(cause: unknown, override: string): string {
+  const all = causeMessages(cause)
+  const mentions = all.find((m) => m.includes(override))
+  const own = mentions ?? all.find((m) => !m.startsWith('Cannot find native binding')) ?? all[0] ?? String(cause)
+  return own.split('\n')[0]
 }
 
 /** The error thrown when the native binary cannot be loaded. */
@@ -105,10 +129,21 @@ export function nativeLoadError(cause: unknown, probe: Probe = {}): NativeLoadEr
   const lines: string[] = [`udp-mmsg: cannot load its native binary for this platform (${tag}); it looked for the package ${wanted}.`]
 
   if (override) {
-    const failures = causeMessages(cause).filter((m) => !/^Cannot find (native binding|module '(\.\/|udp-mmsg-wasm32))/.test(m))
-    lines.push(
-      `NAPI_RS_NATIVE_LIBRARY_PATH is set to ${override}, and loading it failed: ${failures[failures.length - 1] || causeMessages(cause)[0]}`,
-    )
+    const loaderDir = probe.loaderDir ?? path.resolve(__dirname, '..')
+    const where = overrideTarget(override, loaderDir)
+    lines.push(`NAPI_RS_NATIVE_LIBRARY_PATH is set to ${override}, and loading it failed: ${overrideFailure(cause, override)}`)
+    if (where.relative) {
+      const fromCwd = path.resolve(probe.cwd ?? process.cwd(), override)
+      lines.push(
+        `The loader require()s it from ${path.join(loaderDir, 'index.js')}, so a relative path is resolved against ${loaderDir}, not the current directory: it tried ${where.tried}. Give an absolute path${fromCwd === where.tried ? '' : ` (${fromCwd}, if the file is there)`}.`,
+      )
+    } else if (where.bare) {
+      lines.push(
+        `It is not a path (no leading /, ./ or ../), so require() looked for a package named ${override} from ${loaderDir}. Give an absolute path to the .node file.`,
+      )
+    } else {
+      lines.push(`It tried ${where.tried}.`)
+    }
   } else if (platform === 'win32') {
     lines.push(
       'Windows is not supported: the native code uses Unix socket APIs (recvmsg/sendmsg, poll, pipe). Use node:dgram on Windows, or run under WSL 2 (Linux), where the linux package installs.',
@@ -131,7 +166,7 @@ export function nativeLoadError(cause: unknown, probe: Probe = {}): NativeLoadEr
   if (platform !== 'win32') {
     lines.push(
       `To build from source (needs Rust >= ${RUST_VERSION} from https://rustup.rs and a C linker): git clone ${repoUrl(pkg)} && cd udp-mmsg && npm install && npm run build. ` +
-        `That writes udp-mmsg.${tag}.node; point NAPI_RS_NATIVE_LIBRARY_PATH at it, or npm install that directory in place of the registry package.`,
+        `That writes udp-mmsg.${tag}.node; point NAPI_RS_NATIVE_LIBRARY_PATH at its absolute path, or npm install that directory in place of the registry package.`,
     )
   }
   const err = new Error(lines.join('\n')) as NativeLoadError

@@ -7,9 +7,9 @@
 //                                                  (the publish job, after `napi artifacts`)
 //
 // The root tarball may hold only package.json, README/LICENSE, index.js, index.d.ts (the native
-// loader and its typings) and dist/ (the compiled TypeScript of lib/: no sources, no Rust,
-// tests, other build output or .node files), and every file its main, types and
-// exports point at must be in it. A platform tarball holds package.json, README.md (LICENSE if
+// loader and its typings), examples/*.js (the runnable examples) and dist/ (the compiled
+// TypeScript of lib/: no sources, no Rust, tests, other build output or .node files), and
+// every file its main, types and exports point at must be in it. A platform tarball holds package.json, README.md (LICENSE if
 // present) and its one .node file. Prints each tarball's file list and sizes.
 
 const fs = require('node:fs')
@@ -17,7 +17,7 @@ const path = require('node:path')
 const { execFileSync } = require('node:child_process')
 const { platforms, check: checkVersions } = require('./check-versions.js')
 
-const ROOT_ALLOWED = [/^package\.json$/, /^README(\.md)?$/i, /^LICEN[CS]E(\.\w+)?$/i, /^index\.js$/, /^index\.d\.ts$/, /^dist\/[^/].*\.(?:js|mjs|d\.ts|d\.mts)$/]
+const ROOT_ALLOWED = [/^package\.json$/, /^README(\.md)?$/i, /^LICEN[CS]E(\.\w+)?$/i, /^index\.js$/, /^index\.d\.ts$/, /^dist\/[^/].*\.(?:js|mjs|d\.ts|d\.mts)$/, /^examples\/[^/]+\.js$/]
 const ROOT_FORBIDDEN = [/\.node$/, /^src\//, /^__test__\//, /^target\//, /^npm\//, /^Cargo\./, /\.rs$/, /^benchmark\//, /^scripts\//, /^\.github\//, /^lib\//, /\.tsbuildinfo$/]
 
 /** `npm pack --dry-run --json` for `dir`: { name, version, size, unpackedSize, files: [{path,size}] }. */
@@ -53,7 +53,7 @@ function checkRootFiles(files, pkg) {
   const problems = []
   for (const f of files) {
     if (ROOT_FORBIDDEN.some((r) => r.test(f))) problems.push(`root tarball must not contain ${f}`)
-    else if (!ROOT_ALLOWED.some((r) => r.test(f))) problems.push(`root tarball contains ${f}, which is not index.js, index.d.ts, dist/ or package metadata`)
+    else if (!ROOT_ALLOWED.some((r) => r.test(f))) problems.push(`root tarball contains ${f}, which is not index.js, index.d.ts, dist/, examples/*.js or package metadata`)
   }
   for (const need of ['package.json', 'index.js', 'index.d.ts']) {
     if (!files.includes(need)) problems.push(`root tarball lacks ${need}`)

@@ -16,6 +16,7 @@ use std::os::fd::RawFd;
 use crate::cmsg;
 
 /// `SO_EE_ORIGIN_ZEROCOPY` (linux/errqueue.h): a `MSG_ZEROCOPY` completion. Not in `libc`.
+#[cfg(target_os = "linux")]
 const SO_EE_ORIGIN_ZEROCOPY: u8 = 5;
 
 /// Most entries read per wake-up, so a flood of ICMP errors cannot starve receiving.
@@ -31,7 +32,9 @@ pub enum Entry {
 }
 
 /// Classifies an entry from its control messages. An entry without a (complete)
-/// `sock_extended_err` is reported as `EIO`, never dropped unseen.
+/// `sock_extended_err` is reported as `EIO`, never dropped unseen. Linux only: the error queue,
+/// `IP_RECVERR` and `sock_extended_err` exist nowhere else.
+#[cfg(target_os = "linux")]
 pub fn classify(control: &[u8], len: usize) -> Entry {
   let found = cmsg::parse(control, len).find(|c| {
     (c.level == libc::IPPROTO_IP && c.kind == libc::IP_RECVERR)
@@ -101,7 +104,7 @@ pub fn drain(_fd: RawFd) -> Drained {
   Drained::default()
 }
 
-#[cfg(test)]
+#[cfg(all(test, target_os = "linux"))]
 mod tests {
   use super::*;
 

@@ -2,8 +2,10 @@
 //! and `SO_MEMINFO`, which libc exposes only for Android, are the kernel's numbers (asm-generic).
 
 /// `SO_RXQ_OVFL`: deliver the socket's drop counter as a control message.
+#[cfg(target_os = "linux")]
 pub const SO_RXQ_OVFL: libc::c_int = 40;
 /// `SO_MEMINFO`: read the socket's memory counters, drops included.
+#[cfg(target_os = "linux")]
 pub const SO_MEMINFO: libc::c_int = 55;
 /// Index of the drop counter in the `SO_MEMINFO` array.
 #[cfg(target_os = "linux")]

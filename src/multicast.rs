@@ -1,20 +1,23 @@
 //! Source-specific multicast for IPv6 (`MCAST_JOIN_SOURCE_GROUP`), which `socket2` lacks.
+//!
+//! The option numbers and `struct group_source_req` come from the `libc` crate for the target:
+//! Linux numbers them 46/47 and pads the struct after its `u32` interface (264 bytes on
+//! 64-bit); Darwin numbers them 82/83 and packs the struct to 4 bytes (`#pragma pack(4)` in
+//! `<netinet/in.h>`, 260 bytes), which libc mirrors with `#[repr(packed(4))]`.
 
 use std::net::{Ipv6Addr, SocketAddr, SocketAddrV6};
 use std::os::fd::AsRawFd;
 
 use socket2::{SockAddr, Socket};
 
-const MCAST_JOIN_SOURCE_GROUP: libc::c_int = 46;
-const MCAST_LEAVE_SOURCE_GROUP: libc::c_int = 47;
-
 /// `struct group_source_req` (RFC 3678): interface index, group and source addresses.
-#[repr(C)]
-struct GroupSourceReq {
-  interface: u32,
-  group: libc::sockaddr_storage,
-  source: libc::sockaddr_storage,
-}
+type GroupSourceReq = libc::group_source_req;
+
+// The sizes the C headers give; a libc change that broke the layout would fail the build.
+#[cfg(all(target_os = "linux", target_pointer_width = "64"))]
+const _: () = assert!(std::mem::size_of::<GroupSourceReq>() == 8 + 2 * 128);
+#[cfg(target_vendor = "apple")]
+const _: () = assert!(std::mem::size_of::<GroupSourceReq>() == 4 + 2 * 128);
 
 fn storage(addr: Ipv6Addr) -> libc::sockaddr_storage {
   let sa = SockAddr::from(SocketAddr::V6(SocketAddrV6::new(addr, 0, 0, 0)));
@@ -34,8 +37,8 @@ pub fn ssm_v6(
   source: Ipv6Addr,
   index: u32,
 ) -> std::io::Result<()> {
-  let req = GroupSourceReq { interface: index, group: storage(group), source: storage(source) };
-  let opt = if join { MCAST_JOIN_SOURCE_GROUP } else { MCAST_LEAVE_SOURCE_GROUP };
+  let req = GroupSourceReq { gsr_interface: index, gsr_group: storage(group), gsr_source: storage(source) };
+  let opt = if join { libc::MCAST_JOIN_SOURCE_GROUP } else { libc::MCAST_LEAVE_SOURCE_GROUP };
   // SAFETY: passes a live, fully initialised group_source_req and its exact size.
   let rc = unsafe {
     libc::setsockopt(

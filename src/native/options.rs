@@ -85,7 +85,8 @@ pub struct Capabilities {
   pub timestamps: bool,
   /// Per-datagram TOS / ECN is delivered.
   pub recv_tos: bool,
-  /// `SO_REUSEPORT` load balancing is available on this platform.
+  /// `SO_REUSEPORT` is set on this socket (bound with `reusePort: true` on a platform that has
+  /// it; read back from the kernel). Linux balances datagrams across such sockets.
   pub reuse_port: bool,
 }
 

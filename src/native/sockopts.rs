@@ -58,7 +58,9 @@ impl NativeSocket {
         pktinfo: o.caps.info.pktinfo,
         timestamps: o.caps.info.timestamps,
         recv_tos: o.caps.info.tos,
-        reuse_port: cfg!(target_os = "linux") || cfg!(target_os = "macos"),
+        // What the socket has now, read back from the kernel: true only when it was bound
+        // with `reusePort` (or set SO_REUSEPORT itself) on a platform that has the option.
+        reuse_port: reuse_port_of(&o.socket),
       })
     })
   }
@@ -222,5 +224,17 @@ impl NativeSocket {
         }
       }
     })
+  }
+}
+
+/// Whether `SO_REUSEPORT` is set on `socket` (false where the platform lacks the option or
+/// the read fails).
+fn reuse_port_of(socket: &socket2::Socket) -> bool {
+  #[cfg(all(unix, not(any(target_os = "solaris", target_os = "illumos", target_os = "cygwin"))))]
+  return socket.reuse_port().unwrap_or(false);
+  #[cfg(not(all(unix, not(any(target_os = "solaris", target_os = "illumos", target_os = "cygwin")))))]
+  {
+    let _ = socket;
+    false
   }
 }

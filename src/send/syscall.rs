@@ -66,10 +66,14 @@ pub(super) fn write_send_control(
     let v4 = p.dest(msg).map_or(peer_v4, crate::socket::is_v4_path);
     used += write_tos(&mut buf[used..], v4, tos);
   }
+  // GSO (`UDP_SEGMENT`, level `SOL_UDP`) is Linux's; elsewhere no run is ever built.
+  #[cfg(target_os = "linux")]
   if let Some(seg) = gso_segment {
     used += cmsg::write(&mut buf[used..], libc::SOL_UDP, crate::linux::UDP_SEGMENT, &seg.to_ne_bytes())
       .unwrap_or(0);
   }
+  #[cfg(not(target_os = "linux"))]
+  let _ = gso_segment;
   used
 }
 
