@@ -1,5 +1,6 @@
 // Lifetime: close semantics, process exit (child processes), ref/unref, worker threads.
 import test from 'ava'
+import { NATIVE } from './backend.js'
 import * as path from 'node:path'
 import { Worker } from 'node:worker_threads'
 import { UdpSocket } from '../lib/index.js'
@@ -246,7 +247,9 @@ test.serial('worker.terminate() while its socket is receiving does not crash the
       }
     })()
     await receiving
-    t.true(await waitUntil(() => owned().ioThreads === base.ioThreads + 1, 10_000), `round ${round}: the worker's socket is open (its I/O thread runs)`)
+    // (The fallback has no I/O thread: node:dgram reads on the worker's own loop.)
+    const io = NATIVE ? 1 : 0
+    t.true(await waitUntil(() => owned().ioThreads === base.ioThreads + io, 10_000), `round ${round}: the worker's socket is open (its I/O thread runs)`)
     const code = await w.terminate()
     stop = true
     await flood

@@ -60,6 +60,12 @@ export class Core {
   gather: Gather
   handle: UdpHandle | null = null
   immediate: NodeJS.Immediate | null = null
+  /**
+   * Keeps the event loop alive while the socket is open and referenced: node:dgram's handle
+   * does so only while it reads or sends, and this socket pauses reading whenever nobody
+   * consumes (a native socket holds its own reference on the loop).
+   */
+  keepAlive: NodeJS.Timeout | null = setInterval(() => undefined, 0x7fffffff)
   /** Datagrams node:dgram delivered while reading was paused and its handle could not be stopped. */
   held = 0
   readonly onSent: (err: Error | null) => void
@@ -173,6 +179,7 @@ export class Core {
     if (this.closed) return
     this.refed = true
     this.sock.ref()
+    if (this.keepAlive) this.keepAlive.ref()
     if (this.immediate) this.immediate.ref()
   }
 
@@ -180,6 +187,7 @@ export class Core {
     if (this.closed) return
     this.refed = false
     this.sock.unref()
+    if (this.keepAlive) this.keepAlive.unref()
     if (this.immediate) this.immediate.unref()
   }
 
@@ -189,6 +197,8 @@ export class Core {
     this.reading = false
     if (this.immediate) clearImmediate(this.immediate)
     this.immediate = null
+    if (this.keepAlive) clearInterval(this.keepAlive)
+    this.keepAlive = null
     this.gather.clear()
     try {
       this.sock.close()
