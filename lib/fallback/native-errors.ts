@@ -22,12 +22,13 @@ export function closedError(): Error {
 
 /**
  * A node:dgram error as a native one: an errno error (node:dgram's errno is negative) keeps
- * its errno and syscall; anything else is returned unchanged.
+ * its errno and syscall (or `syscall` when `force`: the name the native layer reports, such as
+ * `setsockopt` where node:dgram says `addMembership`); anything else is returned unchanged.
  */
-export function fromDgram(err: unknown, syscall: string): unknown {
+export function fromDgram(err: unknown, syscall: string, force = false): unknown {
   const e = err as { errno?: unknown; syscall?: unknown; info?: { errno?: unknown } } | null
   if (e === null || typeof e !== 'object') return err
   const errno = typeof e.errno === 'number' ? e.errno : e.info && typeof e.info.errno === 'number' ? e.info.errno : undefined
   if (errno === undefined || errno === 0) return err
-  return osError(errno, typeof e.syscall === 'string' ? e.syscall : syscall)
+  return osError(errno, !force && typeof e.syscall === 'string' ? e.syscall : syscall)
 }

@@ -10,7 +10,8 @@ import { isIP } from 'node:net'
 import * as errors from '../errors.js'
 import type { AddressInfo, BufferSizes, Capabilities, NativeEvent, NativeOptions, NativeSendResult, NativeStats } from '../../index.js'
 import { Core, zeroStats } from './core.js'
-import { closedError, fromDgram, osError } from './native-errors.js'
+import { zoneIndex } from './addr.js'
+import { argError, closedError, fromDgram, osError } from './native-errors.js'
 import { send as sendPacked } from './send.js'
 
 /** The backend name in errors and capabilities. */
@@ -52,6 +53,12 @@ function toAddressInfo(a: { address: string; port: number; family: string | numb
   return { address: a.address, port: a.port, family }
 }
 
+/** IPv4 224.0.0.0/4 or IPv6 ff00::/8. */
+function isMulticast(group: string, fam: number): boolean {
+  if (fam === 4) return (Number(group.split('.')[0]) & 0xf0) === 0xe0
+  return fam === 6 && /^ff/i.test(group)
+}
+
 /** Registered FallbackSockets: one garbage-collected closes its node:dgram socket. */
 const finalizer = new FinalizationRegistry<Core>((core) => core.close())
 
@@ -63,6 +70,8 @@ export class FallbackSocket {
 
   constructor(options: NativeOptions, dispatch: (event: NativeEvent) => void) {
     refuseUnsupported(options)
+    const zone = options.address.indexOf('%')
+    if (zone !== -1 && zoneIndex(options.address.slice(zone + 1)) === undefined) throw argError('address', 'has an unknown IPv6 scope')
     const sock = dgram.createSocket({
       type: options.ipv6 ? 'udp6' : 'udp4',
       reuseAddr: options.reuseAddr,
@@ -104,7 +113,7 @@ export class FallbackSocket {
     try {
       return fn(this.core.sock)
     } catch (e) {
-      throw fromDgram(e, syscall)
+      throw fromDgram(e, syscall, true)
     }
   }
 
@@ -244,10 +253,18 @@ export class FallbackSocket {
   }
 
   setMulticastInterface(iface: string): void {
-    this.with('setsockopt', (s) => s.setMulticastInterface(iface))
+    if (this.core.closed) throw closedError()
+    // As natively: an IPv4 address of the interface, or for IPv6 a name, an index or `::%scope`.
+    const known = this.core.ipv6 ? zoneIndex(iface.replace(/^::%/, '')) !== undefined : isIP(iface) === 4
+    if (!known) throw argError('interface', 'names no known interface')
+    this.with('setsockopt', (s) => s.setMulticastInterface(this.core.ipv6 && !iface.includes('%') ? `::%${iface}` : iface))
   }
 
   membership(join: boolean, group: string, iface?: string | null, source?: string | null): void {
+    if (this.core.closed) throw closedError()
+    const fam = isIP(group)
+    if (!isMulticast(group, fam)) throw argError('group', 'must be a multicast address')
+    if (source && isIP(source) !== fam) throw argError('source', `must be IPv${fam} for an IPv${fam} group`)
     this.with('setsockopt', (s) => {
       const i = iface ?? undefined
       if (source) {
