@@ -190,3 +190,15 @@ onFallback('after close the fallback socket throws ERR_SOCKET_CLOSED like the na
   t.false(s.portable)
   t.is(s.stats().datagramsReceived, 0)
 })
+
+const onLinux = process.platform === 'linux' ? test : test.skip
+
+onLinux('a refused connect throws its errno at once on either backend (EACCES: broadcast without SO_BROADCAST)', (t) => {
+  const s = openLo(t, 4, { address: '0.0.0.0' })
+  let events = 0
+  s.on('error', () => events++)
+  t.throws(() => s.connect('255.255.255.255', 9), { code: 'EACCES' })
+  t.is(s.remoteAddress(), null)
+  // Nothing more arrives later for it (node:dgram reports it on the next tick: not twice).
+  return new Promise<void>((resolve) => setImmediate(resolve)).then(() => t.is(events, 0))
+})

@@ -11,10 +11,13 @@ import { Gather } from './gather.js'
 import { EVENT_BATCH, EVENT_ERROR, EVENT_WRITABLE } from './layout.js'
 import { SEND_HIGH_WATER } from './send.js'
 
-/** The internal UDP handle of a node:dgram socket: only its recvStart/recvStop are used. */
-interface UdpHandle {
+/** The internal UDP handle of a node:dgram socket: its recvStart/recvStop, and connect to learn
+ * the errno of a connect node:dgram refused (it reports that only on the next tick). */
+export interface UdpHandle {
   recvStart?: () => number
   recvStop?: () => number
+  connect?: (ip: string, port: number) => number
+  disconnect?: () => number
 }
 
 /** node:dgram keeps its handle under a symbol described 'state symbol' (lib/internal/dgram.js). */

@@ -7,6 +7,7 @@
 
 import * as dgram from 'node:dgram'
 import { isIP } from 'node:net'
+import { constants } from 'node:os'
 import * as errors from '../errors.js'
 import type { AddressInfo, BufferSizes, Capabilities, NativeEvent, NativeOptions, NativeSendResult, NativeStats } from '../../index.js'
 import { Core, zeroStats } from './core.js'
@@ -128,21 +129,33 @@ export class FallbackSocket {
   connect(address: string, portNumber: number): void {
     this.with('connect', (s) => {
       if (this.core.connected) s.disconnect()
-      let failure: Error | null = null
       // node:dgram connects synchronously here (synchronous lookup) but reports a failure only
-      // on the next tick: a socket still not connected afterwards is the failure, and its
-      // errno then comes as an error event.
-      s.connect(portNumber, address, (err?: Error) => {
-        if (err) this.core.error(err, 'connect')
-      })
-      try {
-        s.remoteAddress()
-      } catch (e) {
-        failure = e as Error
+      // on the next tick, to this callback (which keeps it from becoming an 'error' event).
+      s.connect(portNumber, address, () => undefined)
+      if (this.connectedNow()) {
+        this.core.connected = true
+        return
       }
-      if (failure !== null) throw osError(Number((failure as { errno?: number }).errno) || 22, 'connect', `${address}:${portNumber}`)
-      this.core.connected = true
+      // Refused: the same connect on node:dgram's handle fails again and returns its errno now
+      // (should it succeed this time, it is undone: node:dgram does not know of it).
+      const h = this.core.handle
+      let err = 0
+      if (h && h.connect && h.disconnect) {
+        const ip = this.core.ipv6 && isIP(address) === 4 ? `::ffff:${address}` : address
+        err = h.connect(ip, portNumber)
+        if (err === 0) h.disconnect()
+      }
+      throw osError(err || constants.errno.EINVAL, 'connect', `${address}:${portNumber}`)
     })
+  }
+
+  private connectedNow(): boolean {
+    try {
+      this.core.sock.remoteAddress()
+      return true
+    } catch {
+      return false
+    }
   }
 
   disconnect(): void {
