@@ -1,9 +1,10 @@
 // The portable fallback path (`portable: true`): one recvmsg/sendmsg per datagram.
 import test from 'ava'
+import { needs } from './backend.js'
 import { UdpSocket } from '../lib/index.js'
 import { BIG_RCVBUF, Collector, V4, V6, bulkRoundTrip, checkPayload, messagesTo, openLo, portOf, pull, range, waitUntil } from './helpers.js'
 
-test('portable sockets say so; default sockets on Linux do not', (t) => {
+needs('batched')('portable sockets say so; default sockets on Linux do not', (t) => {
   const p4 = openLo(t, 4, { portable: true })
   const p6 = openLo(t, 6, { portable: true })
   const b = openLo(t, 4)

@@ -1,5 +1,6 @@
 // Receiving: recvmmsg batching, truncation, recvBatch timeouts, iterators, onBatch.
 import test from 'ava'
+import { CAPS } from './backend.js'
 import { Batch } from '../lib/index.js'
 import { BIG_RCVBUF, Collector, V4, V6, caught, checkPayload, messagesTo, openLo, payload, portOf, pull, range, ticks, waitUntil } from './helpers.js'
 
@@ -9,7 +10,7 @@ test('recvmmsg batching: 500 datagrams queued while nobody reads come out in bat
   // Nobody consumes: reading is paused and the datagrams wait in the kernel buffer.
   t.is(await tx.sendBatch(messagesTo(V4, portOf(rx), range(0, 500))), 500)
   t.is(rx.stats().datagramsReceived, 0, 'nothing is read while there is no consumer')
-  t.true(rx.stats().recvQueueBytes > 0, 'the datagrams wait in the kernel receive queue')
+  if (CAPS.dropCounter) t.true(rx.stats().recvQueueBytes > 0, 'the datagrams wait in the kernel receive queue')
   const counts: number[] = []
   const seqs: number[] = []
   while (seqs.length < 500) {
@@ -22,7 +23,7 @@ test('recvmmsg batching: 500 datagrams queued while nobody reads come out in bat
   t.true(Math.max(...counts) > 1, `batches hold more than one datagram (${counts})`)
   t.true(Math.max(...counts) <= 64, `no batch exceeds batchSize (${counts})`)
   const s = rx.stats()
-  t.true(s.recvSyscalls < 500, `fewer receive calls than datagrams (${s.recvSyscalls})`)
+  if (CAPS.batched) t.true(s.recvSyscalls < 500, `fewer receive calls than datagrams (${s.recvSyscalls})`)
   t.is(s.datagramsReceived, 500)
   t.is(s.batchesReceived, counts.length)
   t.is(s.kernelDrops, 0)

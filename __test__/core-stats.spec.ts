@@ -1,5 +1,6 @@
 // Stats: counters consistent with what the test did.
 import test from 'ava'
+import { CAPS, needs } from './backend.js'
 import { Collector, V4, messagesTo, openLo, payload, portOf, pull, range, ticks, waitUntil } from './helpers.js'
 
 test('a fresh socket has all counters at zero', (t) => {
@@ -36,7 +37,7 @@ test('datagrams, bytes, batches and syscalls agree with what was sent and receiv
   t.is(ts.datagramsSent, total + 1)
   t.is(ts.bytesSent, bytes)
   t.true(ts.sendSyscalls >= chunks.length + 1, `at least one sendmmsg per sendBatch (${ts.sendSyscalls})`)
-  t.true(ts.sendSyscalls <= 100, `far fewer than datagrams (${ts.sendSyscalls})`)
+  if (CAPS.batched) t.true(ts.sendSyscalls <= 100, `far fewer than datagrams (${ts.sendSyscalls})`)
   t.is(ts.sendErrors, 0)
   t.is(ts.datagramsReceived, 0)
   t.is(rs.datagramsReceived, total + 1)
@@ -52,7 +53,7 @@ test('datagrams, bytes, batches and syscalls agree with what was sent and receiv
   t.is(rs.queuedBatches, 0)
 })
 
-test('recvQueueBytes shows datagrams waiting in the kernel while nobody reads', async (t) => {
+needs('dropCounter')('recvQueueBytes shows datagrams waiting in the kernel while nobody reads', async (t) => {
   const rx = openLo(t, 4)
   const tx = openLo(t, 4)
   await tx.sendBatch(messagesTo(V4, portOf(rx), range(0, 20)))
@@ -61,7 +62,7 @@ test('recvQueueBytes shows datagrams waiting in the kernel while nobody reads', 
   t.true(await waitUntil(() => rx.stats().recvQueueBytes === 0, 10_000))
 })
 
-test('kernelDrops counts datagrams the kernel dropped because the receive buffer was full', async (t) => {
+needs('dropCounter')('kernelDrops counts datagrams the kernel dropped because the receive buffer was full', async (t) => {
   // A tiny receive buffer and nobody reading: most of 200 datagrams cannot be queued.
   const rx = openLo(t, 4, { recvBufferSize: 4096 })
   const tx = openLo(t, 4)

@@ -1,11 +1,12 @@
 // What the udp-mmsg/dgram facade does on top of (or differently from) node:dgram: batching,
 // udp-mmsg options, and the intentional differences listed in docs/migrating-from-dgram.md.
 import test from 'ava'
+import { needs } from './backend.js'
 import { UdpSocket } from '../lib/index.js'
 import { createSocket, Socket } from '../lib/dgram.js'
 import { callback, messages, MMSG, sockets, thrown, waitEvent } from './dgram-harness.js'
 
-test('the sends of one tick go out in one batch: far fewer sendmmsg calls than datagrams', async (t) => {
+needs('batched')('the sends of one tick go out in one batch: far fewer sendmmsg calls than datagrams', async (t) => {
   const S = sockets(t)
   const rx = await S.bound(MMSG)
   const tx = (await S.bound(MMSG)) as Socket
@@ -97,7 +98,8 @@ test('difference: sends queued behind a failed bind call back with its error (No
   t.is(err!.code, 'EADDRINUSE')
 })
 
-test('socket options reach the kernel: createSocket({ broadcast, ttl }), setBroadcast(), setTTL()', async (t) => {
+// Reads them back with getSocketOption (raw getsockopt), which only the native backend has.
+needs('native')('socket options reach the kernel: createSocket({ broadcast, ttl }), setBroadcast(), setTTL()', async (t) => {
   const IPPROTO_IP = 0
   const IP_TTL = 2
   const S = sockets(t)
@@ -138,7 +140,7 @@ test('udp-mmsg options: maxDatagramSize cuts long datagrams (rinfo.size is what 
   )
 })
 
-test('reusePort: two facade sockets share one port', async (t) => {
+needs('reusePort')('reusePort: two facade sockets share one port', async (t) => {
   const S = sockets(t)
   const a = S.add(createSocket({ type: 'udp4', reusePort: true }))
   const la = waitEvent(a, 'listening')

@@ -294,7 +294,7 @@ maybe('offline install without Rust: require() and import() work and a loopback 
   t.is(summary.counters?.['gen.requests'], summary.datagrams, 'one gen.requests line per datagram')
 })
 
-maybe('without the platform package, loading fails with a message naming the platform, the package and the source build', async (t) => {
+maybe('without the platform package, UDP_MMSG_BACKEND=native fails with a message naming the platform, the package and the source build; by default the fallback loads, with one warning', async (t) => {
   t.timeout(3 * STEP_TIMEOUT_MS)
   const p = await packed()
   const platform = PLATFORM as Platform
@@ -306,7 +306,11 @@ maybe('without the platform package, loading fails with a message naming the pla
   // generated loader's behaviour can be checked.
   const wrapped = p.rootPacked.files.some((f) => f.path === 'dist/native.js')
   for (const script of ['load.cjs', 'load.mjs']) {
-    const r = await node([script], app, p.env)
+    // Without a binary the node:dgram fallback serves (docs/fallback.md), saying why once.
+    const fb = await node([script], app, { ...p.env, UDP_MMSG_BACKEND: '' })
+    t.is(fb.code, 0, `${script} loads on the fallback:\n${fb.stdout}\n${fb.stderr}`)
+    t.is(fb.stderr.split('[UDP_MMSG_FALLBACK]').length - 1, 1, `${script}: one fallback warning:\n${fb.stderr}`)
+    const r = await node([script], app, { ...p.env, UDP_MMSG_BACKEND: 'native' })
     t.is(r.code, 1, `${script} must fail:\n${r.stdout}\n${r.stderr}`)
     const out = parseLast(r.stdout)
     t.is(out.ok, false, script)

@@ -3,6 +3,7 @@
 // thousands of distinct destinations. Every datagram is checked at its receiver: payload,
 // destination and order. Loopback only; every wait is bounded.
 import test from 'ava'
+import { needs } from './backend.js'
 import * as nodeDgram from 'node:dgram'
 import type { OutgoingMessage } from '../lib/index.js'
 import { createSocket } from '../lib/dgram.js'
@@ -346,7 +347,7 @@ test('sendBatch in slices still refuses an unknown IPv6 scope before anything is
   t.deepEqual(c.texts(), [END])
 })
 
-test('sendBatch in slices with scatter/gather parts, source addresses and a small send buffer: every datagram reassembled intact at its own destination', async (t) => {
+needs('pktinfo')('sendBatch in slices with scatter/gather parts, source addresses and a small send buffer: every datagram reassembled intact at its own destination', async (t) => {
   // Parts of varying count and length move the byte/part position of every slice; the
   // small send buffer makes sends stop (and resume) in the middle of slices.
   const rxs = Array.from({ length: 4 }, () => openLo(t, 6, { recvBufferSize: BIG_RCVBUF }))

@@ -56,7 +56,7 @@ test('loading the package when its binary cannot load throws this error (through
       console.log(JSON.stringify({ code: e.code, platform: e.platform, packageName: e.packageName, message: e.message, cause: e.cause && e.cause.message }))
     }`
   const r = spawnSync(process.execPath, ['-e', script], {
-    env: { ...process.env, NAPI_RS_NATIVE_LIBRARY_PATH: missing },
+    env: { ...process.env, NAPI_RS_NATIVE_LIBRARY_PATH: missing, UDP_MMSG_BACKEND: 'native' },
     encoding: 'utf8',
     timeout: 60_000,
   })

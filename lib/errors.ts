@@ -105,6 +105,16 @@ export function errnoError(errno: number, syscall: string, detail?: string, extr
   return withCode(err, code, extra)
 }
 
+/**
+ * `Error [ERR_UDP_MMSG_UNSUPPORTED]`: the backend serving the socket cannot give `feature`
+ * (the node:dgram fallback has no GSO, pktinfo, ...), asked for explicitly; `hint` says how
+ * to get it. Carries `feature` and `backend`.
+ */
+export function unsupportedFeature(feature: string, backend: string, hint: string): CodedError {
+  const err = new Error(`udp-mmsg: ${feature} is not available on the ${backend} backend; ${hint}`)
+  return withCode(err, 'ERR_UDP_MMSG_UNSUPPORTED', { feature, backend })
+}
+
 // ---- native-interface decoding (the seam) -----------------------------------------------------
 
 /**

@@ -9,7 +9,7 @@ import type { ReadableStream } from 'node:stream/web'
 import { Batch } from './batch.js'
 import * as errors from './errors.js'
 import { live, stats, warnIfCapped } from './lifetime.js'
-import { NativeSocket } from './native.js'
+import { BACKEND, NativeSocket } from './native.js'
 import type { NativeStats } from './native.js'
 import { normalize } from './options.js'
 import { PackScratch } from './pack.js'
@@ -296,7 +296,8 @@ export class UdpSocket extends EventEmitter implements AsyncIterable<Batch> {
 
   /**
    * What this socket can do: batched syscalls, GSO (supported / in use), GRO, the kernel drop
-   * counter, pktinfo, timestamps, TOS, SO_REUSEPORT. Probed once when the socket opened.
+   * counter, pktinfo, timestamps, TOS, SO_REUSEPORT, and `backend` (`'native'` or `'fallback'`,
+   * see docs/fallback.md). Probed once when the socket opened.
    * @throws `ERR_SOCKET_CLOSED` after `close()`.
    * @example
    * ```ts
@@ -304,7 +305,7 @@ export class UdpSocket extends EventEmitter implements AsyncIterable<Batch> {
    * ```
    */
   capabilities(): Capabilities {
-    return callNative(() => this._native.capabilities())
+    return { ...callNative(() => this._native.capabilities()), backend: BACKEND }
   }
 
   /**

@@ -1,9 +1,15 @@
 // Public types shared by several modules, kept apart so the public declarations (what the
 // package entry points reach) hold these and the classes, not the internal modules.
 
-import type { NativeStats } from '../index.js'
+import type { Capabilities as NativeCapabilities, NativeStats } from '../index.js'
 
-export type { AddressInfo, BufferSizes, Capabilities } from '../index.js'
+export type { AddressInfo, BufferSizes } from '../index.js'
+
+/** What this socket can do (probed once when it was opened), and which backend serves it. */
+export interface Capabilities extends NativeCapabilities {
+  /** `'native'` (the Rust binding) or `'fallback'` (node:dgram, where no binary loads or `UDP_MMSG_BACKEND=fallback`; see docs/fallback.md). */
+  backend: 'native' | 'fallback'
+}
 
 /** Options of {@link UdpSocket.bind}. Every field is optional. */
 export interface BindOptions {
