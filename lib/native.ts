@@ -20,6 +20,8 @@ try {
 export const NativeSocket = binding.NativeSocket
 /** The batch metadata layout, defined once in src/batch.rs (read once at load). */
 export const BATCH_LAYOUT = binding.batchLayout()
+/** The family (4 or 6) of an open UDP socket fd, checked as adopting it would be (src/adopt.rs). */
+export const udpSocketFamily = binding.udpSocketFamily
 /** `NativeEvent.kind` values: a received batch, a receive error, room in the send buffer. */
 export const EVENT_BATCH = binding.EVENT_BATCH
 export const EVENT_ERROR = binding.EVENT_ERROR
