@@ -133,7 +133,10 @@ export function bind(self: Facade, args: unknown[]): void {
     if (!state.open) return
     if (err) return failBind(self, err, ip, p)
     if (shared) {
-      bindInWorker({ type: self.type, address: ip, port: p, fd: undefined, reuseAddr: state.reuseAddr, ipv6Only: state.ipv6Only }, onBound(ip))
+      bindInWorker(
+        { type: self.type, address: ip, port: p, fd: undefined, reuseAddr: state.reuseAddr, ipv6Only: state.ipv6Only },
+        onBound(ip),
+      )
       return
     }
     let sock: UdpSocket

@@ -16,12 +16,20 @@ type Proto = Facade & { send(...args: unknown[]): void }
 function accessor(proto: object, name: string, get: (s: State) => unknown, set: (s: State, v: unknown) => void): void {
   const msg = `Socket.prototype.${name} is deprecated`
   Object.defineProperty(proto, name, {
-    get: deprecate(function (this: Facade) {
-      return get(this[kState])
-    }, msg, 'DEP0112'),
-    set: deprecate(function (this: Facade, v: unknown) {
-      set(this[kState], v)
-    }, msg, 'DEP0112'),
+    get: deprecate(
+      function (this: Facade) {
+        return get(this[kState])
+      },
+      msg,
+      'DEP0112',
+    ),
+    set: deprecate(
+      function (this: Facade, v: unknown) {
+        set(this[kState], v)
+      },
+      msg,
+      'DEP0112',
+    ),
     configurable: true,
   })
 }
@@ -29,7 +37,15 @@ function accessor(proto: object, name: string, get: (s: State) => unknown, set: 
 /** Installs sendto() and the DEP0112 members on `proto`. */
 export function installLegacy(proto: Proto): void {
   Object.defineProperty(proto, 'sendto', {
-    value: function sendto(this: Proto, buffer: unknown, offset: unknown, length: unknown, port: unknown, address: unknown, callback: unknown) {
+    value: function sendto(
+      this: Proto,
+      buffer: unknown,
+      offset: unknown,
+      length: unknown,
+      port: unknown,
+      address: unknown,
+      callback: unknown,
+    ) {
       if (typeof offset !== 'number') throw E.invalidArgType('offset', 'of type number', offset)
       if (typeof length !== 'number') throw E.invalidArgType('length', 'of type number', length)
       if (typeof port !== 'number') throw E.invalidArgType('port', 'of type number', port)
@@ -72,20 +88,28 @@ export function installLegacy(proto: Proto): void {
     (s, v) => void (s.reuseAddr = v as boolean | undefined),
   )
   Object.defineProperty(proto, '_healthCheck', {
-    value: deprecate(function (this: Facade) {
-      healthCheck(this)
-    }, 'Socket.prototype._healthCheck() is deprecated', 'DEP0112'),
+    value: deprecate(
+      function (this: Facade) {
+        healthCheck(this)
+      },
+      'Socket.prototype._healthCheck() is deprecated',
+      'DEP0112',
+    ),
     writable: true,
     configurable: true,
   })
   Object.defineProperty(proto, '_stopReceiving', {
-    value: deprecate(function (this: Facade) {
-      const state = this[kState]
-      if (!state.receiving) return
-      if (state.unsubscribe) state.unsubscribe()
-      state.unsubscribe = null
-      state.receiving = false
-    }, 'Socket.prototype._stopReceiving() is deprecated', 'DEP0112'),
+    value: deprecate(
+      function (this: Facade) {
+        const state = this[kState]
+        if (!state.receiving) return
+        if (state.unsubscribe) state.unsubscribe()
+        state.unsubscribe = null
+        state.receiving = false
+      },
+      'Socket.prototype._stopReceiving() is deprecated',
+      'DEP0112',
+    ),
     writable: true,
     configurable: true,
   })

@@ -50,6 +50,7 @@ export function describeNode(value: unknown): string {
     const name = (value as { constructor?: { name?: string } }).constructor?.name
     return name ? `an instance of ${name}` : inspect(value, { depth: -1 })
   }
+  if (typeof value === 'string' && value.length > 28) return `type string (${inspect(`${value.slice(0, 25)}...`)})`
   let shown = inspect(value, { colors: false })
   if (shown.length > 28) shown = `${shown.slice(0, 25)}...`
   return `type ${typeof value} (${shown})`
@@ -229,7 +230,11 @@ export const dgram = {
   notConnected: () => codedError(Error, 'ERR_SOCKET_DGRAM_NOT_CONNECTED', 'Not connected'),
   badBufferSize: () => codedError(TypeError, 'ERR_SOCKET_BAD_BUFFER_SIZE', 'Buffer size must be a positive integer'),
   badPort: (name: string, port: unknown, allowZero: boolean) =>
-    codedError(RangeError, 'ERR_SOCKET_BAD_PORT', `${name} should be ${allowZero ? '>=' : '>'} 0 and < 65536. Received ${describeNode(port)}.`),
+    codedError(
+      RangeError,
+      'ERR_SOCKET_BAD_PORT',
+      `${name} should be ${allowZero ? '>=' : '>'} 0 and < 65536. Received ${describeNode(port)}.`,
+    ),
   outOfBounds: (name: string) => codedError(RangeError, 'ERR_BUFFER_OUT_OF_BOUNDS', `"${name}" is outside of buffer bounds`),
   invalidArgType: (name: string, expected: string, value: unknown) =>
     codedError(TypeError, 'ERR_INVALID_ARG_TYPE', `The "${name}" argument must be ${expected}. Received ${describeNode(value)}`),
@@ -249,7 +254,11 @@ export const dgram = {
     let details = ''
     if (port && port > 0) details = ` ${address}:${port}`
     else if (address) details = ` ${address}`
-    const ex = Object.assign(new Error(`${syscall} ${e.code}${details}`), { errno: e.errno, code: e.code, syscall }) as unknown as CodedError
+    const ex = Object.assign(new Error(`${syscall} ${e.code}${details}`), {
+      errno: e.errno,
+      code: e.code,
+      syscall,
+    }) as unknown as CodedError
     ex.address = address
     if (port) ex.port = port
     return ex
@@ -270,11 +279,7 @@ export const dgram = {
 
 /** Node's SystemError: `SystemError [CODE]: prefix: syscall returned CODE (uv message)`, with
  * `info` and live `errno`/`syscall` accessors, printed by util.inspect as Node prints it. */
-function systemError(
-  code: string,
-  prefix: string,
-  info: { errno: number; code: string; message: string; syscall: string },
-): CodedError {
+function systemError(code: string, prefix: string, info: { errno: number; code: string; message: string; syscall: string }): CodedError {
   const message = `${prefix}: ${info.syscall} returned ${info.code} (${info.message})`
   const err = new Error(message) as Error & { name: string }
   err.name = `SystemError [${code}]`

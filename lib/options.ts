@@ -110,7 +110,8 @@ function adoptedFd(o: Record<string, unknown>): { fd: number; family: number } {
   const fd = o.fd
   checkInt(fd, 'options.fd', 0, 0x7fffffff)
   for (const k of NOT_WITH_FD) {
-    if (o[k] !== undefined) throw errors.invalidArgValue(`options.${k}`, o[k], 'cannot be given with options.fd (the socket is already bound)')
+    if (o[k] !== undefined)
+      throw errors.invalidArgValue(`options.${k}`, o[k], 'cannot be given with options.fd (the socket is already bound)')
   }
   try {
     return { fd, family: udpSocketFamily(fd) }
