@@ -177,3 +177,37 @@ test('a cluster of 2 workers on the facade receives every datagram sent to one p
   t.deepEqual(facade, { received: 300, exclusive: ['EADDRINUSE', 'EADDRINUSE'], implicitDistinct: true, earlyExits: 0 })
   t.deepEqual(facade, node)
 })
+
+test('examples/socket-activation.js adopts fd 3 when LISTEN_PID/LISTEN_FDS name it, as systemd passes it', async (t) => {
+  const owner = await boundNode()
+  t.teardown(() => owner.close())
+  stopReading(owner)
+  const port = owner.address().port
+  // `exec` keeps the shell's pid, so LISTEN_PID=$$ is the example's own pid, as systemd sets it.
+  const example = join(ROOT, 'examples', 'socket-activation.js')
+  const child = spawn('sh', ['-c', `LISTEN_PID=$$ LISTEN_FDS=1 exec "${process.execPath}" "${example}"`], {
+    cwd: ROOT,
+    stdio: ['ignore', 'pipe', 'inherit', fdOf(owner)],
+  })
+  const closed = waitEvent(child, 'close')
+  let out = ''
+  const lines = (n: number) =>
+    new Promise<string[]>((resolve) => {
+      const check = () => {
+        const l = out.split('\n').filter(Boolean)
+        if (l.length >= n) resolve(l)
+      }
+      child.stdout!.on('data', (d: Buffer) => {
+        out += d
+        check()
+      })
+      check()
+    })
+  t.is((await lines(1))[0], `listening on 127.0.0.1:${port} (socket from systemd)`)
+  const peer = await boundNode()
+  t.teardown(() => peer.close())
+  peer.send('hello', port, '127.0.0.1')
+  t.is((await lines(2))[1], `127.0.0.1:${peer.address().port} 5`)
+  child.kill('SIGTERM')
+  await closed
+})
