@@ -2,7 +2,6 @@
 // pending-bind queue, implicit binds, lookup of empty addresses as loopback), and the
 // receive side: one UdpSocket batch becomes one 'message' event per datagram.
 
-import * as dns from 'node:dns'
 import { EventEmitter } from 'node:events'
 import { isIP } from 'node:net'
 import { networkInterfaces, constants as osConstants } from 'node:os'

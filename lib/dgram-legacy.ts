@@ -34,27 +34,18 @@ function accessor(proto: object, name: string, get: (s: State) => unknown, set: 
   })
 }
 
+/** Socket.prototype.sendto(buffer, offset, length, port, address[, callback]): Node's legacy form. */
+function sendto(this: Proto, buffer: unknown, offset: unknown, length: unknown, port: unknown, address: unknown, callback: unknown): void {
+  if (typeof offset !== 'number') throw E.invalidArgType('offset', 'of type number', offset)
+  if (typeof length !== 'number') throw E.invalidArgType('length', 'of type number', length)
+  if (typeof port !== 'number') throw E.invalidArgType('port', 'of type number', port)
+  dgramString(address, 'address')
+  this.send(buffer, offset, length, port, address, callback)
+}
+
 /** Installs sendto() and the DEP0112 members on `proto`. */
 export function installLegacy(proto: Proto): void {
-  Object.defineProperty(proto, 'sendto', {
-    value: function sendto(
-      this: Proto,
-      buffer: unknown,
-      offset: unknown,
-      length: unknown,
-      port: unknown,
-      address: unknown,
-      callback: unknown,
-    ) {
-      if (typeof offset !== 'number') throw E.invalidArgType('offset', 'of type number', offset)
-      if (typeof length !== 'number') throw E.invalidArgType('length', 'of type number', length)
-      if (typeof port !== 'number') throw E.invalidArgType('port', 'of type number', port)
-      dgramString(address, 'address')
-      this.send(buffer, offset, length, port, address, callback)
-    },
-    writable: true,
-    configurable: true,
-  })
+  Object.defineProperty(proto, 'sendto', { value: sendto, writable: true, configurable: true })
   // `_handle` is the UdpSocket behind the socket (Node's is its libuv handle); replacing it is
   // not possible here, so the setter only warns.
   accessor(

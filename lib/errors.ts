@@ -290,13 +290,17 @@ function systemError(code: string, prefix: string, info: { errno: number; code: 
     info: { value: info, enumerable: true, configurable: true, writable: false },
     errno: {
       get: () => info.errno,
-      set: (v: number) => void (info.errno = v),
+      set: (v: number) => {
+        info.errno = v
+      },
       enumerable: true,
       configurable: true,
     },
     syscall: {
       get: () => info.syscall,
-      set: (v: string) => void (info.syscall = v),
+      set: (v: string) => {
+        info.syscall = v
+      },
       enumerable: true,
       configurable: true,
     },
