@@ -119,7 +119,18 @@ export function bind(self: Facade, args: unknown[]): void {
       if (got.holder) got.holder.close()
       return failBind(self, E.withHostPort(asErrno(e), 'bind', ip, p), ip, p)
     }
-    state.holder = got.holder
+    const holder = got.holder
+    state.holder = holder
+    // The cluster closes the handles it gave a worker when the worker disconnects: the facade
+    // socket goes with it, as node:dgram's (whose handle it is) would.
+    if (holder !== null) {
+      holder.once('close', () => {
+        if (state.holder === holder && state.open) {
+          state.holder = null
+          self.close()
+        }
+      })
+    }
     startListening(self, sock)
   }
 

@@ -160,8 +160,9 @@ export class Socket extends EventEmitter {
       sock.close()
     }
     if (state.holder !== null) {
-      state.holder.close()
+      const holder = state.holder
       state.holder = null
+      holder.close()
     }
     for (const e of pending) finishSend(this, e, e.callback ? E.notRunning() : null)
     process.nextTick(() => this.emit('close'))
