@@ -19,7 +19,7 @@ import {
   rethrow,
 } from './dgram-state.js'
 import type { Facade, LookupCallback } from './dgram-state.js'
-import { bindInWorker, inClusterWorker } from './dgram-cluster.js'
+import { bindInWorker, fdTypeName, inClusterWorker } from './dgram-cluster.js'
 import type { Obtained } from './dgram-cluster.js'
 import { UdpSocket } from './socket.js'
 import type { BindOptions } from './options.js'
@@ -102,7 +102,10 @@ export function bind(self: Facade, args: unknown[]): void {
     try {
       sock = new UdpSocket({ type: self.type, fd, ...adoptOptions(state.ext) } as BindOptions)
     } catch (e) {
-      state.bindState = BIND_STATE_UNBOUND
+      const code = (e as { code?: unknown }).code
+      // As Node: anything but a UDP socket is ERR_INVALID_FD_TYPE (with Node's name for it),
+      // and the socket stays "binding" (a second bind() throws ERR_SOCKET_ALREADY_BOUND).
+      if (code === 'EBADF' || code === 'ENOTSOCK' || code === 'EINVAL') throw E.invalidFdType(fdTypeName(fd, code))
       throw E.withHostPort(asErrno(e), 'open', undefined, undefined)
     }
     startListening(self, sock)

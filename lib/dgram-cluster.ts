@@ -8,6 +8,8 @@
 
 import cluster from 'node:cluster'
 import * as nodeDgram from 'node:dgram'
+import { fstatSync } from 'node:fs'
+import { isatty } from 'node:tty'
 
 /** A socket obtained from elsewhere: its fd, and what must be closed with the facade socket. */
 export interface Obtained {
@@ -80,4 +82,22 @@ export function bindInWorker(req: SharedBind, callback: (err: Error | null, got?
   holder.once('listening', onListening)
   if (req.fd !== undefined) holder.bind({ fd: req.fd })
   else holder.bind({ port: req.port, address: req.address })
+}
+
+/**
+ * What Node's guessHandleType calls `fd` ('TCP', 'PIPE', 'FILE', 'TTY', 'UNKNOWN'), for
+ * ERR_INVALID_FD_TYPE when bind({ fd }) is given something that is not a UDP socket (`code`:
+ * the adoption's errno code: EINVAL is a socket of another kind, ENOTSOCK not a socket).
+ */
+export function fdTypeName(fd: number, code: unknown): string {
+  try {
+    const st = fstatSync(fd)
+    if (st.isSocket()) return code === 'EINVAL' ? 'TCP' : 'UNKNOWN'
+    if (st.isFile()) return 'FILE'
+    if (st.isFIFO()) return 'PIPE'
+    if (st.isCharacterDevice()) return isatty(fd) ? 'TTY' : 'FILE'
+  } catch {
+    // not open
+  }
+  return 'UNKNOWN'
 }

@@ -238,6 +238,7 @@ export const dgram = {
   outOfBounds: (name: string) => codedError(RangeError, 'ERR_BUFFER_OUT_OF_BOUNDS', `"${name}" is outside of buffer bounds`),
   invalidArgType: (name: string, expected: string, value: unknown) =>
     codedError(TypeError, 'ERR_INVALID_ARG_TYPE', `The "${name}" argument must be ${expected}. Received ${describeNode(value)}`),
+  invalidFdType: (type: string) => codedError(TypeError, 'ERR_INVALID_FD_TYPE', `Unsupported fd type: ${type}`),
   missingArgs: (name: string) => codedError(TypeError, 'ERR_MISSING_ARGS', `The "${name}" argument must be specified`),
   unsupported: (what: string, hint?: string) =>
     codedError(
