@@ -170,7 +170,12 @@ test('a cluster of 2 workers on the facade receives every datagram sent to one p
       child.stdout.on('data', (d: Buffer) => (out += d))
       child.stderr.pipe(process.stderr)
       child.on('error', reject)
-      child.on('close', () => resolve(out.trim()))
+      // A hang (a lost datagram) fails the test instead of stalling the suite.
+      const timer = setTimeout(() => child.kill(), 60_000)
+      child.on('close', () => {
+        clearTimeout(timer)
+        resolve(out.trim())
+      })
     })
   const facade = JSON.parse(await run('udp-mmsg/dgram'))
   const node = JSON.parse(await run('node:dgram'))
