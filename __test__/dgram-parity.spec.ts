@@ -5,6 +5,7 @@ import test, { type ExecutionContext } from 'ava'
 import { spawnSync } from 'node:child_process'
 import { createRequire } from 'node:module'
 import { join } from 'node:path'
+import { networkInterfaces } from 'node:os'
 import { inspect } from 'node:util'
 import { IMPLS, type DgramLike, type Socket, callback, messages, sockets, thrown, waitEvent } from './dgram-harness.js'
 
@@ -173,5 +174,30 @@ for (const [member, call] of [
     }
     t.is(out['./dist/dgram.js'], out['node:dgram'])
     t.regex(out['node:dgram'], /DEP0112/)
+  })
+}
+
+/** An IPv6 link-local address of this machine and its interface, if any. */
+function linkLocal(): { address: string; ifname: string } | undefined {
+  for (const [ifname, entries] of Object.entries(networkInterfaces())) {
+    for (const e of entries ?? []) if (e.family === 'IPv6' && e.address.startsWith('fe80:')) return { address: e.address, ifname }
+  }
+  return undefined
+}
+
+const ll = linkLocal()
+if (ll === undefined) {
+  test.skip('rinfo.address of a link-local sender names its interface (%eth0) [needs an IPv6 link-local address]', () => {})
+} else {
+  compat('rinfo.address of a link-local sender names its interface (%eth0)', async (d, S) => {
+    const address = `${ll.address}%${ll.ifname}`
+    const rx = S.add(d.createSocket('udp6'))
+    const listening = waitEvent(rx, 'listening')
+    rx.bind({ address, port: 0 })
+    await listening
+    const tx = S.add(d.createSocket('udp6'))
+    const got = messages(rx, 1)
+    tx.send('hello', rx.address().port, address)
+    return (await got)[0].rinfo.address
   })
 }

@@ -255,6 +255,8 @@ function scopeByName(address: string, scope: number): string {
       for (const e of entries ?? []) if (e.family === 'IPv6' && e.scopeid) ifNames.set(e.scopeid, name)
     }
   }
+  // A scope no interface claims keeps its number (and is not looked up again).
+  if (!ifNames.has(scope)) ifNames.set(scope, String(scope))
   const name = ifNames.get(scope)
   const pct = address.lastIndexOf('%')
   return name === undefined || pct < 0 ? address : `${address.slice(0, pct)}%${name}`
