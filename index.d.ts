@@ -271,6 +271,11 @@ export interface NativeOptions {
   recvTos: boolean
   /** TOS / traffic class for everything this socket sends. */
   tos?: number
+  /**
+   * Adopt (a duplicate of) this already open UDP socket instead of creating one: `address`,
+   * `port`, `reuseAddr`, `reusePort` and `ipv6Only` are then unused (see `crate::adopt`).
+   */
+  fd?: number
 }
 
 /** Outcome of one native send call. */
@@ -338,3 +343,10 @@ export interface NativeStats {
    */
   gsoFallbacks: number
 }
+
+/**
+ * The IP family (4 or 6) of the UDP socket `fd`, checked as adopting it would check it:
+ * `lib/options.ts` uses it to infer `type` when `fd` is given without one. The fd is only
+ * borrowed.
+ */
+export declare function udpSocketFamily(fd: number): number

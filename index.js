@@ -840,3 +840,4 @@ module.exports.batchLayout = nativeBinding.batchLayout
 module.exports.EVENT_BATCH = nativeBinding.EVENT_BATCH
 module.exports.EVENT_ERROR = nativeBinding.EVENT_ERROR
 module.exports.EVENT_WRITABLE = nativeBinding.EVENT_WRITABLE
+module.exports.udpSocketFamily = nativeBinding.udpSocketFamily

@@ -1,6 +1,5 @@
 // Lifetime: close semantics, process exit (child processes), ref/unref, worker threads.
 import test from 'ava'
-import { NATIVE } from './backend.js'
 import * as path from 'node:path'
 import { Worker } from 'node:worker_threads'
 import { UdpSocket } from '../lib/index.js'

@@ -67,37 +67,6 @@ test('difference: bind() validates the port (Node 20 silently truncates it to 16
   }
 })
 
-test('difference: sends made just before close() still go out (Node drops them without calling back)', async (t) => {
-  const S = sockets(t)
-  const rx = await S.bound(MMSG)
-  const tx = await S.bound(MMSG)
-  const got = messages(rx, 2)
-  const a = callback<[Error | null, number]>('send a')
-  tx.send('last words', rx.address().port, '127.0.0.1', a.cb)
-  tx.send('and more', rx.address().port, '127.0.0.1')
-  const closed = waitEvent(tx, 'close')
-  tx.close()
-  t.deepEqual(await a.done, [null, 10])
-  t.deepEqual(
-    (await got).map((m) => m.text),
-    ['last words', 'and more'],
-  )
-  await closed
-  t.is((tx as Socket).udpSocket, null)
-})
-
-test('difference: sends queued behind a failed bind call back with its error (Node drops them)', async (t) => {
-  const S = sockets(t)
-  const rx = await S.bound(MMSG)
-  const s = S.add(createSocket('udp4'))
-  s.on('error', () => {})
-  s.bind(rx.address().port, '127.0.0.1')
-  const { cb, done } = callback<[NodeJS.ErrnoException | null]>('send')
-  s.send('never', rx.address().port, '127.0.0.1', cb)
-  const [err] = await done
-  t.is(err!.code, 'EADDRINUSE')
-})
-
 // Reads them back with getSocketOption (raw getsockopt), which only the native backend has.
 needs('native')('socket options reach the kernel: createSocket({ broadcast, ttl }), setBroadcast(), setTTL()', async (t) => {
   const IPPROTO_IP = 0

@@ -5,7 +5,6 @@
 // pending promise references, and close() with batches received but not yet consumed.
 // Real loopback sockets only; every wait is bounded and nothing asserts on timing.
 import test from 'ava'
-import { needs } from './backend.js'
 import { spawn } from 'node:child_process'
 import * as path from 'node:path'
 import type { Batch } from '../lib/index.js'

@@ -2,10 +2,9 @@
 // pending-bind queue, implicit binds, lookup of empty addresses as loopback), and the
 // receive side: one UdpSocket batch becomes one 'message' event per datagram.
 
-import * as dns from 'node:dns'
 import { EventEmitter } from 'node:events'
 import { isIP } from 'node:net'
-import { constants as osConstants } from 'node:os'
+import { networkInterfaces, constants as osConstants } from 'node:os'
 import type { Batch } from './batch.js'
 import { dgram as E } from './errors.js'
 import { finishSend, flushNow } from './dgram-send.js'
@@ -20,6 +19,8 @@ import {
   rethrow,
 } from './dgram-state.js'
 import type { Facade, LookupCallback } from './dgram-state.js'
+import { bindInWorker, fdTypeName, inClusterWorker } from './dgram-cluster.js'
+import type { Obtained } from './dgram-cluster.js'
 import { UdpSocket } from './socket.js'
 import type { BindOptions } from './options.js'
 import { dgramPort, dgramString } from './validate.js'
@@ -36,14 +37,21 @@ export function asErrno(err: unknown): unknown {
   return err
 }
 
-/** Resolves `address` like Node's lookup4/lookup6 (empty means loopback). */
+/** True for Node's own dns.lookup (it carries Node's `customPromisifyArgs` symbol; a replacement
+ * does not): a socket using it may skip the call for IP literals, which dns.lookup answers on
+ * the next tick without resolving, exactly as the fast paths here do. */
+export function isDnsLookup(f: unknown): boolean {
+  return typeof f === 'function' && Object.getOwnPropertySymbols(f).some((s) => s.description === 'customPromisifyArgs')
+}
+
+/** Resolves `address` like Node's lookup4/lookup6 (empty means loopback), always through the
+ * socket's lookup function: the `lookup` option, or dns.lookup as it was at createSocket(). */
 export function lookup(self: Facade, address: string | undefined, callback: LookupCallback): void {
   const state = self[kState]
   const family = self.type === 'udp6' ? 6 : 4
   const host = address || (family === 6 ? '::1' : '127.0.0.1')
-  if (state.lookup !== null) return void state.lookup(host, family, callback)
-  if (isIP(host) !== 0) return void process.nextTick(callback, null, host, isIP(host))
-  return void dns.lookup(host, family, callback)
+  if (state.dnsLookup && isIP(host) !== 0) return void process.nextTick(callback, null, host, isIP(host))
+  return void state.lookup(host, family, callback)
 }
 
 /** Socket.bind(port?, address?, callback?) / bind(options, callback?). */
@@ -55,18 +63,22 @@ export function bind(self: Facade, args: unknown[]): void {
   if (state.bindState !== BIND_STATE_UNBOUND) throw E.alreadyBound()
 
   let address: unknown
+  let exclusive = false
+  let fd: number | undefined
   if (port !== null && typeof port === 'object') {
-    const o = port as { fd?: unknown; address?: unknown; port?: unknown }
-    if (o.fd !== undefined) throw E.unsupported('bind({ fd })', 'binding an existing file descriptor')
+    const o = port as { fd?: unknown; address?: unknown; port?: unknown; exclusive?: unknown }
+    // Node opens an fd given as a positive int32 and ignores address and port then.
+    if (typeof o.fd === 'number' && (o.fd | 0) === o.fd && o.fd > 0) fd = o.fd
+    exclusive = !!o.exclusive
     address = o.address || ''
     port = o.port
   } else {
     address = typeof address_ === 'function' ? '' : address_
   }
   // Node 20 silently truncates out-of-range ports here; the facade throws like send() does.
-  const p = port === undefined || port === null || typeof port === 'function' ? 0 : dgramPort(port, 'Port', true)
+  const p = fd !== undefined || port === undefined || port === null || typeof port === 'function' ? 0 : dgramPort(port, 'Port', true)
   if (!address) address = self.type === 'udp4' ? '0.0.0.0' : '::'
-  else dgramString(address, 'address')
+  else if (fd === undefined) dgramString(address, 'address')
 
   state.bindState = BIND_STATE_BINDING
   const cb = args.length && args[args.length - 1]
@@ -83,12 +95,61 @@ export function bind(self: Facade, args: unknown[]): void {
     self.on('listening', onListening)
   }
 
+  const shared = inClusterWorker() && !exclusive
+  if (fd !== undefined && !shared) {
+    // As Node: the fd is opened at once and 'listening' is emitted synchronously.
+    let sock: UdpSocket
+    try {
+      sock = new UdpSocket({ type: self.type, fd, ...adoptOptions(state.ext) } as BindOptions)
+    } catch (e) {
+      const code = (e as { code?: unknown }).code
+      // As Node: anything but a UDP socket is ERR_INVALID_FD_TYPE (with Node's name for it),
+      // and the socket stays "binding" (a second bind() throws ERR_SOCKET_ALREADY_BOUND).
+      if (code === 'EBADF' || code === 'ENOTSOCK' || code === 'EINVAL') throw E.invalidFdType(fdTypeName(fd, code))
+      throw E.withHostPort(asErrno(e), 'open', undefined, undefined)
+    }
+    startListening(self, sock)
+    return
+  }
+
+  const onBound = (ip: string) => (err: Error | null, got?: Obtained) => {
+    if (err || got === undefined) return failBind(self, err, ip, p)
+    if (!state.open) return void (got.holder && got.holder.close())
+    let sock: UdpSocket
+    try {
+      sock = new UdpSocket({ type: self.type, fd: got.fd, ...adoptOptions(state.ext) } as BindOptions)
+    } catch (e) {
+      if (got.holder) got.holder.close()
+      return failBind(self, E.withHostPort(asErrno(e), 'bind', ip, p), ip, p)
+    }
+    const holder = got.holder
+    state.holder = holder
+    // The cluster closes the handles it gave a worker when the worker disconnects: the facade
+    // socket goes with it, as node:dgram's (whose handle it is) would.
+    if (holder !== null) {
+      holder.once('close', () => {
+        if (state.holder === holder && state.open) {
+          state.holder = null
+          self.close()
+        }
+      })
+    }
+    startListening(self, sock)
+  }
+
+  if (fd !== undefined) {
+    bindInWorker({ type: self.type, address: '', port: 0, fd, reuseAddr: state.reuseAddr, ipv6Only: state.ipv6Only }, onBound(''))
+    return
+  }
+
   lookup(self, address as string, (err, ip) => {
     if (!state.open) return
-    if (err) {
-      state.bindState = BIND_STATE_UNBOUND
-      dropPending(self, err)
-      self.emit('error', err)
+    if (err) return failBind(self, err, ip, p)
+    if (shared) {
+      bindInWorker(
+        { type: self.type, address: ip, port: p, fd: undefined, reuseAddr: state.reuseAddr, ipv6Only: state.ipv6Only },
+        onBound(ip),
+      )
       return
     }
     let sock: UdpSocket
@@ -98,25 +159,37 @@ export function bind(self: Facade, args: unknown[]): void {
       if (state.ipv6Only && self.type === 'udp6') opts.ipv6Only = true
       sock = new UdpSocket(opts as BindOptions)
     } catch (e) {
-      const ex = E.withHostPort(asErrno(e), 'bind', ip, p)
-      state.bindState = BIND_STATE_UNBOUND
-      dropPending(self, ex)
-      self.emit('error', ex)
-      return
+      return failBind(self, E.withHostPort(asErrno(e), 'bind', ip, p), ip, p)
     }
     startListening(self, sock)
   })
 }
 
-/** A failed bind: sends made while binding report its error (Node drops them silently). */
-function dropPending(self: Facade, err: unknown): void {
+/** The udp-mmsg options that apply to an adopted socket (reusePort only applies to a bind). */
+function adoptOptions(ext: Record<string, unknown>): Record<string, unknown> {
+  const { reusePort: _unused, ...rest } = ext
+  return rest
+}
+
+/** A failed bind: back to unbound, the sends waiting for it dropped (as Node), 'error'. */
+function failBind(self: Facade, err: unknown, _ip: string, _port: number): void {
+  const state = self[kState]
+  if (!state.open) return
+  state.bindState = BIND_STATE_UNBOUND
+  dropPending(self)
+  self.emit('error', err)
+}
+
+/** Sends made while a bind was pending are dropped without a callback when it fails, as Node's. */
+function dropPending(self: Facade): void {
   const state = self[kState]
   const pending = state.sends
   state.sends = []
-  for (const e of pending) finishSend(self, e, e.callback ? err : null)
+  for (const e of pending) finishSend(self, e, null, false, true)
 }
 
-function startListening(self: Facade, sock: UdpSocket): void {
+/** The socket is bound to `sock`: receive from it, then 'listening' (as Node's startListening). */
+export function startListening(self: Facade, sock: UdpSocket): void {
   const state = self[kState]
   state.sock = sock
   if (!state.refed) sock.unref()
@@ -130,6 +203,7 @@ function startListening(self: Facade, sock: UdpSocket): void {
     }
   })
   state.unsubscribe = sock.onBatch((batch) => onBatch(self, batch))
+  state.receiving = true
   state.bindState = BIND_STATE_BOUND
   if (state.recvBufferSize) self.setRecvBufferSize(state.recvBufferSize)
   if (state.sendBufferSize) self.setSendBufferSize(state.sendBufferSize)
@@ -155,6 +229,8 @@ function onBatch(self: Facade, batch: Batch): void {
     if (prev === -1 || !sameSource(bytes, fams, scopes, prev, i)) {
       address = batch.address(i)
       family = fams[i] === 6 ? 'IPv6' : 'IPv4'
+      // Node names the scope of a link-local sender by its interface (`fe80::1%eth0`).
+      if (scopes[i] !== 0 && family === 'IPv6') address = scopeByName(address, scopes[i])
       prev = i
     }
     const off = offsets[i]
@@ -167,6 +243,23 @@ function onBatch(self: Facade, batch: Batch): void {
       process.nextTick(rethrow, err)
     }
   }
+}
+
+let ifNames: Map<number, string> | null = null
+
+/** `addr%<index>` as `addr%<interface name>` (if_indextoname, as libuv formats it). */
+function scopeByName(address: string, scope: number): string {
+  if (ifNames === null || !ifNames.has(scope)) {
+    ifNames = new Map()
+    for (const [name, entries] of Object.entries(networkInterfaces())) {
+      for (const e of entries ?? []) if (e.family === 'IPv6' && e.scopeid) ifNames.set(e.scopeid, name)
+    }
+  }
+  // A scope no interface claims keeps its number (and is not looked up again).
+  if (!ifNames.has(scope)) ifNames.set(scope, String(scope))
+  const name = ifNames.get(scope)
+  const pct = address.lastIndexOf('%')
+  return name === undefined || pct < 0 ? address : `${address.slice(0, pct)}%${name}`
 }
 
 function sameSource(bytes: Uint8Array, fams: Uint8Array, scopes: Uint32Array, a: number, b: number): boolean {
@@ -194,7 +287,7 @@ export function connect(self: Facade, port_: unknown, address_: unknown, callbac
   const state = self[kState]
   if (state.connectState !== CONNECT_STATE_DISCONNECTED) throw E.isConnected()
   state.connectState = CONNECT_STATE_CONNECTING
-  if (state.bindState === BIND_STATE_UNBOUND) self.bind({ port: 0 }, null)
+  if (state.bindState === BIND_STATE_UNBOUND) self.bind({ port: 0, exclusive: true }, null)
   const addr = address
   if (state.bindState !== BIND_STATE_BOUND) {
     enqueue(self, () => doConnect(self, port, addr, callback))

@@ -65,7 +65,7 @@ export function send(
   }
 
   healthCheck(self)
-  if (state.bindState === BIND_STATE_UNBOUND) self.bind({ port: 0 }, null)
+  if (state.bindState === BIND_STATE_UNBOUND) self.bind({ port: 0, exclusive: true }, null)
   if (list.length === 0) list.push(Buffer.alloc(0))
 
   let bytes = 0
@@ -94,13 +94,14 @@ export function send(
 function resolveSend(self: Facade, entry: SendEntry): void {
   const state = self[kState]
   const host = entry.address
-  if (entry.connected || (state.lookup === null && host && isIP(host) !== 0)) {
+  // dns.lookup answers an IP literal on the next tick; the flush runs on the next tick too.
+  if (entry.connected || (state.dnsLookup && host && isIP(host) !== 0)) {
     entry.ip = host
     entry.ready = true
     scheduleFlush(self)
     return
   }
-  if (state.lookup === null && !host) {
+  if (state.dnsLookup && !host) {
     entry.ip = self.type === 'udp6' ? '::1' : '127.0.0.1'
     entry.ready = true
     scheduleFlush(self)
@@ -162,10 +163,12 @@ function prepare(self: Facade, entries: SendEntry[]): { ok: SendEntry[]; message
 }
 
 /** Reports one send: callback(err, bytes) like Node; errors without a callback are dropped
- * like Node's, except DNS failures, which Node emits as 'error'. */
-export function finishSend(self: Facade, entry: SendEntry, err: unknown, isLookupError?: boolean): void {
+ * like Node's, except DNS failures, which Node emits as 'error'. `drop`: no report at all
+ * (Node's fate of a send whose socket closed or failed to bind before it went). */
+export function finishSend(self: Facade, entry: SendEntry, err: unknown, isLookupError?: boolean, drop?: boolean): void {
   const state = self[kState]
   state.sendBytes -= entry.bytes
+  if (drop) return
   if (entry.callback !== undefined) {
     if (err) process.nextTick(entry.callback, err)
     else process.nextTick(entry.callback, null, entry.bytes)

@@ -4,11 +4,13 @@
 // listed in the README ("node:dgram facade: differences"). Typed for users as node:dgram's
 // Socket (see dgram.ts); argument types here are what Node accepts at run time.
 
+import * as dns from 'node:dns'
 import { EventEmitter } from 'node:events'
 import { constants as osConstants } from 'node:os'
 import { dgram as E } from './errors.js'
-import { bind, connect, disconnect, healthCheck } from './dgram-bind.js'
-import { bufferSize, membership, option, sourceMembership } from './dgram-options.js'
+import { bind, connect, disconnect, healthCheck, isDnsLookup } from './dgram-bind.js'
+import { installLegacy } from './dgram-legacy.js'
+import { bufferSize, membership, multicastInterface, option, sourceMembership } from './dgram-options.js'
 import { finishSend, flushNow, send, sendQueueCount } from './dgram-send.js'
 import { BIND_STATE_UNBOUND, CONNECT_STATE_CONNECTED, CONNECT_STATE_DISCONNECTED, kState } from './dgram-state.js'
 import type { State } from './dgram-state.js'
@@ -58,7 +60,9 @@ export class Socket extends EventEmitter {
     }
     if (type !== 'udp4' && type !== 'udp6') throw E.badType()
     const lookup = options.lookup
-    if (lookup !== undefined && typeof lookup !== 'function') throw E.invalidArgType('options.lookup', 'of type function', lookup)
+    if (lookup !== undefined && typeof lookup !== 'function') throw E.invalidArgType('lookup', 'of type function', lookup)
+    // Node captures dns.lookup when the socket is created (a later replacement is not seen).
+    const resolver = (lookup ?? dns.lookup) as State['lookup']
 
     const ext: Record<string, unknown> = {}
     for (const k of EXTENSION_OPTIONS) if (options[k] !== undefined) ext[k] = options[k]
@@ -73,7 +77,10 @@ export class Socket extends EventEmitter {
       bindState: BIND_STATE_UNBOUND,
       connectState: CONNECT_STATE_DISCONNECTED,
       queue: undefined,
-      lookup: (lookup as State['lookup']) || null,
+      lookup: resolver,
+      dnsLookup: isDnsLookup(resolver),
+      holder: null,
+      receiving: false,
       reuseAddr: options.reuseAddr as boolean | undefined,
       ipv6Only: options.ipv6Only as boolean | undefined,
       recvBufferSize: options.recvBufferSize as number | undefined,
@@ -135,9 +142,15 @@ export class Socket extends EventEmitter {
       return this
     }
     healthCheck(this)
-    // Sends made earlier in this tick still go out (Node would drop them silently).
+    // Node hands connected sends to the kernel at once, and an unconnected one only after its
+    // (always asynchronous) lookup, by which time the socket is closed: it is dropped without a
+    // callback. So: the connected sends of this tick go out, the others are dropped.
+    const unconnected = state.sends.filter((e) => !e.connected)
+    state.sends = state.sends.filter((e) => e.connected)
+    for (const e of unconnected) finishSend(this, e, null, false, true)
     flushNow(this)
     state.open = false
+    state.receiving = false
     const pending = state.sends
     state.sends = []
     const sock = state.sock
@@ -145,6 +158,11 @@ export class Socket extends EventEmitter {
     if (sock !== null) {
       if (state.unsubscribe) state.unsubscribe()
       sock.close()
+    }
+    if (state.holder !== null) {
+      const holder = state.holder
+      state.holder = null
+      holder.close()
     }
     for (const e of pending) finishSend(this, e, e.callback ? E.notRunning() : null)
     process.nextTick(() => this.emit('close'))
@@ -217,7 +235,7 @@ export class Socket extends EventEmitter {
   setMulticastInterface(interfaceAddress: unknown): void {
     healthCheck(this)
     dgramString(interfaceAddress, 'interfaceAddress')
-    option(this, 'setMulticastInterface', (sock) => sock.setMulticastInterface(interfaceAddress))
+    option(this, 'setMulticastInterface', (sock) => sock.setMulticastInterface(multicastInterface(this.type, interfaceAddress)))
   }
 
   addMembership(multicastAddress: unknown, interfaceAddress?: unknown): void {
@@ -250,6 +268,8 @@ export class Socket extends EventEmitter {
     return this
   }
 }
+
+installLegacy(Socket.prototype as never)
 
 if (typeof Symbol.asyncDispose === 'symbol') {
   Object.defineProperty(Socket.prototype, Symbol.asyncDispose, {

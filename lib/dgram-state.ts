@@ -2,6 +2,7 @@
 // dgram-socket.ts (the class), dgram-bind.ts (bind, lookup, connect), dgram-send.ts (send queue
 // and coalescing), dgram-options.ts (socket-option methods).
 
+import type * as nodeDgram from 'node:dgram'
 import type { UdpSocket } from './socket.js'
 
 export const BIND_STATE_UNBOUND = 0
@@ -42,8 +43,15 @@ export interface State {
   connectState: number
   /** Calls to run once a pending bind completes (Node's queue). */
   queue: Array<() => void> | undefined
-  /** The user's lookup (called as Node calls it: `(host, family, callback)`), or null for dns.lookup. */
-  lookup: ((host: string, family: number, callback: LookupCallback) => void) | null
+  /** The lookup (called as Node calls it: `(host, family, callback)`): the user's, or dns.lookup
+   * as it was when the socket was created (as Node captures it). */
+  lookup: (host: string, family: number, callback: LookupCallback) => void
+  /** `lookup` is Node's own dns.lookup (IP literals need not go through it). */
+  dnsLookup: boolean
+  /** In a cluster worker: the internal node:dgram socket holding the primary's handle. */
+  holder: nodeDgram.Socket | null
+  /** What the deprecated `_receiving` reads (Node: reading started and not stopped). */
+  receiving: boolean
   reuseAddr: boolean | undefined
   ipv6Only: boolean | undefined
   recvBufferSize: number | undefined

@@ -7,7 +7,7 @@
 // native layer (structured: `code` UDP_MMSG_OS / UDP_MMSG_ARG / UDP_MMSG_CLOSED with their
 // fields); a refused address-table entry is decoded by `nativeAddressRefusal`, for the send path.
 
-import { getSystemErrorName } from 'node:util'
+import { getSystemErrorMap, getSystemErrorName, inspect } from 'node:util'
 import type { ErrnoError } from './types.js'
 
 export type { ErrnoError }
@@ -40,6 +40,26 @@ export function describe(value: unknown): string {
   if (shown.length > 28) shown = `${shown.slice(0, 25)}...`
   if (typeof value === 'string') shown = `'${shown}'`
   return `type ${typeof value} (${shown})`
+}
+
+/** How node:dgram's errors show a received value: Node's own `determineSpecificType` (util.inspect). */
+export function describeNode(value: unknown): string {
+  if (value === null || value === undefined) return String(value)
+  if (typeof value === 'function' && value.name) return `function ${value.name}`
+  if (typeof value === 'object') {
+    const name = (value as { constructor?: { name?: string } }).constructor?.name
+    return name ? `an instance of ${name}` : inspect(value, { depth: -1 })
+  }
+  if (typeof value === 'string' && value.length > 28) return `type string (${inspect(`${value.slice(0, 25)}...`)})`
+  let shown = inspect(value, { colors: false })
+  if (shown.length > 28) shown = `${shown.slice(0, 25)}...`
+  return `type ${typeof value} (${shown})`
+}
+
+/** libuv's description of an errno (`'bad file descriptor'`), as Node's SystemError shows it. */
+export function uvMessage(errno: number): string {
+  const entry = getSystemErrorMap().get(-Math.abs(errno))
+  return entry ? entry[1] : `Unknown system error ${-Math.abs(errno)}`
 }
 
 // ---- UdpSocket (core API) ---------------------------------------------------------------------
@@ -199,7 +219,7 @@ function nodeErrorToString(this: CodedError): string {
   return `${this.name} [${this.code}]: ${this.message}`
 }
 
-/** Node's ErrnoException: `syscall CODE`, negative errno. */
+/** Node's ErrnoException: `syscall CODE`, negative errno (a plain Error, as Node's). */
 function errnoException(errno: number, syscall: string): ErrnoError & CodedError {
   const n = -Math.abs(errno)
   let code: string
@@ -208,7 +228,7 @@ function errnoException(errno: number, syscall: string): ErrnoError & CodedError
   } catch {
     code = `Unknown system error ${n}`
   }
-  return codedError(Error, code, `${syscall} ${code}`, { errno: n, syscall }) as ErrnoError & CodedError
+  return Object.assign(new Error(`${syscall} ${code}`), { errno: n, code, syscall }) as ErrnoError & CodedError
 }
 
 /** The facade's errors, with the messages and codes node:dgram uses. */
@@ -220,10 +240,15 @@ export const dgram = {
   notConnected: () => codedError(Error, 'ERR_SOCKET_DGRAM_NOT_CONNECTED', 'Not connected'),
   badBufferSize: () => codedError(TypeError, 'ERR_SOCKET_BAD_BUFFER_SIZE', 'Buffer size must be a positive integer'),
   badPort: (name: string, port: unknown, allowZero: boolean) =>
-    codedError(RangeError, 'ERR_SOCKET_BAD_PORT', `${name} should be ${allowZero ? '>=' : '>'} 0 and < 65536. Received ${describe(port)}.`),
+    codedError(
+      RangeError,
+      'ERR_SOCKET_BAD_PORT',
+      `${name} should be ${allowZero ? '>=' : '>'} 0 and < 65536. Received ${describeNode(port)}.`,
+    ),
   outOfBounds: (name: string) => codedError(RangeError, 'ERR_BUFFER_OUT_OF_BOUNDS', `"${name}" is outside of buffer bounds`),
   invalidArgType: (name: string, expected: string, value: unknown) =>
-    codedError(TypeError, 'ERR_INVALID_ARG_TYPE', `The "${name}" argument must be ${expected}. Received ${describe(value)}`),
+    codedError(TypeError, 'ERR_INVALID_ARG_TYPE', `The "${name}" argument must be ${expected}. Received ${describeNode(value)}`),
+  invalidFdType: (type: string) => codedError(TypeError, 'ERR_INVALID_FD_TYPE', `Unsupported fd type: ${type}`),
   missingArgs: (name: string) => codedError(TypeError, 'ERR_MISSING_ARGS', `The "${name}" argument must be specified`),
   unsupported: (what: string, hint?: string) =>
     codedError(
@@ -240,23 +265,64 @@ export const dgram = {
     let details = ''
     if (port && port > 0) details = ` ${address}:${port}`
     else if (address) details = ` ${address}`
-    const ex = codedError(Error, e.code, `${syscall} ${e.code}${details}`, { errno: e.errno, syscall })
-    if (address) ex.address = address
+    const ex = Object.assign(new Error(`${syscall} ${e.code}${details}`), {
+      errno: e.errno,
+      code: e.code,
+      syscall,
+    }) as unknown as CodedError
+    ex.address = address
     if (port) ex.port = port
     return ex
   },
 
-  /** What Node throws for buffer-size calls on an unbound socket. */
+  /** What Node throws for a failed buffer-size call: a SystemError, shown as Node shows it. */
   bufferSizeError(errno: number, which: 'recv' | 'send'): CodedError {
     const name = getSystemErrorName(-errno)
     const syscall = which === 'recv' ? 'uv_recv_buffer_size' : 'uv_send_buffer_size'
-    const message = `Could not get or set buffer size: ${syscall} returned ${name} (${name === 'EBADF' ? 'bad file descriptor' : name})`
-    const err = codedError(Error, 'ERR_SOCKET_BUFFER_SIZE', message, {
+    return systemError('ERR_SOCKET_BUFFER_SIZE', 'Could not get or set buffer size', {
       errno: -errno,
+      code: name,
+      message: uvMessage(errno),
       syscall,
-      info: { errno: -errno, code: name, message: name, syscall },
     })
-    err.name = 'SystemError'
-    return err
   },
+}
+
+/** Node's SystemError: `SystemError [CODE]: prefix: syscall returned CODE (uv message)`, with
+ * `info` and live `errno`/`syscall` accessors, printed by util.inspect as Node prints it. */
+function systemError(code: string, prefix: string, info: { errno: number; code: string; message: string; syscall: string }): CodedError {
+  const message = `${prefix}: ${info.syscall} returned ${info.code} (${info.message})`
+  const err = new Error(message) as Error & { name: string }
+  err.name = `SystemError [${code}]`
+  void err.stack
+  Object.defineProperty(err, 'code', { value: code, enumerable: true, writable: true, configurable: true })
+  Object.defineProperties(err, {
+    name: { value: 'SystemError', enumerable: false, writable: true, configurable: true },
+    info: { value: info, enumerable: true, configurable: true, writable: false },
+    errno: {
+      get: () => info.errno,
+      set: (v: number) => {
+        info.errno = v
+      },
+      enumerable: true,
+      configurable: true,
+    },
+    syscall: {
+      get: () => info.syscall,
+      set: (v: string) => {
+        info.syscall = v
+      },
+      enumerable: true,
+      configurable: true,
+    },
+    toString: { value: nodeErrorToString, writable: true, configurable: true },
+    [inspect.custom]: {
+      value: function (this: Error, _depth: number, options: object) {
+        return inspect(this, { ...options, getters: true, customInspect: false })
+      },
+      writable: true,
+      configurable: true,
+    },
+  })
+  return err as unknown as CodedError
 }

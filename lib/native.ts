@@ -85,6 +85,9 @@ export const BACKEND: 'native' | 'fallback' = chosen.backend
 export const NativeSocket = chosen.binding.NativeSocket
 /** The batch metadata layout, defined once in src/batch.rs (read once at load). */
 export const BATCH_LAYOUT = chosen.binding.batchLayout()
+/** The family (4 or 6) of an open UDP socket fd, checked as adopting it would be (src/adopt.rs); undefined on the fallback backend. */
+export const udpSocketFamily: ((fd: number) => number) | undefined = (chosen.binding as { udpSocketFamily?: (fd: number) => number })
+  .udpSocketFamily
 /** `NativeEvent.kind` values: a received batch, a receive error, room in the send buffer. */
 export const EVENT_BATCH = chosen.binding.EVENT_BATCH
 export const EVENT_ERROR = chosen.binding.EVENT_ERROR

@@ -2,9 +2,10 @@
 // RangeError naming the option, before anything touches the kernel.
 
 import * as errors from './errors.js'
+import { udpSocketFamily } from './native.js'
 import type { NativeOptions } from './native.js'
 export type { BindOptions } from './types.js'
-import { boolOption as bool, intOption as int, ipOf, portOf } from './validate.js'
+import { boolOption as bool, checkInt, intOption as int, ipOf, portOf } from './validate.js'
 
 /** Defaults of the numeric bind options. */
 export const DEFAULTS = Object.freeze({
@@ -28,6 +29,12 @@ export function normalize(options: unknown): Normalized {
   let type = o.type
   if (type !== undefined && type !== 'udp4' && type !== 'udp6') {
     throw errors.invalidArgValue('options.type', type, "must be 'udp4' or 'udp6'")
+  }
+  const fd = o.fd === undefined ? undefined : adoptedFd(o)
+  if (fd !== undefined) {
+    const fam = fd.family === 6 ? 'udp6' : 'udp4'
+    if (type === undefined) type = fam
+    else if (type !== fam) throw errors.invalidArgValue('options.type', type, `does not match options.fd, an IPv${fd.family} socket`)
   }
   let address = o.address as string | undefined
   if (address !== undefined) {
@@ -90,6 +97,28 @@ export function normalize(options: unknown): Normalized {
       timestamps: bool(o, 'timestamps', false),
       recvTos: bool(o, 'recvTos', false),
       tos: int(o, 'tos', 0, 255, undefined),
+      fd: fd === undefined ? undefined : fd.fd,
     },
+  }
+}
+
+/** Options that only apply when the socket binds itself, so not with `fd`. */
+const NOT_WITH_FD = ['address', 'port', 'reuseAddr', 'reusePort', 'ipv6Only'] as const
+
+/** `options.fd`: a non-negative integer naming an open UDP socket; returns it and its family. */
+function adoptedFd(o: Record<string, unknown>): { fd: number; family: number } {
+  const fd = o.fd
+  checkInt(fd, 'options.fd', 0, 0x7fffffff)
+  for (const k of NOT_WITH_FD) {
+    if (o[k] !== undefined)
+      throw errors.invalidArgValue(`options.${k}`, o[k], 'cannot be given with options.fd (the socket is already bound)')
+  }
+  if (udpSocketFamily === undefined) {
+    throw errors.unsupportedFeature('fd', 'fallback', 'adopting a socket fd needs the native backend')
+  }
+  try {
+    return { fd, family: udpSocketFamily(fd) }
+  } catch (e) {
+    throw errors.fromNative(e)
   }
 }

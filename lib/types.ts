@@ -61,6 +61,13 @@ export interface BindOptions {
   tos?: number
   /** Abort the bind (only before it starts: binding itself is immediate). */
   signal?: AbortSignal
+  /**
+   * Adopt this already open UDP socket (systemd's fd 3, one passed by a parent process...)
+   * instead of creating one: the socket takes a duplicate of it (the fd stays yours to close)
+   * and uses it as it is bound. `type` defaults to the fd's family; `address`, `port`,
+   * `reuseAddr`, `reusePort` and `ipv6Only` cannot be given with it.
+   */
+  fd?: number
 }
 
 /** One datagram to send. */

@@ -10,6 +10,7 @@
 #![warn(clippy::undocumented_unsafe_blocks)]
 
 pub mod addr;
+pub mod adopt;
 pub mod batch;
 pub mod cleanup;
 pub mod cmsg;

@@ -105,7 +105,7 @@ pub fn open(cfg: &SocketConfig) -> Result<(Socket, Granted), OpenError> {
 
 /// Tries `SO_RCVBUFFORCE`/`SO_SNDBUFFORCE`; false when not permitted or not supported.
 #[cfg(target_os = "linux")]
-fn force_buffer(socket: &Socket, size: usize, recv: bool) -> bool {
+pub(crate) fn force_buffer(socket: &Socket, size: usize, recv: bool) -> bool {
   use std::os::fd::AsRawFd;
   let opt = if recv { libc::SO_RCVBUFFORCE } else { libc::SO_SNDBUFFORCE };
   let value = size.min(i32::MAX as usize) as libc::c_int;
@@ -123,7 +123,7 @@ fn force_buffer(socket: &Socket, size: usize, recv: bool) -> bool {
 }
 
 #[cfg(not(target_os = "linux"))]
-fn force_buffer(_socket: &Socket, _size: usize, _recv: bool) -> bool {
+pub(crate) fn force_buffer(_socket: &Socket, _size: usize, _recv: bool) -> bool {
   false
 }
 

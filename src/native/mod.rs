@@ -109,7 +109,7 @@ impl NativeSocket {
   }
 
   /// The constructor's work, with errors not yet thrown.
-  fn open(env: &Env, options: NativeOptions, dispatch: Function<'_, NativeEvent, ()>) -> NResult<Self> {
+  fn open(env: &Env, mut options: NativeOptions, dispatch: Function<'_, NativeEvent, ()>) -> NResult<Self> {
     if options.batch_size == 0 || options.batch_size > MAX_BATCH_SIZE {
       return Err(invalid_arg("batchSize", "must be 1..1024"));
     }
@@ -141,7 +141,15 @@ impl NativeSocket {
       ttl: options.ttl,
       connect,
     };
-    let (sock, granted) = socket::open(&cfg).map_err(|e| os_error(e.os, &e.detail))?;
+    // An adopted socket's family is the fd's, whatever `ipv6` said (see crate::adopt).
+    let opened = match options.fd {
+      Some(fd) => crate::adopt::adopt(fd, &cfg).map(|(s, g, v6)| {
+        options.ipv6 = v6;
+        (s, g)
+      }),
+      None => socket::open(&cfg),
+    };
+    let (sock, granted) = opened.map_err(|e| os_error(e.os, &e.detail))?;
     let batched = cfg!(target_os = "linux") && !options.portable;
     let mode = if batched { RecvMode::Batched } else { RecvMode::Portable };
     let drop_counter = enable_drop_counter(&sock);

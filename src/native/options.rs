@@ -63,6 +63,9 @@ pub struct NativeOptions {
   pub recv_tos: bool,
   /// TOS / traffic class for everything this socket sends.
   pub tos: Option<u32>,
+  /// Adopt (a duplicate of) this already open UDP socket instead of creating one: `address`,
+  /// `port`, `reuseAddr`, `reusePort` and `ipv6Only` are then unused (see `crate::adopt`).
+  pub fd: Option<i32>,
 }
 
 /// What this socket can do, probed once when it was opened.
