@@ -158,7 +158,7 @@ test('a relative NAPI_RS_NATIVE_LIBRARY_PATH, for real: names the path the loade
     }`
   const r = spawnSync(process.execPath, ['-e', script], {
     cwd,
-    env: { ...process.env, NAPI_RS_NATIVE_LIBRARY_PATH: './no-such-binary.node' },
+    env: { ...process.env, NAPI_RS_NATIVE_LIBRARY_PATH: './no-such-binary.node', UDP_MMSG_BACKEND: 'native' },
     encoding: 'utf8',
     timeout: 60_000,
   })

@@ -19,8 +19,6 @@ import type { UdpSocket } from './socket.js'
 import { dgramString } from './validate.js'
 
 /** Largest UDP payload: the facade receives whole datagrams by default, as Node does. */
-const DEFAULT_MAX_DATAGRAM_SIZE = 65535
-
 /** udp-mmsg options createSocket() accepts on top of Node's (ignored by node:dgram). */
 const EXTENSION_OPTIONS = [
   'reusePort',
@@ -66,7 +64,7 @@ export class Socket extends EventEmitter {
 
     const ext: Record<string, unknown> = {}
     for (const k of EXTENSION_OPTIONS) if (options[k] !== undefined) ext[k] = options[k]
-    if (ext.maxDatagramSize === undefined) ext.maxDatagramSize = DEFAULT_MAX_DATAGRAM_SIZE
+    // maxDatagramSize defaults (in UdpSocket) to the largest UDP payload of the family.
     // Validate the udp-mmsg options now (nothing touches the kernel) rather than at bind time.
     normalize({ type, ...ext })
 

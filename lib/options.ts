@@ -7,10 +7,17 @@ import type { NativeOptions } from './native.js'
 export type { BindOptions } from './types.js'
 import { boolOption as bool, checkInt, intOption as int, ipOf, portOf } from './validate.js'
 
-/** Defaults of the numeric bind options. */
+/** The largest UDP payload over IPv4 (65,535 − 8 UDP − 20 IP header bytes). */
+export const MAX_UDP_PAYLOAD_V4 = 65507
+/** The largest UDP payload over IPv6 without jumbograms (65,535 − 8 UDP header bytes). */
+export const MAX_UDP_PAYLOAD_V6 = 65527
+
+/** Defaults of the numeric bind options. `maxDatagramSize` defaults to the largest payload of
+ * the socket's family (nothing is cut, as with node:dgram): the receive slab is made on the
+ * first receive and its pages are touched only where datagrams land, so this costs an idle or
+ * small-datagram socket nothing. */
 export const DEFAULTS = Object.freeze({
   batchSize: 256,
-  maxDatagramSize: 2048,
   maxPendingBatches: 16,
   coalesceMicros: 200,
 })
@@ -85,7 +92,7 @@ export function normalize(options: unknown): Normalized {
       forceBufferSize: bool(o, 'forceBufferSize', false),
       ttl,
       batchSize: int(o, 'batchSize', 1, 1024, DEFAULTS.batchSize),
-      maxDatagramSize: int(o, 'maxDatagramSize', 1, 65535, DEFAULTS.maxDatagramSize),
+      maxDatagramSize: int(o, 'maxDatagramSize', 1, 65535, ipv6 ? MAX_UDP_PAYLOAD_V6 : MAX_UDP_PAYLOAD_V4),
       maxPendingBatches: int(o, 'maxPendingBatches', 1, 1024, DEFAULTS.maxPendingBatches),
       coalesceMicros: int(o, 'coalesceMicros', 0, 1000000, DEFAULTS.coalesceMicros),
       connectAddress: connect ? connect.address : undefined,

@@ -12,10 +12,12 @@ use crate::addr::decode_sockaddr;
 use crate::batch::{BatchBuilder, Extra, RawBatch, FLAG_TRUNCATED};
 use crate::cmsg::WrappingCounter;
 mod control;
+mod region;
 #[cfg(test)]
 mod tests;
 
 use control::read_control;
+use region::Region;
 
 /// Control buffer room per datagram: drop counter, pktinfo (IPv4 or IPv6), timestamp, TOS,
 /// GRO segment size, with room to spare.
@@ -37,7 +39,7 @@ pub struct RecvSlab {
   slot: usize,
   /// Largest datagram handed to JS; longer ones are cut and flagged.
   limit: usize,
-  buf: Vec<u8>,
+  buf: Region,
   // SAFETY-relevant: these vectors are never resized after construction, so pointers into
   // them stay valid for the slab's lifetime; headers are re-pointed before every call anyway.
   names: Vec<libc::sockaddr_storage>,
@@ -93,7 +95,7 @@ impl RecvSlab {
       batch,
       slot,
       limit,
-      buf: vec![0u8; batch * slot],
+      buf: Region::new(batch * slot),
       names: vec![zero_name; batch],
       control: vec![0u8; batch * CONTROL_PER_SLOT],
       // SAFETY: see above.
