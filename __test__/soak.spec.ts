@@ -71,8 +71,9 @@ test('quick soak: exact accounting, intact payloads, no fd/thread/RSS growth, re
   t.deepEqual(j.problems, [])
   t.is(j.fds.start, j.fds.end, 'no fd growth while receiving')
   t.is(j.fds.afterClose, j.fds.baseline, 'fds back to the baseline after close')
-  t.is(j.threads.afterClose, j.threads.baseline, 'the I/O thread is gone after close')
-  t.true(j.rss.growthPct < 5, `RSS growth middle -> end ${j.rss.growthPct} % < 5 %`)
+  t.is(j.threads.afterClose, j.threads.baseline, 'no thread is left after close')
+  const grownMiB = (j.rss.end - j.rss.middle) / 1048576
+  t.true(j.rss.growthPct < 5 || grownMiB < 12, `RSS growth middle -> end ${j.rss.growthPct} % (${grownMiB.toFixed(1)} MiB): < 5 % or < 12 MiB`)
   t.true(j.loopDelayMs.p99 < 200, `event-loop delay p99 ${j.loopDelayMs.p99} ms < 200 ms`)
   t.true(j.ok, `every soak check passes: ${JSON.stringify(j.checks)}`)
   t.is(r.code, 0, 'the soak exits with 0')
