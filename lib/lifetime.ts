@@ -28,6 +28,7 @@ function checkCapped(requested: number | undefined, granted: number, forced: boo
 
 /** Warns once per (option, requested, granted) when net.core.rmem_max/wmem_max capped a request. */
 export function warnIfCapped(s: UdpSocket, nopts: NativeOptions): void {
+  if (nopts.recvBufferSize === undefined && nopts.sendBufferSize === undefined) return
   const sizes = s.bufferSizes()
   checkCapped(nopts.recvBufferSize, sizes.recvBufferSize, sizes.recvForced, 'recvBufferSize', 'rmem_max')
   checkCapped(nopts.sendBufferSize, sizes.sendBufferSize, sizes.sendForced, 'sendBufferSize', 'wmem_max')

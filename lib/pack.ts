@@ -89,7 +89,8 @@ function checkAttached(view: ArrayBufferView, name: string): void {
 }
 
 /**
- * Scratch storage reused across packs of one socket (grown as needed), so a send that
+ * Scratch storage reused across packs (grown as needed; one for every socket of the thread,
+ * see {@link sharedScratch}), so a send that
  * completes synchronously allocates nothing but the normalised part list. `busy` is true
  * while a pack is using it: a send made re-entrantly from inside that pack (a getter of a
  * message calling trySendBatch/sendBatch) packs into a fresh scratch instead, so neither
@@ -113,6 +114,11 @@ export class PackScratch {
     this.busy = false
   }
 }
+
+/** The scratch every socket of this thread packs into. A pack is synchronous and a send that
+ * has to wait copies its batch out (send-queue `detach`), so one is enough; a socket owning
+ * 76 KiB of scratch of its own made every socket cost that much, and its creation time. */
+export const sharedScratch = new PackScratch()
 
 function grow<T extends { length: number }>(arr: T, need: number, Ctor: TypedCtor<T>): T {
   if (arr.length >= need) return arr

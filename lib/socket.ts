@@ -12,7 +12,7 @@ import { live, stats, warnIfCapped } from './lifetime.js'
 import { BACKEND, NativeSocket } from './native.js'
 import type { NativeStats } from './native.js'
 import { normalize } from './options.js'
-import { PackScratch } from './pack.js'
+import { PackScratch, sharedScratch } from './pack.js'
 import type { SockInfo } from './pack.js'
 import { makeDispatch, closeReceive, iterate, onListenerChange, pulling, recvBatch } from './receive.js'
 import type { Waiter } from './receive.js'
@@ -98,7 +98,7 @@ export class UdpSocket extends EventEmitter implements AsyncIterable<Batch> {
   /** @internal */ _statsAtClose: NativeStats | null = null
   /** @internal */ _sendQueue: SendOp[] = []
   /** @internal */ _flushScheduled = false
-  /** @internal */ _scratch = new PackScratch()
+  /** @internal */ _scratch: PackScratch = sharedScratch
   /** @internal */ _readingScheduled = false
 
   /**

@@ -29,6 +29,7 @@ pub struct SocketConfig {
 /// `net.core.rmem_max`/`wmem_max` unless forced).
 #[derive(Debug, Clone, Copy)]
 pub struct Granted {
+  /// Granted sizes (0 when none was requested: read them with getsockopt when needed).
   pub recv_buffer_size: usize,
   pub send_buffer_size: usize,
   /// True when a forced size was applied (the process had CAP_NET_ADMIN).
@@ -50,8 +51,15 @@ fn step<T>(r: std::io::Result<T>, syscall: &'static str, detail: &str) -> Result
 /// Creates, configures, binds and (optionally) connects a UDP socket.
 pub fn open(cfg: &SocketConfig) -> Result<(Socket, Granted), OpenError> {
   let domain = if cfg.ipv6 { Domain::IPV6 } else { Domain::IPV4 };
-  let socket = step(Socket::new(domain, Type::DGRAM.cloexec(), Some(Protocol::UDP)), "socket", "")?;
-  step(socket.set_nonblocking(true), "fcntl", "O_NONBLOCK")?;
+  // Non-blocking from the start where the socket call can say so (two fcntl calls fewer).
+  #[cfg(any(target_os = "linux", target_os = "android"))]
+  let socket = step(Socket::new(domain, Type::DGRAM.nonblocking().cloexec(), Some(Protocol::UDP)), "socket", "")?;
+  #[cfg(not(any(target_os = "linux", target_os = "android")))]
+  let socket = {
+    let s = step(Socket::new(domain, Type::DGRAM.cloexec(), Some(Protocol::UDP)), "socket", "")?;
+    step(s.set_nonblocking(true), "fcntl", "O_NONBLOCK")?;
+    s
+  };
   if cfg.ipv6 {
     if let Some(only) = cfg.ipv6_only {
       step(socket.set_only_v6(only), "setsockopt", "IPV6_V6ONLY")?;
@@ -94,9 +102,16 @@ pub fn open(cfg: &SocketConfig) -> Result<(Socket, Granted), OpenError> {
     let peer = if cfg.ipv6 { crate::addr::to_v6_mapped(peer) } else { peer };
     step(socket.connect(&SockAddr::from(peer)), "connect", &peer.to_string())?;
   }
+  // Read back only what was asked for (the rest is read when asked: `bufferSizes()`).
   let granted = Granted {
-    recv_buffer_size: step(socket.recv_buffer_size(), "getsockopt", "SO_RCVBUF")?,
-    send_buffer_size: step(socket.send_buffer_size(), "getsockopt", "SO_SNDBUF")?,
+    recv_buffer_size: match cfg.recv_buffer_size {
+      Some(_) => step(socket.recv_buffer_size(), "getsockopt", "SO_RCVBUF")?,
+      None => 0,
+    },
+    send_buffer_size: match cfg.send_buffer_size {
+      Some(_) => step(socket.send_buffer_size(), "getsockopt", "SO_SNDBUF")?,
+      None => 0,
+    },
     recv_forced,
     send_forced,
   };
@@ -235,14 +250,26 @@ pub fn set_tos(socket: &Socket, ipv6: bool, tos: u32) -> Result<(), OpenError> {
   }
 }
 
-/// True when the kernel knows `UDP_SEGMENT` (GSO) on this socket.
+/// True when the kernel knows `UDP_SEGMENT` (GSO) on this socket. The answer depends on the
+/// kernel and the address family only, so it is asked once per family per process.
 #[cfg(target_os = "linux")]
-pub fn probe_gso(socket: &Socket) -> bool {
-  get_int(socket, libc::SOL_UDP, crate::linux::UDP_SEGMENT).is_ok()
+pub fn probe_gso(socket: &Socket, ipv6: bool) -> bool {
+  use std::sync::atomic::{AtomicU8, Ordering::Relaxed};
+  // 0: not asked yet; 1: no; 2: yes. Index 0: IPv4, 1: IPv6.
+  static KNOWN: [AtomicU8; 2] = [AtomicU8::new(0), AtomicU8::new(0)];
+  let slot = &KNOWN[usize::from(ipv6)];
+  match slot.load(Relaxed) {
+    0 => {
+      let yes = get_int(socket, libc::SOL_UDP, crate::linux::UDP_SEGMENT).is_ok();
+      slot.store(if yes { 2 } else { 1 }, Relaxed);
+      yes
+    }
+    k => k == 2,
+  }
 }
 
 #[cfg(not(target_os = "linux"))]
-pub fn probe_gso(_socket: &Socket) -> bool {
+pub fn probe_gso(_socket: &Socket, _ipv6: bool) -> bool {
   false
 }
 

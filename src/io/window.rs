@@ -1,9 +1,10 @@
 //! The coalescing window and the error backoff: a one-shot wake-up of a watcher after a delay.
 //! libuv timers count whole milliseconds, far too coarse for a 200 µs window, so on Linux all
 //! the sockets of a thread share one `timerfd` (nanosecond resolution) watched by one poll
-//! handle: made when the thread's first socket opens, closed with its last, so sockets cost
-//! no extra descriptor each. Elsewhere, or if the timerfd cannot be made, each watcher gets a
-//! libuv timer (rounded up to a millisecond) on first use.
+//! handle. It is made on the first wait (a thread whose sockets never see a backlog never makes
+//! it) and closed with the thread's last socket, so sockets cost no extra descriptor each.
+//! Elsewhere, or if the timerfd cannot be made, each watcher gets a libuv timer (rounded up to
+//! a millisecond) on first use.
 
 use std::cell::RefCell;
 use std::ffi::c_void;
@@ -22,12 +23,12 @@ pub(super) struct Window {
 /// What a fired window calls: the watcher (as the opaque pointer given to `arm`).
 pub(super) type Fired = fn(*mut c_void);
 
-/// The thread's shared timer: a timerfd, its poll handle, and the watchers waiting on it.
+/// The thread's shared timer: its users, the timerfd and its poll handle (made on first use),
+/// and the watchers waiting on it.
 #[cfg(target_os = "linux")]
 struct Shared {
   lp: *mut Loop,
-  fd: OwnedFd,
-  poll: *mut Handle,
+  timer: Option<(OwnedFd, *mut Handle)>,
   users: usize,
   fired: Fired,
   waiting: Vec<(Instant, *mut c_void)>,
@@ -107,36 +108,44 @@ impl Window {
   }
 }
 
-/// Joins (or makes) this thread's shared timer. False if it cannot be had on this loop.
+/// Joins this thread's shared timer. False if it cannot serve this loop.
 ///
 /// # Safety
 /// As for [`Window::new`].
 #[cfg(target_os = "linux")]
-unsafe fn acquire(api: &Api, lp: *mut Loop, fired: Fired) -> bool {
+unsafe fn acquire(_api: &Api, lp: *mut Loop, fired: Fired) -> bool {
   SHARED.with(|cell| {
     let mut slot = cell.borrow_mut();
-    if let Some(s) = slot.as_mut() {
-      if s.lp != lp {
-        return false;
+    match slot.as_mut() {
+      Some(s) if s.lp != lp => false,
+      Some(s) => {
+        s.users += 1;
+        true
       }
-      s.users += 1;
-      return true;
+      None => {
+        *slot = Some(Shared { lp, timer: None, users: 1, fired, waiting: Vec::new(), armed_for: None });
+        true
+      }
     }
-    // SAFETY: no memory arguments; the result is checked.
-    let raw = unsafe { libc::timerfd_create(libc::CLOCK_MONOTONIC, libc::TFD_NONBLOCK | libc::TFD_CLOEXEC) };
-    if raw < 0 {
-      return false;
-    }
-    // SAFETY: a fresh descriptor nothing else owns.
-    let fd = unsafe { OwnedFd::from_raw_fd(raw) };
-    // SAFETY: this thread's live loop (caller); the handle's data is unused (the state is
-    // thread-local).
-    let Ok(poll) = (unsafe { api.open(lp, Kind::Poll(raw), std::ptr::null_mut()) }) else { return false };
-    // SAFETY: a live handle; the timer must not keep the loop alive by itself.
-    unsafe { (api.unref)(poll) };
-    *slot = Some(Shared { lp, fd, poll, users: 1, fired, waiting: Vec::new(), armed_for: None });
-    true
   })
+}
+
+/// A non-blocking timerfd and an unreferenced poll handle on it, on `lp`.
+#[cfg(target_os = "linux")]
+fn make_timer(api: &Api, lp: *mut Loop) -> Option<(OwnedFd, *mut Handle)> {
+  // SAFETY: no memory arguments; the result is checked.
+  let raw = unsafe { libc::timerfd_create(libc::CLOCK_MONOTONIC, libc::TFD_NONBLOCK | libc::TFD_CLOEXEC) };
+  if raw < 0 {
+    return None;
+  }
+  // SAFETY: a fresh descriptor nothing else owns.
+  let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+  // SAFETY: `lp` is this thread's live loop (the users' contract); the handle's data is unused
+  // (the state is thread-local).
+  let poll = unsafe { api.open(lp, Kind::Poll(raw), std::ptr::null_mut()) }.ok()?;
+  // SAFETY: a live handle; the timer must not keep the loop alive by itself.
+  unsafe { (api.unref)(poll) };
+  Some((fd, poll))
 }
 
 /// Adds a wake-up of `data` at now + `d` and arms the timerfd for the earliest one.
@@ -145,6 +154,12 @@ fn arm_shared(api: &Api, data: *mut c_void, d: Duration) -> bool {
   SHARED.with(|cell| {
     let mut slot = cell.borrow_mut();
     let Some(s) = slot.as_mut() else { return false };
+    if s.timer.is_none() {
+      s.timer = make_timer(api, s.lp);
+      if s.timer.is_none() {
+        return false;
+      }
+    }
     let at = Instant::now() + d;
     s.waiting.retain(|&(_, w)| w != data);
     s.waiting.push((at, data));
@@ -155,10 +170,11 @@ fn arm_shared(api: &Api, data: *mut c_void, d: Duration) -> bool {
 /// Points the timerfd at the earliest wake-up (or disarms it when none is left).
 #[cfg(target_os = "linux")]
 fn rearm(api: &Api, s: &mut Shared) -> bool {
+  let Some((fd, poll)) = &s.timer else { return false };
   let Some(next) = s.waiting.iter().map(|&(at, _)| at).min() else {
     s.armed_for = None;
     // SAFETY: a live poll handle.
-    unsafe { (api.poll_stop)(s.poll) };
+    unsafe { (api.poll_stop)(*poll) };
     return true;
   };
   if s.armed_for == Some(next) {
@@ -173,12 +189,12 @@ fn rearm(api: &Api, s: &mut Shared) -> bool {
     },
   };
   // SAFETY: a live timerfd and a live itimerspec (non-zero: zero would disarm); no old value.
-  if unsafe { libc::timerfd_settime(s.fd.as_raw_fd(), 0, &spec, std::ptr::null_mut()) } != 0 {
+  if unsafe { libc::timerfd_settime(fd.as_raw_fd(), 0, &spec, std::ptr::null_mut()) } != 0 {
     return false;
   }
   s.armed_for = Some(next);
   // SAFETY: a live poll handle; `on_timerfd` matches the callback type.
-  unsafe { (api.poll_start)(s.poll, uv::READABLE, on_timerfd) == 0 }
+  unsafe { (api.poll_start)(*poll, uv::READABLE, on_timerfd) == 0 }
 }
 
 /// The timerfd fired: wake every watcher whose time has come, then re-arm for the rest.
@@ -188,9 +204,10 @@ unsafe extern "C" fn on_timerfd(_h: *mut Handle, _status: std::ffi::c_int, _even
   let due = SHARED.with(|cell| {
     let mut slot = cell.borrow_mut();
     let s = slot.as_mut()?;
+    let (fd, _) = s.timer.as_ref()?;
     let mut n = 0u64;
     // SAFETY: reads 8 bytes into a live u64 (EAGAIN when nothing expired is harmless).
-    unsafe { libc::read(s.fd.as_raw_fd(), &mut n as *mut u64 as *mut c_void, 8) };
+    unsafe { libc::read(fd.as_raw_fd(), &mut n as *mut u64 as *mut c_void, 8) };
     let now = Instant::now();
     let (due, rest): (Vec<_>, Vec<_>) = s.waiting.drain(..).partition(|&(at, _)| at <= now);
     s.waiting = rest;
@@ -217,10 +234,10 @@ fn release(api: &Api, data: *mut c_void) {
     s.waiting.retain(|&(_, w)| w != data);
     s.users = s.users.saturating_sub(1);
     if s.users == 0 {
-      if let Some(s) = slot.take() {
+      if let Some((_, poll)) = slot.take().and_then(|s| s.timer) {
         // SAFETY: the live shared poll handle, closed once (the state is gone after this); its
-        // fd may be closed right after uv_close (libuv's rule), which dropping `s` does.
-        unsafe { api.close(s.poll, free_handle) };
+        // fd may be closed right after uv_close (libuv's rule), which dropping it here does.
+        unsafe { api.close(poll, free_handle) };
       }
     }
   });

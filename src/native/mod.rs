@@ -166,7 +166,7 @@ impl NativeSocket {
       }
       socket::set_tos(&sock, options.ipv6, tos).map_err(|e| os_error(e.os, &e.detail))?;
     }
-    let gso_supported = batched && socket::probe_gso(&sock);
+    let gso_supported = batched && socket::probe_gso(&sock, options.ipv6);
     if options.gso == 2 && !gso_supported {
       let e = OsError { errno: libc::ENOPROTOOPT, syscall: "getsockopt" };
       return Err(os_error(e, "UDP_SEGMENT (gso: true needs Linux >= 4.18 and the batched path)"));
