@@ -15,6 +15,8 @@ const { values } = parseArgs({
     rate: { type: 'string', default: '200000' },
     size: { type: 'string', default: '64' },
     'batch-size': { type: 'string', default: '256' },
+    // Smaller than the library's default (the largest UDP payload), so that the sender's
+    // oversized datagrams show truncation.
     'max-datagram-size': { type: 'string', default: '2048' },
     'oversize-every': { type: 'string', default: '100000' },
     portable: { type: 'boolean', default: false },

@@ -18,7 +18,6 @@ import { normalize } from './options.js'
 import type { UdpSocket } from './socket.js'
 import { dgramString } from './validate.js'
 
-/** Largest UDP payload: the facade receives whole datagrams by default, as Node does. */
 /** udp-mmsg options createSocket() accepts on top of Node's (ignored by node:dgram). */
 const EXTENSION_OPTIONS = [
   'reusePort',

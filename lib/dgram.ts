@@ -21,11 +21,11 @@ export interface SocketOptions extends nodeDgram.SocketOptions {
   reusePort?: boolean | undefined
   /** Most datagrams one receive system call returns, 1..1024. Default: UdpSocket's (256). */
   batchSize?: number | undefined
-  /** Bytes reserved per datagram, 1..65535. Default 65535 (whole datagrams, like node:dgram). */
+  /** Bytes reserved per datagram, 1..65535. Default: the largest UDP payload, 65507 for `'udp4'` and 65527 for `'udp6'` (whole datagrams, like node:dgram). */
   maxDatagramSize?: number | undefined
-  /** Batches that may wait for the JS thread before reading pauses, 1..1024. Default 16. */
+  /** Validated, 1..1024 (default 16), but without effect on the native backend (no batches wait between native code and JS); see UdpSocket's option. */
   maxPendingBatches?: number | undefined
-  /** How long (µs) a partial receive batch may wait for more datagrams, 0..1000000. Default 200. */
+  /** After a read that found two datagrams or more, how long (µs) to wait before reading again so the next batch is fuller, 0..1000000. Default 200; a lone datagram never waits; 0 never waits. */
   coalesceMicros?: number | undefined
   /** `SO_BROADCAST` from the start (same as calling setBroadcast(true) once bound). */
   broadcast?: boolean | undefined

@@ -47,10 +47,12 @@ export function stats(s: UdpSocket): Stats {
 
 /**
  * The native counters taken at close() (the native layer reports zeros once closed), raised
- * by any batch the I/O thread counted during close() that reached JS after the snapshot.
+ * to what JS itself counted should a batch have reached JS after the snapshot (a guard: since
+ * receiving happens on the JS thread, a batch is counted natively and delivered in the same
+ * loop callback, and none arrives after close()).
  * `datagramsDiscarded`: received, but dropped at close before any consumer took them (queued
- * batches, and batches on their way to JS, counted whether or not they have arrived yet), so
- * `datagramsReceived` is exactly what consumers got plus `datagramsDiscarded`.
+ * batches, plus any batch counted natively that JS never saw), so `datagramsReceived` is
+ * exactly what consumers got plus `datagramsDiscarded`.
  */
 function closedStats(s: UdpSocket): Stats {
   const st = { ...(s._statsAtClose as NativeStats) } as Stats

@@ -1,5 +1,5 @@
-// UdpSocket's receive side: fan-out of the batches the native I/O thread pushes to 'batch'
-// listeners and to pull consumers (recvBatch, async iterators), and the backpressure that
+// UdpSocket's receive side: fan-out of the batches the native side hands over (on this thread's
+// event loop, one call per batch, as soon as it is read) to 'batch' listeners and to pull consumers (recvBatch, async iterators), and the backpressure that
 // pauses reading whenever nobody consumes, so unread datagrams wait in the kernel buffer
 // rather than in JS memory. Functions over the socket's (internal) receive state.
 //
@@ -14,8 +14,8 @@ import type { UdpSocket } from './socket.js'
 import { checkOptions, checkSignal } from './validate.js'
 
 /** Unread batches an async iterator may have queued before reading pauses (for every consumer
- * of the socket, a 'batch' listener included). Batches already on their way to JS when reading
- * pauses (at most `maxPendingBatches`) are queued behind them. */
+ * of the socket, a 'batch' listener included). Reading pauses before the next receive, so no
+ * batch arrives behind them (`maxPendingBatches` bounds nothing here). */
 export const ITERATOR_HIGH_WATER = 8
 /** Receive errors kept for the next recvBatch when nobody listens for 'error'. */
 const MAX_PENDING_ERRORS = 64
@@ -26,7 +26,7 @@ const MAX_PENDING_ERRORS = 64
  * it, but not the event loop: an unref()'d socket still lets the process exit. */
 export const pulling = new Set<UdpSocket>()
 
-/** What the native I/O thread reports: a batch, a receive error, or room in the send buffer. */
+/** What the native side reports: a batch, a receive error, or room in the send buffer. */
 export const KIND_BATCH = EVENT_BATCH
 export const KIND_ERROR = EVENT_ERROR
 export const KIND_WRITABLE = EVENT_WRITABLE
@@ -185,7 +185,7 @@ export function iterate(s: UdpSocket): AsyncIterableIterator<Batch> {
  * Once no iterator is left, drops the queued batches a 'batch' listener already had: they
  * were queued only for the iterators, and the listener consumed them. Otherwise a listener
  * with iterators started and abandoned in turn would leave their unread batches (up to
- * ITERATOR_HIGH_WATER + maxPendingBatches each time) piling up for a pull that may never come.
+ * ITERATOR_HIGH_WATER each time) piling up for a pull that may never come.
  * Batches no listener had stay for the next pull.
  */
 function dropHeard(s: UdpSocket): void {
@@ -194,9 +194,9 @@ function dropHeard(s: UdpSocket): void {
 
 /**
  * Hands the queued batches, oldest first, to a 'batch' listener when no pull consumer is
- * there to take them. They arrived while nobody listened (on their way to JS when the last
- * listener left) and wait for the next consumer: without this, a listener that comes and goes
- * under traffic would leave up to maxPendingBatches batches behind each time, for ever. One
+ * there to take them. They arrived while nobody listened (or were queued for an iterator or
+ * pull that went away) and wait for the next consumer: without this, a listener that comes and
+ * goes under traffic could leave batches behind each time, for ever. One
  * batch per microtask, so a throwing listener does not stop the rest; all before any later
  * batch, which comes from a later task.
  */
@@ -266,7 +266,8 @@ function onNative(s: UdpSocket, ev: NativeEvent): void {
     s._gotBatches++
     s._gotBytes += batch.buffer.length
     if (s._closed) {
-      // On its way to JS when close() ran: nobody can take it now; counted, not lost silently.
+      // Reached JS after close() (a guard: the native side stops delivering at close): nobody
+      // can take it now; counted, not lost silently.
       s._discarded += n
       return
     }
@@ -294,8 +295,7 @@ function afterBatch(s: UdpSocket, batch: Batch, listening: boolean): void {
     return
   }
   if (!listening || s._waiters.length > 0 || s._iterators > 0) {
-    // A batch nobody was listening for (a listener left while it was in flight) is kept
-    // for the next pull rather than lost.
+    // A batch nobody was listening for is kept for the next pull rather than lost.
     if (s._waiters.length > 0) {
       const w = s._waiters.shift() as Waiter
       settled(w)

@@ -1,7 +1,7 @@
 // UdpSocket's send side: messages are packed (pack.ts) and handed to sendmmsg on the calling
 // thread without blocking; when the send buffer is full, or a huge batch used up its slice of
-// the event-loop turn, the rest waits in a queue for a writable event from the I/O thread or
-// the next turn. Functions over the socket's (internal) send state.
+// the event-loop turn, the rest waits in a queue for a writable event (the native side polls
+// the fd for writability on the event loop) or the next turn. Functions over the socket's (internal) send state.
 //
 // Native-interface seam: `nativeSend` is the only call of the native send, and `messageError`
 // (via errors.nativeAddressRefusal) the only decoding of its address refusals.

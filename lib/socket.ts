@@ -56,7 +56,8 @@ export interface SendOptions {
 /**
  * A UDP socket whose I/O is batched in the kernel: many datagrams per `recvmmsg`/`sendmmsg`.
  *
- * Receiving: the native I/O thread pushes whole batches; they go to `'batch'` listeners
+ * Receiving: the socket is read on the event loop of the thread that bound it (no thread per
+ * socket), and each batch is handed to JS as soon as it is read: to `'batch'` listeners
  * (`onBatch`) and to pull consumers (`recvBatch`, `for await`). Reading is paused whenever
  * nobody consumes, so unread datagrams wait in the kernel buffer rather than in JS memory.
  * Sending: messages are packed and handed to `sendmmsg` on the calling thread without
@@ -592,7 +593,7 @@ export class UdpSocket extends EventEmitter implements AsyncIterable<Batch> {
     return { family: this._family, connected: this._connected }
   }
 
-  /** @internal The I/O thread reported room in the send buffer. */
+  /** @internal The native side reported room in the send buffer (the fd polled writable). */
   _onWritable(): void {
     flushSends(this)
   }
@@ -702,8 +703,9 @@ export class UdpSocket extends EventEmitter implements AsyncIterable<Batch> {
   }
 
   /**
-   * Closes the socket: stops its I/O thread, closes the fd, rejects pending `recvBatch` and
-   * `sendBatch` calls with `ERR_SOCKET_CLOSED`, ends async iterators, then emits `'close'`.
+   * Closes the socket: stops its watch on the event loop, closes the fd (before returning),
+   * rejects pending `recvBatch` and `sendBatch` calls with `ERR_SOCKET_CLOSED`, ends async
+   * iterators, then emits `'close'`.
    * Batches received but not taken by any consumer are dropped and counted in
    * `stats().datagramsDiscarded`. Calling it again does nothing; never throws.
    * @example

@@ -37,15 +37,32 @@ export interface BindOptions {
   ttl?: number
   /** Most datagrams one receive system call returns (and a delivered batch holds), 1..1024. Default 256. With `gro: true` the slab has at most 32 slots, each holding up to 64 coalesced datagrams. */
   batchSize?: number
-  /** Bytes reserved per datagram, 1..65535. Longer datagrams are cut and flagged `truncated`. Default 2048. */
+  /**
+   * Bytes reserved per datagram, 1..65535. Longer datagrams are cut and flagged `truncated`.
+   * Default: the largest UDP payload of the socket's family, 65507 for `'udp4'` and 65527 for
+   * `'udp6'`, so nothing is cut (as with node:dgram). The receive slab, `batchSize ×
+   * maxDatagramSize` bytes, is made on the socket's first receive; lower this to your protocol's
+   * maximum to save address space when many sockets receive.
+   */
   maxDatagramSize?: number
-  /** Batches that may wait for the JS thread before the I/O thread stops reading (the kernel buffer then absorbs bursts), 1..1024. Default 16. */
+  /**
+   * Validated (1..1024, default 16) but without effect on the native backend: each batch is
+   * handed to JS as soon as it is read, on the JS thread, so no batches wait between native code
+   * and JS (while JS is busy, the kernel receive buffer absorbs bursts). On the node:dgram
+   * fallback it bounds the datagrams held in JS (`batchSize × maxPendingBatches`) should
+   * node:dgram's reading not be pausable.
+   */
   maxPendingBatches?: number
   /** Connect to this peer after binding: sends need no destination, only its datagrams arrive, ICMP errors are reported. */
   connect?: { address: string; port: number }
   /** Force the portable path: one `recvmsg`/`sendmsg` per datagram. Always on off Linux. */
   portable?: boolean
-  /** How long (µs) a partial batch may wait for more datagrams before delivery, 0..1000000. Default 200; 0 delivers at once. */
+  /**
+   * Adaptive coalescing, 0..1000000 µs. Default 200. After a wake-up that found two datagrams
+   * or more (delivered at once), the socket waits this long before reading again, so the next
+   * batch is fuller. A wake-up that finds one datagram never waits: a lone datagram (ping-pong,
+   * a lone query) is delivered at once. 0 never waits. Off Linux the wait is rounded up to 1 ms.
+   */
   coalesceMicros?: number
   /** UDP GSO on send (Linux): runs of same-size datagrams to one destination go as one super-datagram. `'auto'` (default) uses it when the kernel supports it and falls back if a send is refused; `true` fails the bind without support; `false` never. */
   gso?: 'auto' | boolean
@@ -96,8 +113,7 @@ export interface ErrnoError extends Error {
 
 /**
  * Counters of one socket since it was opened. After `close()` they keep their values from the
- * moment of close (`datagramsReceived`, `batchesReceived` and `bytesReceived` also count a batch
- * the socket received while closing); `queuedBatches`, `pendingSends` and `pendingErrors` are 0.
+ * moment of close; `queuedBatches`, `pendingSends` and `pendingErrors` are 0.
  */
 export interface Stats extends NativeStats {
   /** Batches received but not yet taken by recvBatch / an iterator. */
@@ -105,7 +121,7 @@ export interface Stats extends NativeStats {
   /**
    * Datagrams the socket received (counted in `datagramsReceived`) but dropped at `close()`
    * before any consumer (a `'batch'` listener, `recvBatch`, an iterator) had them: batches
-   * queued for a pull consumer, and batches still on their way to JS. 0 while open. After
+   * queued for a pull consumer. 0 while open. After
    * close, `datagramsReceived` is exactly the datagrams consumers got plus this.
    */
   datagramsDiscarded: number
