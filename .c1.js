@@ -1,5 +1,0 @@
-const { UdpSocket } = require('udp-mmsg')
-UdpSocket.bindSync({ address: '127.0.0.1', port: 0 }).close()
-process.stderr.write('----MARK\n')
-const s = UdpSocket.bindSync({ address: '127.0.0.1', port: 0 }); s.close()
-process.stderr.write('----END\n')
