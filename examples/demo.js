@@ -103,7 +103,7 @@ async function main() {
   console.log(`  received    ${fmt(received).padStart(12)}  in ${fmt(batches)} batches, ${fmt(s.recvSyscalls)} receive syscalls`)
   console.log(`  lost        ${fmt(report.sent - received).padStart(12)}  (kernel reports ${fmt(s.kernelDrops)} dropped: receive buffer full)`)
   console.log(`  truncated   ${fmt(truncated).padStart(12)}  (sender sent ${fmt(report.oversize)} datagrams over maxDatagramSize)`)
-  console.log(`  receiver CPU ${((cpu.user + cpu.system) / 1000).toFixed(0)} ms (${received ? (((cpu.user + cpu.system) * 1000) / received).toFixed(0) : '-'} ns per datagram, I/O thread included)`)
+  console.log(`  receiver CPU ${((cpu.user + cpu.system) / 1000).toFixed(0)} ms (${received ? (((cpu.user + cpu.system) * 1000) / received).toFixed(0) : '-'} ns per datagram, all threads)`)
 }
 
 main().catch((e) => {

@@ -1,12 +1,12 @@
 //! Environment cleanup hooks: when a worker thread (or the process) tears down its Node
-//! environment, sockets JS never closed are shut down (I/O thread joined, fd closed).
+//! environment, sockets JS never closed are shut down (watch stopped, fd closed).
 //!
 //! Registered through the raw N-API call so that the socket owns the hook's data and frees it
 //! when it closes; napi-rs's `Env::add_env_cleanup_hook` leaks that data (232 bytes per socket
 //! here, found by the valgrind leak test).
 //!
 //! The socket and its hook share a [`SlotCell`]. Closing never silently does nothing: when the
-//! value is borrowed (a call on the same socket is on the stack), the close asks the I/O thread
+//! value is borrowed (a call on the same socket is on the stack), the close tells the socket
 //! to stop at once and the borrower finishes the close as its borrow ends.
 
 use std::cell::{Cell, RefCell};
@@ -34,7 +34,7 @@ pub struct SlotCell<T> {
 
 impl<T: Shutdown> SlotCell<T> {
   /// A slot holding `value`; `stop` must make the value's background work end without access
-  /// to it (for the socket: tell the I/O thread to exit).
+  /// to it (for the socket: tell every loop callback to leave the fd alone).
   pub fn new(value: T, stop: impl Fn() + 'static) -> Slot<T> {
     Rc::new(SlotCell {
       value: RefCell::new(Some(value)),
@@ -159,7 +159,7 @@ mod tests {
   #[test]
   fn a_close_while_borrowed_stops_at_once_and_completes_when_the_borrow_ends() {
     // Regression: a close that met a borrowed RefCell used to be skipped without a trace,
-    // leaving the I/O thread running and the fd open.
+    // leaving the socket's background work running and the fd open.
     let (s, log) = slot();
     let inner = s.clone();
     let r = s.with(|_| {

@@ -63,7 +63,7 @@ pub enum NativeError {
   },
   /// The socket was used after `close()`.
   Closed,
-  /// A failure of napi itself (creating the threadsafe function, ...): thrown as napi makes it.
+  /// A failure of napi itself (converting a value, ...): thrown as napi makes it.
   Napi(napi::Error),
 }
 

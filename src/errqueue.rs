@@ -1,7 +1,7 @@
 //! The socket error queue. With `IP_RECVERR` / `IPV6_RECVERR` on (settable through the raw
 //! `setSocketOption`), the kernel queues each ICMP error on the socket's error queue, and
 //! `poll` reports `POLLERR` until the queue is read with `MSG_ERRQUEUE`: a reader that never
-//! reads it spins. The I/O thread drains it here.
+//! reads it spins. The socket's event-loop watch drains it here (`crate::io`).
 //!
 //! The queue holds more than errors: transmit timestamps (`SO_TIMESTAMPING`) and zerocopy
 //! completions arrive there too, marked by `ee_origin` (and `ee_errno` `ENOMSG` or 0). Those

@@ -1,7 +1,7 @@
 //! udp-mmsg: batched UDP sockets for Node.js.
 //!
 //! One module per concern: `socket` creates and configures, `recv` and `send` move batches,
-//! `io` runs the per-socket poll thread, `batch` is the wire format to JS, `addr` and `cmsg`
+//! `io` watches each socket on the JS thread's event loop (libuv), `uv` the few libuv calls, `batch` is the wire format to JS, `addr` and `cmsg`
 //! convert addresses and control messages, `error` the errors thrown to JS, `native` the napi
 //! class. Modules over ~400 lines are directories split the same way (`native/`, `send/`,
 //! `io/`, `recv/`), with their unit tests, if any, in a `tests.rs` beside them.

@@ -1,5 +1,5 @@
 //! Socket creation and configuration with `socket2`: family, options, bind, connect.
-//! The resulting socket is non-blocking; the I/O thread does all waiting with `poll`.
+//! The resulting socket is non-blocking; its watch on the event loop does all waiting.
 
 use std::net::SocketAddr;
 
@@ -53,7 +53,8 @@ pub fn open(cfg: &SocketConfig) -> Result<(Socket, Granted), OpenError> {
   let domain = if cfg.ipv6 { Domain::IPV6 } else { Domain::IPV4 };
   // Non-blocking from the start where the socket call can say so (two fcntl calls fewer).
   #[cfg(any(target_os = "linux", target_os = "android"))]
-  let socket = step(Socket::new(domain, Type::DGRAM.nonblocking().cloexec(), Some(Protocol::UDP)), "socket", "")?;
+  let socket =
+    step(Socket::new(domain, Type::DGRAM.nonblocking().cloexec(), Some(Protocol::UDP)), "socket", "")?;
   #[cfg(not(any(target_os = "linux", target_os = "android")))]
   let socket = {
     let s = step(Socket::new(domain, Type::DGRAM.cloexec(), Some(Protocol::UDP)), "socket", "")?;

@@ -1,4 +1,4 @@
-//! Counters shared by the I/O thread and the JS thread. Relaxed atomics: each counter is
+//! Counters of one socket, kept on the JS thread (atomics so the types stay Sync). Relaxed atomics: each counter is
 //! exact, but a snapshot is not taken atomically across counters.
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};

@@ -41,9 +41,12 @@ pub struct NativeOptions {
   pub batch_size: u32,
   /// Bytes per datagram slot; longer datagrams are truncated and flagged (1..=65535).
   pub max_datagram_size: u32,
-  /// Batches that may wait for the JS thread before the I/O thread stops reading.
+  /// Accepted for compatibility; unused by the native backend (batches are handed to JS as
+  /// they are read, so none wait between the kernel and JS).
   pub max_pending_batches: u32,
-  /// Microseconds a partial batch may wait for more datagrams before delivery (0..=1000000).
+  /// Microseconds a socket waits before reading again after a wake-up that found a backlog
+  /// (two datagrams or more), so the next batch is fuller; a lone datagram never waits. 0: never
+  /// wait (0..=1000000).
   pub coalesce_micros: u32,
   /// Connect to this peer after binding.
   pub connect_address: Option<String>,

@@ -63,7 +63,7 @@ pub struct RecvSlab {
 
 // SAFETY: the raw pointers inside `iovecs`/`hdrs` only ever point into this slab's own heap
 // buffers, which move with it; the slab is used by one thread at a time (it is moved into the
-// I/O thread, never shared).
+// socket's reader, never shared).
 unsafe impl Send for RecvSlab {}
 
 #[derive(Clone, Copy, Default)]
