@@ -146,7 +146,7 @@ export function nativeLoadError(cause: unknown, probe: Probe = {}): NativeLoadEr
     }
   } else if (platform === 'win32') {
     lines.push(
-      'Windows is not supported: the native code uses Unix socket APIs (recvmmsg/sendmmsg, libuv poll handles). Use node:dgram on Windows, or run under WSL 2 (Linux), where the linux package installs.',
+      'Windows is not supported: the native code uses Unix socket APIs (recvmsg/recvmmsg, sendmsg/sendmmsg, libuv poll handles). Use node:dgram on Windows, or run under WSL 2 (Linux), where the linux package installs.',
     )
   } else if (!PREBUILT[tag]) {
     lines.push(`No prebuilt binary exists for ${tag}; prebuilt packages exist for ${Object.keys(PREBUILT).join(', ')}.`)

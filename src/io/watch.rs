@@ -54,6 +54,9 @@ pub struct Watcher {
   cleanup: Cell<sys::napi_async_cleanup_hook_handle>,
 }
 
+/// Batches of at most this many bytes reach JS as a copy in V8-owned memory (see `call_js`).
+const COPY_MAX: usize = 16 * 1024;
+
 /// What the JS-facing class holds: the watcher, closed when dropped.
 pub struct Watch(NonNull<Watcher>);
 
@@ -138,8 +141,8 @@ impl Watch {
   }
 
   fn w(&self) -> &Watcher {
-    // SAFETY: the watcher is freed only after `close`, by its last close callback, which runs
-    // on a later loop turn; `Watch` calls `close` only in `Drop`.
+    // SAFETY: the watcher is freed only once its handles are all closed *and* this `Watch` is
+    // dropped (`held`), so it is alive for as long as `self` is.
     unsafe { self.0.as_ref() }
   }
 
@@ -236,7 +239,7 @@ impl Watcher {
     self.depth.set(self.depth.get() + 1);
     // SAFETY: on the JS thread of `env`, outside any JS call (a loop callback), with the
     // callback reference and context live (released only at depth 0).
-    let ok = unsafe { self.call_js(to_native_event(event)) };
+    let ok = unsafe { self.call_js(event) };
     if !ok {
       Counters::add(&self.shared.counters.events_dropped, 1);
     }
@@ -252,8 +255,17 @@ impl Watcher {
 
   /// Calls the dispatch function with `event` through `napi_make_callback`. An exception from
   /// it is raised as an uncaught exception, as Node does for a throwing 'message' listener.
-  unsafe fn call_js(&self, event: NativeEvent) -> bool {
+  unsafe fn call_js(&self, mut event: Event) -> bool {
     let env = self.env;
+    // A small batch is copied into memory V8 owns, which the GC frees by itself; a large one is
+    // handed over without a copy, as an external buffer whose finalizer frees it (a finalizer
+    // costs an allocation and a callback on a later turn: a burst of them after each
+    // collection showed as latency spikes and heap fragmentation with many small batches).
+    let copy = match &mut event {
+      Event::Batch(b) if b.bytes.len() <= COPY_MAX => Some(std::mem::take(&mut b.bytes)),
+      _ => None,
+    };
+    let event = to_native_event(event);
     let mut scope = null_mut();
     // SAFETY: (all calls below) the caller's contract; values live in this handle scope.
     unsafe {
@@ -268,6 +280,17 @@ impl Watcher {
       if ok {
         match ToNapiValue::to_napi_value(env, event) {
           Ok(arg) => {
+            if let Some(bytes) = copy {
+              let mut data = null_mut();
+              let mut buf = null_mut();
+              if sys::napi_create_buffer_copy(env, bytes.len(), bytes.as_ptr().cast(), &mut data, &mut buf)
+                != sys::Status::napi_ok
+                || sys::napi_set_named_property(env, arg, c"data".as_ptr(), buf) != sys::Status::napi_ok
+              {
+                sys::napi_close_handle_scope(env, scope);
+                return false;
+              }
+            }
             let mut result = null_mut();
             let status = sys::napi_make_callback(env, self.context.get(), recv, func, 1, &arg, &mut result);
             if status == sys::Status::napi_pending_exception {

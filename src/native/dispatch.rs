@@ -115,7 +115,8 @@ pub fn to_native_event(event: Event) -> NativeEvent {
       out.kind = EVENT_BATCH;
       out.count = b.count;
       out.kernel_drops = b.kernel_drops.map_or(-1.0, |d| d as f64);
-      out.data = Some(Buffer::from(b.bytes));
+      // Empty when the caller took the bytes to copy them itself (see `crate::io::watch`).
+      out.data = (!b.bytes.is_empty()).then(|| Buffer::from(b.bytes));
     }
     Event::Error(e) => {
       out.kind = EVENT_ERROR;
