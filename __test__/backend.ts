@@ -6,8 +6,8 @@ import test from 'ava'
 import { UdpSocket } from '../lib/index.js'
 import type { Capabilities } from '../lib/index.js'
 
-function probe(): Capabilities {
-  const s = UdpSocket.bindSync({ address: '127.0.0.1' })
+function probeWith(options: Record<string, unknown>): Capabilities {
+  const s = UdpSocket.bindSync({ address: '127.0.0.1', ...options })
   try {
     return s.capabilities()
   } finally {
@@ -15,7 +15,18 @@ function probe(): Capabilities {
   }
 }
 
-/** capabilities() of a default IPv4 socket on this backend. */
+/** capabilities() report what a socket got (reusePort, pktinfo, ... only when asked for), so
+ * the probe asks for every optional feature; a backend that refuses them (the fallback) is
+ * probed with the defaults. */
+function probe(): Capabilities {
+  try {
+    return probeWith({ reusePort: true, pktinfo: true, timestamps: true, recvTos: true })
+  } catch {
+    return probeWith({})
+  }
+}
+
+/** capabilities() of an IPv4 socket on this backend, with every optional feature asked for. */
 export const CAPS: Capabilities = probe()
 /** The backend serving this test run. */
 export const BACKEND = CAPS.backend
