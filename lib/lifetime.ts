@@ -2,7 +2,7 @@
 // the one-time warning when the kernel caps a requested buffer size, and the counters a
 // closed socket keeps reporting.
 
-import type { NativeOptions, NativeStats } from './native.js'
+import type { NativeOptions } from './native.js'
 import type { Stats } from './types.js'
 import type { UdpSocket } from './socket.js'
 
@@ -55,7 +55,9 @@ export function stats(s: UdpSocket): Stats {
  * exactly what consumers got plus `datagramsDiscarded`.
  */
 function closedStats(s: UdpSocket): Stats {
-  const st = { ...(s._statsAtClose as NativeStats) } as Stats
+  // Both backends report the final counts from stats() once closed.
+  if (s._statsAtClose === null) s._statsAtClose = s._native.stats()
+  const st = { ...s._statsAtClose } as Stats
   st.datagramsReceived = Math.max(st.datagramsReceived, s._gotDatagrams)
   st.batchesReceived = Math.max(st.batchesReceived, s._gotBatches)
   st.bytesReceived = Math.max(st.bytesReceived, s._gotBytes)

@@ -720,7 +720,8 @@ export class UdpSocket extends EventEmitter implements AsyncIterable<Batch> {
     this._reading = false
     live.delete(this)
     pulling.delete(this)
-    this._statsAtClose = this._native.stats()
+    // The final counters are read on demand (stats() after close): making the 20-field stats
+    // object on every close was a third of the cost of a socket's close.
     this._native.close()
     closeReceive(this)
     closeSends(this)

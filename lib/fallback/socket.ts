@@ -10,7 +10,7 @@ import { isIP } from 'node:net'
 import { constants } from 'node:os'
 import * as errors from '../errors.js'
 import type { AddressInfo, BufferSizes, Capabilities, NativeEvent, NativeOptions, NativeSendResult, NativeStats } from '../../index.js'
-import { Core, zeroStats } from './core.js'
+import { Core } from './core.js'
 import { zoneIndex } from './addr.js'
 import { argError, closedError, fromDgram, osError } from './native-errors.js'
 import { send as sendPacked } from './send.js'
@@ -289,7 +289,8 @@ export class FallbackSocket {
   }
 
   stats(): NativeStats {
-    return this.core.closed ? zeroStats() : { ...this.core.stats }
+    // After close: the final counts, as the native backend reports them.
+    return { ...this.core.stats }
   }
 
   /** One `send` per datagram, like the native portable path (false after close, as there). */

@@ -93,6 +93,8 @@ pub struct NativeSocket {
   /// Shared with the environment cleanup hook, which closes the socket on worker teardown.
   inner: Slot<Open>,
   hook: Option<CleanupHook<Open>>,
+  /// The counters, kept past close so `stats()` then reports the final counts.
+  shared: Arc<Shared>,
 }
 
 #[napi]
@@ -198,6 +200,7 @@ impl NativeSocket {
     // Worker teardown: the environment's cleanup hook closes a socket JS never closed.
     // Stopping needs no borrow of the slot (see `SlotCell::close`): the flag makes every loop
     // callback leave the fd alone; weak, so the slot does not keep the state alive.
+    let kept = Arc::clone(&open.shared);
     let stopper = Arc::downgrade(&open.shared);
     let inner = SlotCell::new(open, move || {
       if let Some(shared) = stopper.upgrade() {
@@ -205,7 +208,7 @@ impl NativeSocket {
       }
     });
     let hook = CleanupHook::register(env, inner.clone());
-    Ok(NativeSocket { inner, hook })
+    Ok(NativeSocket { inner, hook, shared: kept })
   }
 
   /// Runs `f` on the open socket, or fails with the closed-socket error.
@@ -286,6 +289,8 @@ impl NativeSocket {
   /// that is on the stack, with every loop callback told to stop at once) and frees the
   /// cleanup hook.
   fn shutdown(&mut self) {
+    // The kernel's last word on drops, before the fd goes (stats() after close reports it).
+    self.inner.with(|o| stats::final_drops(&o.socket, &o.shared.counters));
     self.inner.close();
     if let Some(hook) = self.hook.take() {
       hook.remove();

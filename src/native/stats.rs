@@ -59,7 +59,7 @@ pub struct NativeStats {
 
 #[napi]
 impl NativeSocket {
-  /// Counters since the socket was opened (zeros after close).
+  /// Counters since the socket was opened; after close, the final counts (nothing queued).
   #[napi]
   pub fn stats(&self) -> NativeStats {
     self
@@ -70,7 +70,14 @@ impl NativeSocket {
         }
         Ok(NativeStats::from_counters(&o.shared.counters, meminfo))
       })
-      .unwrap_or_else(|_| NativeStats::from_counters(&Counters::default(), None))
+      .unwrap_or_else(|_| NativeStats::from_counters(&self.shared.counters, None))
+  }
+}
+
+/// Reads the kernel's drop counter one last time before the socket closes.
+pub(super) fn final_drops(socket: &socket2::Socket, counters: &Counters) {
+  if let Some(m) = read_meminfo(socket) {
+    Counters::raise(&counters.kernel_drops, m.drops);
   }
 }
 
