@@ -72,7 +72,7 @@ export declare class NativeSocket {
    * source-specific (`source`).
    */
   membership(join: boolean, group: string, interface?: string | undefined | null, source?: string | undefined | null): void
-  /** Counters since the socket was opened (zeros after close). */
+  /** Counters since the socket was opened; after close, the final counts (nothing queued). */
   stats(): NativeStats
   /**
    * Creates, configures and binds the socket, and watches it on the event loop (paused).
