@@ -5,8 +5,9 @@
 //!
 //! Adaptive coalescing: when a wake-up found a backlog (two datagrams or more), the socket
 //! stops polling for `coalesce` so the next read gathers a fuller batch; a wake-up that finds
-//! one datagram (or none) goes back to immediate delivery. Ping-pong traffic and lone
-//! datagrams never wait; sustained traffic is read in batches.
+//! one datagram (or none) goes back to immediate delivery, and so does one whose handlers sent
+//! on the socket (a request/response server). Ping-pong traffic, lone datagrams and answered
+//! requests never wait; sustained receive-only traffic is read in batches.
 //!
 //! One concern per file: this one holds the state shared with the JS-facing class and the
 //! decision logic of one wake-up ([`Reader::on_ready`], free of libuv so it is unit-tested);
@@ -187,13 +188,18 @@ impl Reader {
     }
     let mut next = Next::Poll;
     if shared.reading.load(SeqCst) && (ready.readable || ready.error) {
+      let sent_before = shared.counters.datagrams_sent.load(Relaxed);
       let (end, backlog) = drain(shared, self.slab(), sink, syscall);
+      // A server that answered what it just received (request/response: DNS, CoAP, echo) gets
+      // its next requests as a reaction to those answers: holding them back would only add
+      // latency, so only a receive-only backlog (ingestion) waits for a fuller batch.
+      let answered = shared.counters.datagrams_sent.load(Relaxed) != sent_before;
       match end {
         Drained::Ok => {}
         Drained::Errored => errored = true,
         Drained::Closed => return None,
       }
-      if backlog && !shared.coalesce.is_zero() {
+      if backlog && !answered && !shared.coalesce.is_zero() {
         next = Next::Wait(shared.coalesce);
       }
     } else if ready.error {

@@ -120,6 +120,21 @@ fn a_backlog_is_delivered_at_once_then_the_socket_waits_one_window() {
 }
 
 #[test]
+fn a_backlog_the_handler_answered_does_not_wait() {
+  let (rx, s, port) = receiver(WINDOW);
+  let mut r = reader(8);
+  send(5, port, &rx);
+  let next = r.on_ready(&s, READABLE, &mut |e| {
+    if let Event::Batch(b) = e {
+      // What a request/response server does: answer from the same socket.
+      Counters::add(&s.counters.datagrams_sent, b.count as u64);
+    }
+    Delivery::Queued
+  });
+  assert_eq!(next, Some(Next::Poll), "a responder's next requests are read as soon as they come");
+}
+
+#[test]
 fn without_a_coalescing_window_a_backlog_does_not_wait() {
   let (rx, s, port) = receiver(Duration::ZERO);
   let mut r = reader(8);
