@@ -3,6 +3,7 @@ import test from 'ava'
 import * as path from 'node:path'
 import { Worker } from 'node:worker_threads'
 import { UdpSocket } from '../lib/index.js'
+import { needs } from './backend.js'
 import { Collector, FIXTURES, V4, caught, exitWithin, openLo, owned, ownedBaseline, portOf, range, runFixture, settleOwned, sleep, ticks, waitUntil } from './helpers.js'
 
 // ---- close -------------------------------------------------------------------------------
@@ -226,7 +227,11 @@ test('a worker thread binds, receives datagrams sent from the main thread, repor
 
 // Serial (ava runs serial tests before the concurrent ones, alone): the baselines of what the
 // package owns (helpers.owned()) are not disturbed by other tests' sockets.
-test.serial('worker.terminate() while its socket is receiving does not crash the main process and leaves nothing open', async (t) => {
+// Native only: on the node:dgram fallback this scenario hits a Node 20 bug — a datagram arriving
+// while the worker terminates aborts the whole process in node:dgram's own receive callback
+// (FATAL ERROR v8::FromJust, node::AddressToJS from node::UDPWrap::OnRecv), as it would for a
+// plain node:dgram user (docs/fallback.md).
+needs.serial('native')('worker.terminate() while its socket is receiving does not crash the main process and leaves nothing open', async (t) => {
   const tx = openLo(t, 4)
   await ticks(10)
   const base = await ownedBaseline()
