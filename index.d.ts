@@ -44,8 +44,8 @@ export declare class NativeSocket {
   /** Chooses the steering of this socket's `SO_REUSEPORT` group (see `crate::steering`). */
   setSteering(steering: SteeringOptions): void
   /**
-   * `SO_INCOMING_CPU`: the CPU that last processed a datagram for this socket (or the value
-   * set), -1 before either.
+   * `SO_INCOMING_CPU`: the value set, or for a connected socket the CPU that processed the
+   * last datagram it received; -1 before either.
    */
   getIncomingCpu(): number
   /** Sets `SO_INCOMING_CPU`. */

@@ -4,6 +4,7 @@ import test from 'ava'
 import type { ExecutionContext } from 'ava'
 import { spawn, spawnSync } from 'node:child_process'
 import { readdirSync } from 'node:fs'
+import { availableParallelism } from 'node:os'
 import * as path from 'node:path'
 import { runWorkers, UdpSocket } from '../lib/index.js'
 import type { Steering, WorkerReport } from '../lib/index.js'
@@ -124,7 +125,7 @@ cpuTest("'cpu' puts what CPU K processed on socket K (sender pinned with taskset
   t.is(g.drops(), 0)
 })
 
-steeringTest('SO_INCOMING_CPU: -1 on a fresh socket, then what was set', (t) => {
+steeringTest('SO_INCOMING_CPU: -1 on a fresh socket, then what was set; a connected socket records the processing CPU', async (t) => {
   const s = UdpSocket.bindSync({ address: V4 })
   t.teardown(() => s.close())
   t.is(s.getIncomingCpu(), -1)
@@ -132,6 +133,15 @@ steeringTest('SO_INCOMING_CPU: -1 on a fresh socket, then what was set', (t) => 
   t.is(s.getIncomingCpu(), 1)
   s.setIncomingCpu(0)
   t.is(s.getIncomingCpu(), 0)
+  const tx = UdpSocket.bindSync({ address: V4 })
+  t.teardown(() => tx.close())
+  s.connect(V4, tx.localAddress().port)
+  s.setIncomingCpu(1_000_000)
+  await tx.sendBatch([{ data: 'x', address: V4, port: s.localAddress().port }])
+  const b = await s.recvBatch({ timeoutMs: 20_000 })
+  t.is(b.count, 1)
+  const cpu = s.getIncomingCpu()
+  t.true(cpu >= 0 && cpu < availableParallelism(), `a CPU of this machine: ${cpu}`)
 })
 
 test('runWorkers validates its options, naming them', async (t) => {

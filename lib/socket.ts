@@ -365,13 +365,14 @@ export class UdpSocket extends EventEmitter implements AsyncIterable<Batch> {
   }
 
   /**
-   * `SO_INCOMING_CPU` (Linux): the CPU that processed the last datagram this socket received
-   * (or the value set with `setIncomingCpu`), -1 before either.
+   * `SO_INCOMING_CPU` (Linux): for a connected socket, the CPU that processed the last datagram
+   * it received; otherwise the value set with `setIncomingCpu` (the kernel records the CPU on
+   * receive only for connected UDP sockets); -1 before either.
    * @throws `ERR_UDP_MMSG_UNSUPPORTED` on the fallback backend, an errno error off Linux,
    * `ERR_SOCKET_CLOSED` after `close()`.
    * @example
    * ```ts
-   * socket.onBatch(() => console.log('processed on CPU', socket.getIncomingCpu()))
+   * console.log(socket.getIncomingCpu()) // -1 until set (or, connected, until a datagram arrives)
    * ```
    */
   getIncomingCpu(): number {
@@ -380,7 +381,8 @@ export class UdpSocket extends EventEmitter implements AsyncIterable<Batch> {
 
   /**
    * Sets `SO_INCOMING_CPU` (Linux): the CPU this socket prefers, for users who build their own
-   * steering. The kernel overwrites it with the processing CPU of each datagram received.
+   * steering. On a connected socket the kernel overwrites it with the processing CPU of each
+   * datagram received.
    * @throws TypeError/RangeError naming `cpu` (an integer 0..2147483647); as {@link getIncomingCpu}.
    * @example
    * ```ts

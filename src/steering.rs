@@ -139,8 +139,9 @@ pub fn apply(_socket: &Socket, s: Steering) -> NResult<()> {
   }
 }
 
-/// `SO_INCOMING_CPU` of `socket`: the CPU that last processed a datagram for it, or the one
-/// set with [`set_incoming_cpu`]; -1 before either.
+/// `SO_INCOMING_CPU` of `socket`: the one set with [`set_incoming_cpu`], or for a connected
+/// socket the CPU that processed its last datagram (the kernel records it only for those);
+/// -1 before either.
 #[cfg(target_os = "linux")]
 pub fn incoming_cpu(socket: &Socket) -> NResult<i32> {
   crate::socket::get_int(socket, libc::SOL_SOCKET, libc::SO_INCOMING_CPU)

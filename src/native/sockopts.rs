@@ -74,8 +74,8 @@ impl NativeSocket {
     self.with(&env, |o| crate::steering::apply(&o.socket, s))
   }
 
-  /// `SO_INCOMING_CPU`: the CPU that last processed a datagram for this socket (or the value
-  /// set), -1 before either.
+  /// `SO_INCOMING_CPU`: the value set, or for a connected socket the CPU that processed the
+  /// last datagram it received; -1 before either.
   #[napi]
   pub fn get_incoming_cpu(&self, env: Env) -> Result<i32> {
     self.with(&env, |o| crate::steering::incoming_cpu(&o.socket))
