@@ -6,9 +6,10 @@
 //    'cpu'). Reported: each socket's count, the largest socket's share over the fair share
 //    (1/W), and the check received + kernel drops = sent, exactly.
 // 2. Throughput: 2 sender processes at full blast into runWorkers groups of 1 and of 2
-//    worker threads ('random' steering); datagrams/s received (and dropped) over the window.
+//    worker threads ('random' steering), interleaved 1, 2, 1, 2; datagrams/s received (and
+//    dropped) over the window.
 //
-// Usage: node benchmark/evenness.js [--seconds S] [--rate PPS] [--blast-seconds S] [--json]
+// Usage: node benchmark/evenness.js [--seconds S] [--rate PPS] [--blast-seconds S] [--parts evenness,throughput] [--json]
 //   (needs `npm run build`). Keep runs short: the machine may be shared.
 // Not part of `npm run bench`: this script stands alone.
 
@@ -100,13 +101,13 @@ async function throughput(W, seconds) {
 async function main() {
   const { parseArgs } = require('node:util')
   const { values: a } = parseArgs({
-    options: { seconds: { type: 'string', default: '1' }, rate: { type: 'string', default: '40000' }, 'blast-seconds': { type: 'string', default: '3' }, json: { type: 'boolean', default: false } },
+    options: { seconds: { type: 'string', default: '1' }, rate: { type: 'string', default: '40000' }, 'blast-seconds': { type: 'string', default: '3' }, json: { type: 'boolean', default: false }, parts: { type: 'string', default: 'evenness,throughput' } },
   })
   const seconds = Number(a.seconds)
   const rate = Number(a.rate)
   const out = { when: new Date().toISOString(), cpus: os.availableParallelism(), loadavg: os.loadavg().map((x) => x.toFixed(2)), kernel: os.release(), rate, seconds, evenness: [], throughput: [] }
   console.error(`evenness: ${out.cpus} CPUs, load ${out.loadavg.join(' ')}, ${rate} datagrams/s for ${seconds} s per run`)
-  for (const W of [2, 4]) {
+  for (const W of a.parts.includes('evenness') ? [2, 4] : []) {
     for (const F of [1, 2, 4]) {
       for (const steering of ['hash', 'random', 'cpu']) {
         const r = await evenness(steering, W, F, rate, seconds)
@@ -115,7 +116,7 @@ async function main() {
       }
     }
   }
-  for (const W of [1, 2]) {
+  for (const W of a.parts.includes('throughput') ? [1, 2, 1, 2] : []) {
     const r = await throughput(W, Number(a['blast-seconds']))
     out.throughput.push(r)
     console.error(`  full blast, 2 flows -> ${W} worker(s): ${Math.round(r.receivedPerSec).toLocaleString('en-US')} received/s [${r.perWorker.join(', ')}], sent ${r.sent}, drops ${r.drops}, ${r.exact ? 'exact' : 'MISMATCH'}`)
