@@ -41,6 +41,15 @@ export declare class NativeSocket {
   setBufferSize(send: boolean, size: number): void
   /** work on the socket's path). */
   capabilities(): Capabilities
+  /** Chooses the steering of this socket's `SO_REUSEPORT` group (see `crate::steering`). */
+  setSteering(steering: SteeringOptions): void
+  /**
+   * `SO_INCOMING_CPU`: the value set, or for a connected socket the CPU that processed the
+   * last datagram it received; -1 before either.
+   */
+  getIncomingCpu(): number
+  /** Sets `SO_INCOMING_CPU`. */
+  setIncomingCpu(cpu: number): void
   /**
    * Sets an integer socket option directly (`setsockopt(fd, level, option, &value)`): an
    * escape hatch for options this API does not cover.
@@ -188,6 +197,11 @@ export interface Capabilities {
    * it; read back from the kernel). Linux balances datagrams across such sockets.
    */
   reusePort: boolean
+  /**
+   * The reuseport group's steering can be chosen (`steering`, `setSteering`: Linux's
+   * `SO_ATTACH_REUSEPORT_CBPF`), and `SO_INCOMING_CPU` read and set.
+   */
+  reusePortSteering: boolean
 }
 
 /**
@@ -283,6 +297,11 @@ export interface NativeOptions {
    * `port`, `reuseAddr`, `reusePort` and `ipv6Only` are then unused (see `crate::adopt`).
    */
   fd?: number
+  /**
+   * Steering of the `SO_REUSEPORT` group, applied once the socket is open (`crate::steering`);
+   * absent: the group's steering is left as it is.
+   */
+  steering?: SteeringOptions
 }
 
 /** Outcome of one native send call. */
@@ -349,6 +368,17 @@ export interface NativeStats {
    * the path MTU (later runs keep below it) or no GSO on the path (GSO turns off).
    */
   gsoFallbacks: number
+}
+
+/** Steering of a reuseport group, as the constructor and `setSteering` take it. */
+export interface SteeringOptions {
+  /** `'hash'`, `'cpu'` or `'random'`. */
+  mode: string
+  /**
+   * Sockets the program spreads over (1..=65535); required for `'random'`, optional for
+   * `'cpu'` (without it CPU k goes to socket k).
+   */
+  groupSize?: number
 }
 
 /**

@@ -1,19 +1,39 @@
 'use strict'
-// Multi-threaded ingestion with SO_REUSEPORT: N worker_threads, each owning its own udp-mmsg
-// socket bound to the same port with `reusePort: true`. The kernel spreads incoming flows
-// (by source address and port) across the sockets, so each worker reads its own batches on its
-// own thread. Workers post cumulative counters every second; the main thread prints the
-// aggregate and per-worker rates.
+// Multi-threaded ingestion with SO_REUSEPORT: `runWorkers` starts N worker_threads, each owning
+// its own udp-mmsg socket bound to the same port, and runs this file's export in each. The
+// kernel spreads datagrams across the sockets (`--steering hash`: by flow, the default;
+// `random`: evenly whatever the number of senders; `cpu`: by the CPU that processed the
+// packet; see docs/scale-out.md), so each worker reads its own batches on its own thread. The
+// main thread gathers the workers' counters every second and prints aggregate and per-worker rates.
 //
-// Usage: npm run example:reuseport -- [--workers N] [--port 9000] [--host 127.0.0.1]
+// Usage: npm run example:reuseport -- [--workers N] [--port 9000] [--host 127.0.0.1] [--steering hash|cpu|random]
 //          [--duration SECONDS] [--generate PPS | --self-test] [--flows N] [--size BYTES] [--json]
 //   --generate PPS  also run a loopback generator sending PPS datagrams/s from --flows source sockets
-//                   (several flows: SO_REUSEPORT balances by flow, one flow would hit one worker)
+//                   (several flows: the hash balances by flow, one flow would hit one worker)
 //   --self-test     same as --generate 50000 --duration 5
 //   --json          one JSON object per second, and a final summary object, on stdout
 
-const { isMainThread, Worker, parentPort, workerData } = require('node:worker_threads')
-const { UdpSocket } = require('udp-mmsg')
+const { isMainThread } = require('node:worker_threads')
+const { UdpSocket, runWorkers } = require('udp-mmsg')
+
+// ---- worker: runWorkers loads this file in each worker thread and calls the export --------
+
+// Some per-datagram work, as an ingester would do: sum the sequence numbers the generator put
+// in the first 4 bytes (read straight from the batch buffer). `report` goes to the parent.
+module.exports = (socket) => {
+  let datagrams = 0
+  let bytes = 0
+  let batches = 0
+  let checksum = 0
+  socket.onBatch((batch) => {
+    const { buffer: buf, offsets, lengths } = batch
+    for (let i = 0; i < batch.count; i++) if (lengths[i] >= 4) checksum = (checksum + buf.readUInt32LE(offsets[i])) % 0x100000000
+    datagrams += batch.count
+    bytes += buf.length
+    batches++
+  })
+  return { report: () => ({ datagrams, bytes, batches, checksum }) }
+}
 
 if (isMainThread) {
   require('node:process').nextTick(() =>
@@ -22,57 +42,19 @@ if (isMainThread) {
       process.exitCode = 1
     }),
   )
-} else {
-  runWorker(workerData)
-}
-
-// ---- worker -------------------------------------------------------------------------------
-
-function runWorker({ id, host, port, batchSize }) {
-  const sock = new UdpSocket({ address: host, port, reusePort: true, batchSize, recvBufferSize: 4 << 20 })
-  let datagrams = 0
-  let bytes = 0
-  let batches = 0
-  // Some per-datagram work, as an ingester would do: sum the sequence numbers the generator
-  // put in the first 4 bytes (read straight from the batch buffer).
-  let checksum = 0
-  sock.onBatch((batch) => {
-    const buf = batch.buffer
-    const offsets = batch.offsets
-    const lengths = batch.lengths
-    for (let i = 0; i < batch.count; i++) if (lengths[i] >= 4) checksum = (checksum + buf.readUInt32LE(offsets[i])) % 0x100000000
-    datagrams += batch.count
-    bytes += buf.length
-    batches++
-  })
-  const report = (type) => {
-    const s = sock.stats()
-    parentPort.postMessage({ type, id, datagrams, bytes, batches, checksum, kernelDrops: s.kernelDrops })
-  }
-  const timer = setInterval(() => report('stats'), 1000)
-  parentPort.on('message', (m) => {
-    if (m === 'report') report('stats')
-    if (m === 'stop') {
-      clearInterval(timer)
-      report('final')
-      sock.close()
-      parentPort.close()
-    }
-  })
-  parentPort.postMessage({ type: 'ready', id, port: sock.localAddress().port })
 }
 
 // ---- main ---------------------------------------------------------------------------------
 
 async function main() {
   const { parseArgs } = require('node:util')
-  const { once } = require('node:events')
   const os = require('node:os')
   const { values: args } = parseArgs({
     options: {
       workers: { type: 'string', default: String(Math.max(2, Math.min(4, os.availableParallelism()))) },
       port: { type: 'string', default: '9000' },
       host: { type: 'string', default: '127.0.0.1' },
+      steering: { type: 'string', default: 'hash' },
       duration: { type: 'string' },
       generate: { type: 'string' },
       'self-test': { type: 'boolean', default: false },
@@ -87,31 +69,24 @@ async function main() {
   const DURATION = args.duration !== undefined ? Number(args.duration) : args['self-test'] ? 5 : 0
   const fmt = (n) => Math.round(n).toLocaleString('en-US')
 
-  // Start the workers one by one: the first binds (port 0 lets the kernel choose), the others
-  // join its port.
-  const workers = []
-  const latest = []
-  let port = Number(args.port)
-  for (let id = 0; id < N; id++) {
-    const w = new Worker(__filename, { workerData: { id, host: args.host, port, batchSize: Number(args['batch-size']) } })
-    const [ready] = await Promise.race([
-      once(w, 'message'),
-      once(w, 'error').then(([err]) => {
-        throw err
-      }),
-    ])
-    port = ready.port
-    latest[id] = { datagrams: 0, bytes: 0, batches: 0, checksum: 0, kernelDrops: 0 }
-    w.on('message', (m) => {
-      if (m.type === 'stats' || m.type === 'final') latest[m.id] = m
-    })
-    w.on('error', (err) => {
-      console.error(`worker ${id}:`, err)
-      process.exitCode = 1
-    })
-    workers.push(w)
-  }
-  process.stderr.write(`reuseport: ${N} workers on ${args.host}:${port} (SO_REUSEPORT)\n`)
+  // N worker threads, one socket each in one SO_REUSEPORT group (port 0: the kernel picks).
+  const workers = await runWorkers({
+    workers: N,
+    handler: __filename,
+    address: args.host,
+    port: Number(args.port),
+    steering: args.steering,
+    bind: { batchSize: Number(args['batch-size']), recvBufferSize: 4 << 20 },
+  })
+  workers.on('workerError', (err, id) => {
+    console.error(`worker ${id}:`, err)
+    process.exitCode = 1
+  })
+  const port = workers.port
+  const zero = { datagrams: 0, bytes: 0, batches: 0, checksum: 0, kernelDrops: 0 }
+  let latest = Array.from({ length: N }, () => zero)
+  const gather = (reports) => (latest = reports.map((r) => ({ ...zero, ...r.report, kernelDrops: r.stats ? r.stats.kernelDrops : 0 })))
+  process.stderr.write(`reuseport: ${N} workers on ${args.host}:${port} (SO_REUSEPORT, steering ${args.steering})\n`)
 
   const gen = GENERATE > 0 ? await startGenerator(GENERATE, args.host, port, Math.max(1, Number(args.flows)), Math.max(4, Number(args.size))) : null
   if (gen) process.stderr.write(`reuseport: generator sending ${fmt(GENERATE)} datagrams/s from ${args.flows} flows\n`)
@@ -132,7 +107,8 @@ async function main() {
   let last = latest.map((w) => w.datagrams)
   let lastTotal = 0
   const tty = process.stderr.isTTY
-  const tick = () => {
+  const tick = async (final) => {
+    gather(final || (await workers.stats()))
     const now = Date.now()
     const secs = (now - lastAt) / 1000 || 1
     const t = totals()
@@ -148,7 +124,7 @@ async function main() {
     last = latest.map((w) => w.datagrams)
     lastTotal = t.datagrams
   }
-  const timer = setInterval(tick, 1000)
+  const timer = setInterval(() => tick().catch((err) => console.error(err)), 1000)
 
   let stopping = false
   const stop = async () => {
@@ -161,15 +137,12 @@ async function main() {
       let prev = -1
       while (Date.now() < deadline && totals().datagrams !== prev && totals().datagrams + totals().kernelDrops < sent) {
         prev = totals().datagrams
-        for (const w of workers) w.postMessage('report')
         await new Promise((r) => setTimeout(r, 300))
+        gather(await workers.stats())
       }
     }
     clearInterval(timer)
-    const exits = workers.map((w) => once(w, 'exit'))
-    for (const w of workers) w.postMessage('stop')
-    await Promise.all(exits)
-    tick()
+    await tick(await workers.close())
     if (tty) process.stderr.write('\n')
     const t = totals()
     const summary = {

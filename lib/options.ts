@@ -4,6 +4,8 @@
 import * as errors from './errors.js'
 import { udpSocketFamily } from './native.js'
 import type { NativeOptions } from './native.js'
+import type { SteeringOptions } from '../index.js'
+import type { Steering } from './types.js'
 export type { BindOptions } from './types.js'
 import { boolOption as bool, checkInt, intOption as int, ipOf, portOf } from './validate.js'
 
@@ -105,8 +107,46 @@ export function normalize(options: unknown): Normalized {
       recvTos: bool(o, 'recvTos', false),
       tos: int(o, 'tos', 0, 255, undefined),
       fd: fd === undefined ? undefined : fd.fd,
+      steering: bindSteering(o, fd !== undefined),
     },
   }
+}
+
+/** The steering modes of a `SO_REUSEPORT` group. */
+export const STEERING_MODES: readonly Steering[] = Object.freeze(['hash', 'cpu', 'random'])
+
+/**
+ * A steering choice (`mode`, `groupSize`, named `modeName` / `sizeName` in errors) checked and
+ * put in the native form. `'random'` needs the group size; `'hash'` takes none; modes other
+ * than `'hash'` need Linux.
+ */
+export function steeringOf(mode: unknown, groupSize: unknown, modeName: string, sizeName: string): SteeringOptions {
+  if (!STEERING_MODES.includes(mode as Steering)) throw errors.invalidArgValue(modeName, mode, "must be 'hash', 'cpu' or 'random'")
+  if (groupSize !== undefined) {
+    checkInt(groupSize, sizeName, 1, 65535)
+    if (mode === 'hash') throw errors.invalidArgValue(sizeName, groupSize, "applies to 'cpu' and 'random' steering only")
+  } else if (mode === 'random') {
+    throw errors.invalidArgValue(sizeName, groupSize, "is required with 'random' steering (the number of sockets in the group)")
+  }
+  if (mode !== 'hash' && process.platform !== 'linux') {
+    throw errors.unsupportedFeature(
+      `${modeName} '${String(mode)}'`,
+      `${process.platform} native`,
+      'reuseport steering (SO_ATTACH_REUSEPORT_CBPF) is Linux-only',
+    )
+  }
+  return { mode: mode as string, groupSize: groupSize as number | undefined }
+}
+
+/** `options.steering` and `options.groupSize` of bind: only for a socket that joins a reuseport group. */
+function bindSteering(o: Record<string, unknown>, adopted: boolean): SteeringOptions | undefined {
+  if (o.steering === undefined) {
+    if (o.groupSize !== undefined) throw errors.invalidArgValue('options.groupSize', o.groupSize, 'needs options.steering')
+    return undefined
+  }
+  const s = steeringOf(o.steering, o.groupSize, 'options.steering', 'options.groupSize')
+  if (!adopted && o.reusePort !== true) throw errors.invalidArgValue('options.steering', o.steering, 'needs options.reusePort: true')
+  return s
 }
 
 /** Options that only apply when the socket binds itself, so not with `fd`. */

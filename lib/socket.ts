@@ -11,7 +11,7 @@ import * as errors from './errors.js'
 import { live, stats, warnIfCapped } from './lifetime.js'
 import { BACKEND, NativeSocket } from './native.js'
 import type { NativeStats } from './native.js'
-import { normalize } from './options.js'
+import { normalize, steeringOf } from './options.js'
 import { PackScratch, sharedScratch } from './pack.js'
 import type { SockInfo } from './pack.js'
 import { makeDispatch, closeReceive, iterate, onListenerChange, pulling, recvBatch } from './receive.js'
@@ -20,7 +20,7 @@ import { closeSends, flushSends, sendBatch, trySendBatch } from './send-queue.js
 import type { SendOp } from './send-queue.js'
 import { readable } from './streams.js'
 import type { ReadableOptions } from './streams.js'
-import type { AddressInfo, BindOptions, BufferSizes, Capabilities, ErrnoError, OutgoingMessage, Stats } from './types.js'
+import type { AddressInfo, BindOptions, BufferSizes, Capabilities, ErrnoError, OutgoingMessage, Stats, Steering } from './types.js'
 import { checkBool, checkFunction, checkInt, checkSignal, checkString, ipOf, portOf } from './validate.js'
 
 function callNative<T>(fn: () => T): T {
@@ -344,6 +344,55 @@ export class UdpSocket extends EventEmitter implements AsyncIterable<Batch> {
     checkInt(level, 'level', 0, 0x7fffffff)
     checkInt(option, 'option', 0, 0x7fffffff)
     return callNative(() => this._native.getIntOption(level, option))
+  }
+
+  /**
+   * Chooses how the kernel spreads datagrams over this socket's `SO_REUSEPORT` group, for the
+   * whole group (the `steering` bind option, after the fact: to re-spread over the sockets left
+   * when one has gone, say). See docs/scale-out.md.
+   * @param steering `'hash'` (detaches any program: the kernel's flow hash), `'cpu'` or `'random'`.
+   * @param groupSize Sockets to spread over, 1..65535: required for `'random'`, optional for `'cpu'`.
+   * @throws TypeError/RangeError naming `steering` or `groupSize`; `ERR_UDP_MMSG_UNSUPPORTED`
+   * off Linux or on the fallback backend; `EINVAL` when the socket is not in a reuseport group;
+   * `ERR_SOCKET_CLOSED` after `close()`.
+   * @example
+   * ```ts
+   * socket.setSteering('random', 3) // one of the 4 workers left
+   * ```
+   */
+  setSteering(steering: Steering, groupSize?: number): void {
+    const s = steeringOf(steering, groupSize, 'steering', 'groupSize')
+    callNative(() => this._native.setSteering(s))
+  }
+
+  /**
+   * `SO_INCOMING_CPU` (Linux): for a connected socket, the CPU that processed the last datagram
+   * it received; otherwise the value set with `setIncomingCpu` (the kernel records the CPU on
+   * receive only for connected UDP sockets); -1 before either.
+   * @throws `ERR_UDP_MMSG_UNSUPPORTED` on the fallback backend, an errno error off Linux,
+   * `ERR_SOCKET_CLOSED` after `close()`.
+   * @example
+   * ```ts
+   * console.log(socket.getIncomingCpu()) // -1 until set (or, connected, until a datagram arrives)
+   * ```
+   */
+  getIncomingCpu(): number {
+    return callNative(() => this._native.getIncomingCpu())
+  }
+
+  /**
+   * Sets `SO_INCOMING_CPU` (Linux): the CPU this socket prefers, for users who build their own
+   * steering. On a connected socket the kernel overwrites it with the processing CPU of each
+   * datagram received.
+   * @throws TypeError/RangeError naming `cpu` (an integer 0..2147483647); as {@link getIncomingCpu}.
+   * @example
+   * ```ts
+   * socket.setIncomingCpu(1)
+   * ```
+   */
+  setIncomingCpu(cpu: number): void {
+    checkInt(cpu, 'cpu', 0, 0x7fffffff)
+    callNative(() => this._native.setIncomingCpu(cpu))
   }
 
   /**

@@ -11,6 +11,14 @@ export interface Capabilities extends NativeCapabilities {
   backend: 'native' | 'fallback'
 }
 
+/**
+ * How the kernel spreads datagrams over the sockets of one `SO_REUSEPORT` group (Linux; see
+ * docs/scale-out.md): `'hash'` by a hash of the flow (the default: each sender stays on one
+ * socket), `'cpu'` to the socket whose index is the CPU that processed the packet, `'random'`
+ * evenly at random whatever the number of senders (order across sockets is not kept).
+ */
+export type Steering = 'hash' | 'cpu' | 'random'
+
 /** Options of {@link UdpSocket.bind}. Every field is optional. */
 export interface BindOptions {
   /** Local IP literal to bind. Default `'0.0.0.0'` (udp4) or `'::'` (udp6). Hostnames are not resolved. */
@@ -25,6 +33,20 @@ export interface BindOptions {
   reuseAddr?: boolean
   /** `SO_REUSEPORT`: several sockets on one port, the kernel spreads datagrams across them (Linux). */
   reusePort?: boolean
+  /**
+   * Steering of the `SO_REUSEPORT` group this socket joins (needs `reusePort: true`; Linux, else
+   * `ERR_UDP_MMSG_UNSUPPORTED`): attaches a classic BPF program (`SO_ATTACH_REUSEPORT_CBPF`) that
+   * chooses the socket for every datagram of the whole group, replacing what another member
+   * attached. `'random'` needs `groupSize`. Default: the group is left as it is (`'hash'` unless
+   * a member attached a program). See {@link Steering} and docs/scale-out.md.
+   */
+  steering?: Steering
+  /**
+   * The number of sockets `steering` spreads over, 1..65535: required for `'random'`, optional
+   * for `'cpu'` (CPU index modulo this; without it CPU k goes to socket k). Make it the number of
+   * sockets in the group: indexes past the sockets present fall back to the flow hash.
+   */
+  groupSize?: number
   /** `SO_BROADCAST`. */
   broadcast?: boolean
   /** Requested `SO_RCVBUF` in bytes. The kernel caps it at `net.core.rmem_max` (a warning says so); read the granted size with `bufferSizes()`. */

@@ -24,4 +24,5 @@ pub mod recv;
 pub mod send;
 pub mod socket;
 pub mod stats;
+pub mod steering;
 pub mod uv;

@@ -9,7 +9,16 @@ import * as dgram from 'node:dgram'
 import { isIP } from 'node:net'
 import { constants } from 'node:os'
 import * as errors from '../errors.js'
-import type { AddressInfo, BufferSizes, Capabilities, NativeEvent, NativeOptions, NativeSendResult, NativeStats } from '../../index.js'
+import type {
+  AddressInfo,
+  BufferSizes,
+  Capabilities,
+  NativeEvent,
+  NativeOptions,
+  NativeSendResult,
+  NativeStats,
+  SteeringOptions,
+} from '../../index.js'
 import { Core } from './core.js'
 import { zoneIndex } from './addr.js'
 import { argError, closedError, fromDgram, osError } from './native-errors.js'
@@ -38,6 +47,7 @@ function refuseUnsupported(o: NativeOptions): void {
   if (o.recvTos) throw unsupported('recvTos (TOS / ECN on receive)')
   if (o.tos !== undefined) throw unsupported('tos (socket-wide TOS / traffic class)')
   if (o.forceBufferSize) throw unsupported('forceBufferSize (SO_RCVBUFFORCE / SO_SNDBUFFORCE)')
+  if (o.steering && o.steering.mode !== 'hash') throw unsupported(`steering: '${o.steering.mode}' (SO_ATTACH_REUSEPORT_CBPF)`)
   if (o.reusePort && !DGRAM_REUSE_PORT) throw unsupported(`reusePort on Node ${process.versions.node} (node:dgram has it from 22.12)`)
 }
 
@@ -220,6 +230,7 @@ export class FallbackSocket {
       timestamps: false,
       recvTos: false,
       reusePort: DGRAM_REUSE_PORT && process.platform !== 'win32',
+      reusePortSteering: false,
       backend: 'fallback',
     }
   }
@@ -232,6 +243,21 @@ export class FallbackSocket {
   getIntOption(_level: number, _option: number): number {
     if (this.core.closed) throw closedError()
     throw unsupported('getSocketOption (raw getsockopt)')
+  }
+
+  setSteering(steering: SteeringOptions): void {
+    if (this.core.closed) throw closedError()
+    if (steering.mode !== 'hash') throw unsupported(`setSteering('${steering.mode}') (SO_ATTACH_REUSEPORT_CBPF)`)
+  }
+
+  getIncomingCpu(): number {
+    if (this.core.closed) throw closedError()
+    throw unsupported('getIncomingCpu (SO_INCOMING_CPU)')
+  }
+
+  setIncomingCpu(_cpu: number): void {
+    if (this.core.closed) throw closedError()
+    throw unsupported('setIncomingCpu (SO_INCOMING_CPU)')
   }
 
   setBroadcast(on: boolean): void {

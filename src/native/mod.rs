@@ -152,6 +152,9 @@ impl NativeSocket {
       None => socket::open(&cfg),
     };
     let (sock, granted) = opened.map_err(|e| os_error(e.os, &e.detail))?;
+    if let Some(s) = &options.steering {
+      crate::steering::apply(&sock, crate::steering::Steering::parse(s)?)?;
+    }
     let batched = cfg!(target_os = "linux") && !options.portable;
     let mode = if batched { RecvMode::Batched } else { RecvMode::Portable };
     let drop_counter = enable_drop_counter(&sock);

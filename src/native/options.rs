@@ -69,6 +69,9 @@ pub struct NativeOptions {
   /// Adopt (a duplicate of) this already open UDP socket instead of creating one: `address`,
   /// `port`, `reuseAddr`, `reusePort` and `ipv6Only` are then unused (see `crate::adopt`).
   pub fd: Option<i32>,
+  /// Steering of the `SO_REUSEPORT` group, applied once the socket is open (`crate::steering`);
+  /// absent: the group's steering is left as it is.
+  pub steering: Option<crate::steering::SteeringOptions>,
 }
 
 /// What this socket can do, probed once when it was opened.
@@ -94,6 +97,9 @@ pub struct Capabilities {
   /// `SO_REUSEPORT` is set on this socket (bound with `reusePort: true` on a platform that has
   /// it; read back from the kernel). Linux balances datagrams across such sockets.
   pub reuse_port: bool,
+  /// The reuseport group's steering can be chosen (`steering`, `setSteering`: Linux's
+  /// `SO_ATTACH_REUSEPORT_CBPF`), and `SO_INCOMING_CPU` read and set.
+  pub reuse_port_steering: bool,
 }
 
 /// An address as Node reports it.

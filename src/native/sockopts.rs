@@ -11,6 +11,7 @@ use crate::addr;
 use crate::error::{invalid_arg, os_error, OsError};
 use crate::recv::RecvMode;
 use crate::socket;
+use crate::steering::{Steering, SteeringOptions};
 
 #[napi]
 impl NativeSocket {
@@ -61,8 +62,29 @@ impl NativeSocket {
         // What the socket has now, read back from the kernel: true only when it was bound
         // with `reusePort` (or set SO_REUSEPORT itself) on a platform that has the option.
         reuse_port: reuse_port_of(&o.socket),
+        reuse_port_steering: cfg!(target_os = "linux"),
       })
     })
+  }
+
+  /// Chooses the steering of this socket's `SO_REUSEPORT` group (see `crate::steering`).
+  #[napi]
+  pub fn set_steering(&self, env: Env, steering: SteeringOptions) -> Result<()> {
+    let s = throw(&env, Steering::parse(&steering))?;
+    self.with(&env, |o| crate::steering::apply(&o.socket, s))
+  }
+
+  /// `SO_INCOMING_CPU`: the value set, or for a connected socket the CPU that processed the
+  /// last datagram it received; -1 before either.
+  #[napi]
+  pub fn get_incoming_cpu(&self, env: Env) -> Result<i32> {
+    self.with(&env, |o| crate::steering::incoming_cpu(&o.socket))
+  }
+
+  /// Sets `SO_INCOMING_CPU`.
+  #[napi]
+  pub fn set_incoming_cpu(&self, env: Env, cpu: i32) -> Result<()> {
+    self.with(&env, |o| crate::steering::set_incoming_cpu(&o.socket, cpu))
   }
 
   /// Sets an integer socket option directly (`setsockopt(fd, level, option, &value)`): an
