@@ -52,17 +52,22 @@ const fs = require('node:fs')
 const path = require('node:path')
 let total = 0
 const missing = []
-for (const f of fs.readdirSync('src').filter((f) => f.endsWith('.rs')).sort()) {
+// Every .rs file under src/, subdirectories included.
+const files = fs.readdirSync('src', { recursive: true }).filter((f) => f.endsWith('.rs')).sort()
+for (const f of files) {
   const lines = fs.readFileSync(path.join('src', f), 'utf8').split('\n')
   const testStart = lines.findIndex((l) => /^#\[cfg\(test\)\]/.test(l))
   lines.forEach((l, i) => {
     const code = l.replace(/\/\/.*$/, '')
     if (!/\bunsafe\s*(\{|impl\b|fn\b|extern\b)/.test(code)) return
+    // A function-pointer type (`unsafe extern "C" fn(...)`, `unsafe fn(...)`) is not a site.
+    if (!/\bunsafe\s*(\{|impl\b|fn\s+\w|extern\s+"C"\s+fn\s+\w)/.test(code)) return
     total++
     // A SAFETY comment on the line, or in the comment block / statement head just above it.
+    // (An `unsafe fn` documents its contract in a `# Safety` doc section, which counts too.)
     let ok = /SAFETY/.test(l)
     for (let k = i - 1; k >= 0 && k >= i - 8 && !ok; k--) {
-      if (/SAFETY/.test(lines[k])) ok = true
+      if (/SAFETY|^\s*\/\/\/ # Safety/.test(lines[k])) ok = true
       else if (/^\s*$/.test(lines[k]) || (/[;}{]\s*$/.test(lines[k]) && !/^\s*\/\//.test(lines[k]))) break
     }
     const where = `${f}:${i + 1}${testStart !== -1 && i > testStart ? ' (test code)' : ''}`

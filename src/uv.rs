@@ -108,6 +108,7 @@ pub enum Kind {
   KeepAlive,
 }
 
+// SAFETY (contract): never called (the keep-alive async handle is never sent); no-op.
 unsafe extern "C" fn never(_: *mut Handle) {}
 
 impl Api {

@@ -255,6 +255,8 @@ impl Watcher {
 
   /// Calls the dispatch function with `event` through `napi_make_callback`. An exception from
   /// it is raised as an uncaught exception, as Node does for a throwing 'message' listener.
+  // SAFETY (contract): call only on `env`'s JS thread, from a loop callback (no JS on the
+  // stack), while the callback reference and async context are live.
   unsafe fn call_js(&self, mut event: Event) -> bool {
     let env = self.env;
     // A small batch is copied into memory V8 owns, which the GC frees by itself; a large one is
@@ -380,6 +382,7 @@ unsafe fn watcher<'a>(h: *mut Handle) -> Option<&'a Watcher> {
   unsafe { (api.data(h) as *const Watcher).as_ref() }
 }
 
+// SAFETY (contract): libuv calls it with a live poll handle made by `Watch::start`.
 unsafe extern "C" fn on_poll(h: *mut Handle, status: c_int, events: c_int) {
   // SAFETY: libuv calls this with our live poll handle.
   let Some(w) = (unsafe { watcher(h) }) else { return };
@@ -411,12 +414,14 @@ fn window_fired(data: *mut c_void) {
   }
 }
 
+// SAFETY (contract): libuv calls it with a live window timer whose data is the watcher.
 unsafe extern "C" fn on_window_timer(h: *mut Handle) {
   // SAFETY: libuv calls this with the window's live timer handle.
   let Some(w) = (unsafe { watcher(h) }) else { return };
   window_ended(w);
 }
 
+// SAFETY (contract): libuv calls it once per closed handle made here, the handle then ours.
 unsafe extern "C" fn on_closed(h: *mut Handle) {
   // SAFETY: libuv calls this once per handle, after which the handle is ours to free.
   let w = unsafe { watcher(h) }.map(|w| w as *const Watcher as *mut Watcher);
@@ -438,6 +443,7 @@ unsafe extern "C" fn on_closed(h: *mut Handle) {
   }
 }
 
+// SAFETY (contract): N-API calls it on the JS thread with the watcher registered as `data`.
 unsafe extern "C" fn on_env_teardown(_hook: sys::napi_async_cleanup_hook_handle, data: *mut c_void) {
   // SAFETY: `data` is the watcher, alive until the hook is removed (in `free_watcher`).
   let w = unsafe { &*(data as *const Watcher) };

@@ -199,6 +199,7 @@ fn rearm(api: &Api, s: &mut Shared) -> bool {
 
 /// The timerfd fired: wake every watcher whose time has come, then re-arm for the rest.
 #[cfg(target_os = "linux")]
+// SAFETY (contract): libuv calls it on the loop thread with the shared timer's poll handle.
 unsafe extern "C" fn on_timerfd(_h: *mut Handle, _status: std::ffi::c_int, _events: std::ffi::c_int) {
   let Some(api) = uv::api() else { return };
   let due = SHARED.with(|cell| {
@@ -244,6 +245,7 @@ fn release(api: &Api, data: *mut c_void) {
 }
 
 #[cfg(target_os = "linux")]
+// SAFETY (contract): libuv calls it once, from the close of the shared poll handle.
 unsafe extern "C" fn free_handle(h: *mut Handle) {
   // SAFETY: the close callback of the shared poll handle: libuv is done with it.
   unsafe { uv::free(h) };
