@@ -9,6 +9,10 @@
 //! it right away) and closes the handles; the last close callback frees the watcher. An async
 //! cleanup hook closes a watcher JS never closed when its environment tears down (a worker
 //! exits), and the environment waits for the close callbacks before it closes its loop.
+//!
+//! Over ~400 lines on purpose: the watcher's ownership rules (start, close, the two conditions
+//! for freeing) and the unsafe libuv/N-API callbacks that rely on them are one argument, and
+//! reading them apart is how a use-after-free gets in.
 
 use std::cell::{Cell, RefCell};
 use std::ffi::{c_int, c_void};
