@@ -8,7 +8,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { UdpSocket } from '../lib/index.js'
-import { range } from './helpers.js'
+import { range, runNode } from './helpers.js'
 
 const ROOT = join(__dirname, '..')
 const { Aggregator } = require('../examples/statsd-server.js')
@@ -244,15 +244,7 @@ console.log(JSON.stringify({ hits: agg.flush(1).counters.hits.value, argv: proce
   )
   // A positional and an option neither example knows: parsing them would throw
   // ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL / ERR_PARSE_ARGS_UNKNOWN_OPTION.
-  const r = await new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve, reject) => {
-    const child = spawn(process.execPath, [script, 'input.txt', '--verbose'], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] })
-    let stdout = ''
-    let stderr = ''
-    child.stdout.on('data', (d) => (stdout += d))
-    child.stderr.on('data', (d) => (stderr += d))
-    child.on('error', reject)
-    child.on('close', (code) => resolve({ code, stdout, stderr }))
-  })
+  const r = await runNode([script, 'input.txt', '--verbose'], { cwd: dir })
   t.is(r.code, 0, r.stderr)
   t.deepEqual(JSON.parse(r.stdout.trim()), { hits: 5, argv: ['input.txt', '--verbose'], msg: 'hello' })
 })

@@ -4,7 +4,6 @@
 // give is refused with ERR_UDP_MMSG_UNSUPPORTED, never ignored. `npm test` runs this file on
 // both backends; the tests of one backend skip on the other.
 import test from 'ava'
-import { spawn } from 'node:child_process'
 import { cpSync, existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import * as path from 'node:path'
@@ -12,7 +11,7 @@ import { EVENT_BATCH, EVENT_ERROR, EVENT_WRITABLE, FALLBACK_LAYOUT } from '../li
 import { DGRAM_REUSE_PORT } from '../lib/fallback/socket.js'
 import { UdpSocket } from '../lib/index.js'
 import { BACKEND } from './backend.js'
-import { V4, caught, openLo, portOf } from './helpers.js'
+import { V4, caught, openLo, portOf, runNode } from './helpers.js'
 
 const ROOT = path.join(__dirname, '..')
 const onFallback = BACKEND === 'fallback' ? test : test.skip
@@ -41,15 +40,7 @@ function run(cwd: string, script: string, env: Record<string, string | undefined
     if (v === undefined) delete childEnv[k]
     else childEnv[k] = v
   }
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [script], { cwd, env: childEnv, stdio: ['ignore', 'pipe', 'pipe'] })
-    let stdout = ''
-    let stderr = ''
-    child.stdout.on('data', (d) => (stdout += d))
-    child.stderr.on('data', (d) => (stderr += d))
-    child.on('error', reject)
-    child.on('close', (code) => resolve({ code, stdout, stderr }))
-  })
+  return runNode([script], { cwd, env: childEnv })
 }
 
 const ROUND_TRIP = `

@@ -291,6 +291,23 @@ export interface Child {
   waitLine: (pred: (line: any) => boolean, timeoutMs?: number) => Promise<any>
 }
 
+/** Runs `node ...args` to its end and resolves with its exit code and whole output, after
+ * 'close' (never 'exit', which can come before the pipes are read to the end). */
+export function runNode(
+  args: string[],
+  options: { cwd?: string; env?: NodeJS.ProcessEnv } = {},
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, args, { cwd: options.cwd, env: options.env, stdio: ['ignore', 'pipe', 'pipe'] })
+    let stdout = ''
+    let stderr = ''
+    child.stdout!.on('data', (d) => (stdout += d))
+    child.stderr!.on('data', (d) => (stderr += d))
+    child.on('error', reject)
+    child.on('close', (code) => resolve({ code, stdout, stderr }))
+  })
+}
+
 /** Starts `node fixtures/<script> ...args`; the child is killed at teardown if still alive. */
 export function runFixture(t: ExecutionContext, script: string, args: string[] = [], nodeArgs: string[] = []): Child {
   const proc = spawn(process.execPath, [...nodeArgs, path.join(FIXTURES, script), ...args], { stdio: ['ignore', 'pipe', 'pipe'] })

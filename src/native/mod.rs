@@ -54,7 +54,6 @@ struct Open {
   ipv6: bool,
   granted: socket::Granted,
   connected: bool,
-  referenced: bool,
   caps: CapsProbe,
 }
 
@@ -197,7 +196,6 @@ impl NativeSocket {
       ipv6: options.ipv6,
       granted,
       connected: connect.is_some(),
-      referenced: true,
       caps: CapsProbe { gso_supported, drop_counter, info },
     };
     // Worker teardown: the environment's cleanup hook closes a socket JS never closed.
@@ -271,7 +269,6 @@ impl NativeSocket {
       if let Some(w) = &o.watch {
         w.set_ref(on);
       }
-      o.referenced = on;
       Ok(())
     })
   }
