@@ -41,12 +41,18 @@ pub struct RecvSlab {
   limit: usize,
   buf: Region,
   // SAFETY-relevant: these vectors are never resized after construction, so pointers into
-  // them stay valid for the slab's lifetime; headers are re-pointed before every call anyway.
+  // them stay valid for the slab's lifetime (moving the slab moves none of them), so a header
+  // built once stays right until the kernel writes its lengths (see `stale`).
   names: Vec<libc::sockaddr_storage>,
   control: Vec<u8>,
   iovecs: Vec<libc::iovec>,
   #[cfg(target_os = "linux")]
   hdrs: Vec<libc::mmsghdr>,
+  /// Slots whose header the kernel wrote since it was built (or never built): rebuilt before
+  /// the next call. Only these: rebuilding all `batch` headers per call cost more than the
+  /// system call itself when one datagram arrives at a time.
+  #[cfg(target_os = "linux")]
+  stale: Vec<bool>,
   /// Per-slot results of the last receive: bytes, flags, address length, control length.
   results: Vec<SlotResult>,
   infos: Vec<SlotInfo>,
@@ -103,6 +109,8 @@ impl RecvSlab {
       #[cfg(target_os = "linux")]
       // SAFETY: see above.
       hdrs: vec![unsafe { std::mem::zeroed() }; batch],
+      #[cfg(target_os = "linux")]
+      stale: vec![true; batch],
       results: vec![SlotResult::default(); batch],
       infos: vec![SlotInfo::default(); batch],
       pending_error: None,
@@ -160,8 +168,11 @@ impl RecvSlab {
   fn receive_mmsg(&mut self, fd: RawFd, from: usize, max: usize) -> io::Result<usize> {
     self.last_syscalls = 1;
     for i in from..from + max {
-      let h = self.header(i);
-      self.hdrs[i] = libc::mmsghdr { msg_hdr: h, msg_len: 0 };
+      if self.stale[i] {
+        let h = self.header(i);
+        self.hdrs[i] = libc::mmsghdr { msg_hdr: h, msg_len: 0 };
+        self.stale[i] = false;
+      }
     }
     // SAFETY: `hdrs[from..from + max]` are valid mmsghdrs whose pointers reference live
     // buffers owned by `self` (name, iovec -> slot, control) of the advertised sizes; the
@@ -176,10 +187,13 @@ impl RecvSlab {
       )
     };
     if n < 0 {
+      // The kernel may have written the first header before failing.
+      self.stale[from] = true;
       return Err(io::Error::last_os_error());
     }
     let n = n as usize;
     for i in from..from + n {
+      self.stale[i] = true;
       let h = &self.hdrs[i];
       self.results[i] = SlotResult {
         len: h.msg_len as usize,
