@@ -32,9 +32,16 @@ export declare class NativeSocket {
   disconnect(): void
   /**
    * Sends at most `max_count` datagrams from `start` of a packed batch without blocking; see
-   * `lib/pack.ts` for the format. Returns how many went and why it stopped.
+   * `lib/pack.ts` for the format. Returns how many went (a number, not an object: this is
+   * the per-send hot path). Fewer than asked means the send buffer is full or an error
+   * stopped the call: `lastSendError()` then tells which.
    */
-  send(data: Uint8Array, partLens: Uint32Array, partsPerMsg: Uint32Array | undefined | null, destIndex: Uint32Array | undefined | null, destAddresses: Array<string>, destPorts: Array<number>, start: number, maxCount: number, sourceIndex?: Uint32Array | undefined | null, sources?: Array<string> | undefined | null, tos?: Int32Array | undefined | null): NativeSendResult
+  send(data: Uint8Array, partLens: Uint32Array, partsPerMsg: Uint32Array | undefined | null, destIndex: Uint32Array | undefined | null, destAddresses: Array<string>, destPorts: Array<number>, start: number, maxCount: number, sourceIndex?: Uint32Array | undefined | null, sources?: Array<string> | undefined | null, tos?: Int32Array | undefined | null): number
+  /**
+   * The error that stopped the last `send` before all it was asked to send, or null when it
+   * stopped because the send buffer was full (or sent everything).
+   */
+  lastSendError(): NativeSendError | null
   /** Buffer sizes the kernel granted (read back with getsockopt, not the requested ones). */
   bufferSizes(): BufferSizes
   /** Sets `SO_RCVBUF` (or `SO_SNDBUF` when `send` is true) after creation. */
@@ -85,9 +92,12 @@ export declare class NativeSocket {
   stats(): NativeStats
   /**
    * Creates, configures and binds the socket, and watches it on the event loop (paused).
-   * `dispatch` receives every event, one object per event (a batch, an error, writability).
+   * The options come packed (see `packed_options`): the bind `address`, the numeric options
+   * in the order `optionSlots()` gives, `connectAddress` and `steering`. `dispatch` is called
+   * once per event (a batch, an error, writability) with positional arguments (see
+   * `dispatch::event_args`).
    */
-  constructor(options: NativeOptions, dispatch: (event: NativeEvent) => void)
+  constructor(address: string, options: Float64Array, connectAddress: string | undefined | null, steering: SteeringOptions | undefined | null, dispatch: (kind: number, data: Buffer | null, count: number, kernelDrops: number, errno?: number, syscall?: string) => void)
   /** True when this socket uses one system call per datagram (the portable path). */
   get portable(): boolean
   /** Starts (true) or pauses (false) reading; while paused, datagrams wait in the kernel. */
@@ -205,37 +215,21 @@ export interface Capabilities {
 }
 
 /**
- * `NativeEvent.kind` of a received batch: `data` is the metadata then the payloads (see
+ * Dispatch `kind` of a received batch: `data` is the metadata then the payloads (see
  * `batchLayout()`), `count` the datagrams in it.
  */
 export declare const EVENT_BATCH: number
 
-/** `NativeEvent.kind` of a receive error: `errno` and `syscall` say which. */
+/** Dispatch `kind` of a receive error: `errno` and `syscall` say which. */
 export declare const EVENT_ERROR: number
 
 /** `NativeEvent.kind` sent once after `requestWritable()` when the send buffer has room. */
 export declare const EVENT_WRITABLE: number
 
 /**
- * One event of the socket, as the dispatch callback receives it (one per batch, not per
- * datagram). Fields that do not apply to the kind are null / 0.
+ * Options for `NativeSocket`, already normalised by `lib/options.ts`. They cross the boundary
+ * packed (see `packed_options`): this type names and documents them for the JS layer.
  */
-export interface NativeEvent {
-  /** `EVENT_BATCH`, `EVENT_ERROR` or `EVENT_WRITABLE`. */
-  kind: number
-  /** For a batch: its metadata then its payloads, in one buffer (see `batchLayout()`). */
-  data?: Buffer
-  /** For a batch: the number of datagrams in it. */
-  count: number
-  /** For a batch: the kernel's cumulative drop counter for the socket, or -1 when unknown. */
-  kernelDrops: number
-  /** For an error: its errno (positive). */
-  errno: number
-  /** For an error: the system call that failed. */
-  syscall?: string
-}
-
-/** Options for `NativeSocket`, already normalised by `lib/socket.ts`. */
 export interface NativeOptions {
   /** Local IP literal to bind (`'0.0.0.0'`, `'::'`, `'127.0.0.1'`, `'::1'`, ...). */
   address: string
@@ -304,17 +298,14 @@ export interface NativeOptions {
   steering?: SteeringOptions
 }
 
-/** Outcome of one native send call. */
-export interface NativeSendResult {
-  /** Datagrams handed to the kernel by this call. */
-  sent: number
-  /** Bytes in those datagrams. */
-  bytes: number
-  /** The send buffer is full: wait for `writable`, then resume at `start + sent`. */
-  wouldBlock: boolean
-  /** Errno of the error that stopped the call at datagram `start + sent`, or 0. */
+/**
+ * Why the last native send stopped early: the error that stopped it at datagram
+ * `start + sent` (see `NativeSocket.lastSendError`).
+ */
+export interface NativeSendError {
+  /** Its errno (positive). */
   errno: number
-  /** System call that failed, when `errno` is not 0. */
+  /** The system call that failed. */
   syscall: string
 }
 
@@ -369,6 +360,9 @@ export interface NativeStats {
    */
   gsoFallbacks: number
 }
+
+/** The names of the packed option slots, in the order the constructor reads them. */
+export declare function optionSlots(): Array<string>
 
 /** Steering of a reuseport group, as the constructor and `setSteering` take it. */
 export interface SteeringOptions {

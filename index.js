@@ -840,4 +840,5 @@ module.exports.batchLayout = nativeBinding.batchLayout
 module.exports.EVENT_BATCH = nativeBinding.EVENT_BATCH
 module.exports.EVENT_ERROR = nativeBinding.EVENT_ERROR
 module.exports.EVENT_WRITABLE = nativeBinding.EVENT_WRITABLE
+module.exports.optionSlots = nativeBinding.optionSlots
 module.exports.udpSocketFamily = nativeBinding.udpSocketFamily

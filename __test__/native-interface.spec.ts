@@ -4,8 +4,12 @@
 import test from 'ava'
 import native from '../index.js'
 import { UdpSocket, V4, portOf, waitUntil } from './helpers.js'
+import { openSocket as openNative, packInto, PACK_ORDER } from '../lib/native.js'
+import { normalize } from '../lib/options.js'
 
-const { NativeSocket, batchLayout, EVENT_BATCH, EVENT_ERROR, EVENT_WRITABLE } = native as any
+const { batchLayout, EVENT_BATCH, EVENT_ERROR, EVENT_WRITABLE } = native as any
+// Sockets are opened as lib/ opens them: the options packed (src/native/packed_options.rs).
+const openSocket = openNative as unknown as (options: Record<string, unknown>, dispatch: (...args: any[]) => void) => any
 
 function options(over: Record<string, unknown> = {}) {
   return {
@@ -42,7 +46,7 @@ function thrown(fn: () => unknown): any {
 test('an OS error is an Error with code UDP_MMSG_OS, errno, syscall and detail', (t) => {
   const busy = UdpSocket.bindSync({ address: V4, port: 0 })
   t.teardown(() => busy.close())
-  const err = thrown(() => new NativeSocket(options({ port: portOf(busy) }), () => {}))
+  const err = thrown(() => openSocket(options({ port: portOf(busy) }), () => {}))
   t.true(err instanceof Error, String(err))
   t.is(err.code, 'UDP_MMSG_OS')
   t.is(err.errno, 98) // EADDRINUSE on Linux: positive, as the contract says
@@ -51,7 +55,7 @@ test('an OS error is an Error with code UDP_MMSG_OS, errno, syscall and detail',
 })
 
 test('argument errors carry code UDP_MMSG_ARG, argument, reason, and index only for table entries', (t) => {
-  const err = thrown(() => new NativeSocket(options({ batchSize: 0 }), () => {}))
+  const err = thrown(() => openSocket(options({ batchSize: 0 }), () => {}))
   t.true(err instanceof Error, String(err))
   t.is(err.code, 'UDP_MMSG_ARG')
   t.is(err.argument, 'batchSize')
@@ -59,7 +63,7 @@ test('argument errors carry code UDP_MMSG_ARG, argument, reason, and index only 
   t.is(typeof err.reason, 'string')
   t.true(err.reason.length > 0)
 
-  const s = new NativeSocket(options(), () => {})
+  const s = openSocket(options(), () => {})
   t.teardown(() => s.close())
   const data = Buffer.from('ab')
   const lens = Uint32Array.of(1, 1)
@@ -76,7 +80,7 @@ test('argument errors carry code UDP_MMSG_ARG, argument, reason, and index only 
 })
 
 test('use after close throws code UDP_MMSG_CLOSED', (t) => {
-  const s = new NativeSocket(options(), () => {})
+  const s = openSocket(options(), () => {})
   s.close()
   const err = thrown(() => s.localAddress())
   t.true(err instanceof Error, String(err))
@@ -84,18 +88,141 @@ test('use after close throws code UDP_MMSG_CLOSED', (t) => {
   t.is(thrown(() => s.setReading(true)).code, 'UDP_MMSG_CLOSED')
 })
 
+test('the packed options: optionSlots() plus the three side arguments are exactly the NativeOptions keys', (t) => {
+  const slots: string[] = (native as any).optionSlots()
+  const { native: normalized } = normalize({
+    type: 'udp6',
+    address: '::1',
+    port: 0,
+    connect: { address: '::1', port: 9 },
+    ttl: 9,
+    fd: undefined,
+  })
+  const keys = Object.keys(normalized).sort()
+  t.deepEqual([...slots, 'address', 'connectAddress', 'steering'].sort(), keys)
+  t.is(new Set(slots).size, slots.length)
+})
+
+test('packInto writes each option to its own slot, in the order optionSlots() gives', (t) => {
+  t.deepEqual([...PACK_ORDER], (native as any).optionSlots())
+  const { native: base } = normalize({ type: 'udp6', address: '::1', port: 0 })
+  const before = new Float64Array(PACK_ORDER.length)
+  packInto(before, base)
+  for (let i = 0; i < PACK_ORDER.length; i++) {
+    const name = PACK_ORDER[i]
+    const was = (base as any)[name]
+    const changed = { ...base, [name]: typeof was === 'boolean' ? !was : 12345 }
+    const after = new Float64Array(PACK_ORDER.length)
+    packInto(after, changed as any)
+    const moved = [...after.keys()].filter((k) => !Object.is(after[k], before[k]))
+    t.deepEqual(moved, [i], `${name} lands in slot ${i} only`)
+  }
+})
+
+test('a malformed packed options array is an argument error naming the option, never a crash', (t) => {
+  const { NativeSocket } = native as any
+  const slots: string[] = (native as any).optionSlots()
+  const good = () => {
+    const a = new Float64Array(slots.length).fill(0)
+    for (const k of ['ipv6Only', 'recvBufferSize', 'sendBufferSize', 'ttl', 'connectPort', 'tos', 'fd']) a[slots.indexOf(k)] = NaN
+    a[slots.indexOf('batchSize')] = 16
+    a[slots.indexOf('maxDatagramSize')] = 2048
+    a[slots.indexOf('maxPendingBatches')] = 4
+    return a
+  }
+  const s = new NativeSocket(V4, good(), null, null, () => {})
+  s.close()
+  const short = thrown(() => new NativeSocket(V4, good().subarray(1), null, null, () => {}))
+  t.is(short.code, 'UDP_MMSG_ARG')
+  t.is(short.argument, 'options')
+  for (const [name, value] of [
+    ['batchSize', -1],
+    ['gro', 2],
+    ['port', 1.5],
+    ['port', Infinity],
+  ] as const) {
+    const a = good()
+    a[slots.indexOf(name)] = value
+    const e = thrown(() => new NativeSocket(V4, a, null, null, () => {}))
+    t.is(e.code, 'UDP_MMSG_ARG', `${name} = ${value}`)
+    t.is(e.argument, name)
+  }
+})
+
 test('event kinds are three distinct numbers', (t) => {
-  t.deepEqual([EVENT_BATCH, EVENT_ERROR, EVENT_WRITABLE].map((k) => typeof k), ['number', 'number', 'number'])
+  t.deepEqual(
+    [EVENT_BATCH, EVENT_ERROR, EVENT_WRITABLE].map((k) => typeof k),
+    ['number', 'number', 'number'],
+  )
   t.is(new Set([EVENT_BATCH, EVENT_ERROR, EVENT_WRITABLE]).size, 3)
+})
+
+test('send returns how many datagrams went; lastSendError() says which error stopped it early', (t) => {
+  const rx = UdpSocket.bindSync({ address: V4, port: 0 })
+  t.teardown(() => rx.close())
+  const s = openSocket(options(), () => {})
+  t.teardown(() => s.close())
+  const port = portOf(rx)
+  const lens = Uint32Array.of(10, 70_000, 10) // the second is too big for UDP: EMSGSIZE
+  const data = Buffer.alloc(70_020, 1)
+  t.is(s.send(data, lens, null, null, [V4], [port], 0, 3, null, null, null), 1)
+  const err = s.lastSendError()
+  t.is(err.errno, 90) // EMSGSIZE on Linux
+  t.is(typeof err.syscall, 'string')
+  t.true(err.syscall.startsWith('send'), err.syscall)
+  t.is(s.send(data.subarray(0, 20), Uint32Array.of(10, 10), null, null, [V4], [port], 0, 2, null, null, null), 2)
+  t.is(s.lastSendError(), null, 'a send that completed leaves no error behind')
+})
+
+test('an error event passes kind, null data, errno and syscall positionally', async (t) => {
+  // A datagram to a port nobody listens on: the ICMP port-unreachable comes back as an
+  // ECONNREFUSED receive error on the connected sender.
+  const gone = UdpSocket.bindSync({ address: V4, port: 0 })
+  const deadPort = portOf(gone)
+  gone.close()
+  const events: unknown[][] = []
+  const s = openSocket(options({ connectAddress: V4, connectPort: deadPort }), (...args: unknown[]) => events.push(args))
+  t.teardown(() => s.close())
+  s.setReading(true)
+  t.is(s.send(Buffer.from('x'), Uint32Array.of(1), null, null, [], [], 0, 1, null, null, null), 1)
+  t.true(await waitUntil(() => events.length > 0, 10_000), 'an error event came')
+  const [kind, data, count, drops, errno, syscall] = events[0]
+  t.is(kind, EVENT_ERROR)
+  t.is(data, null)
+  t.is(count, 0)
+  t.is(drops, -1)
+  t.is(errno, 111) // ECONNREFUSED on Linux
+  t.is(typeof syscall, 'string')
 })
 
 test('batchLayout() says where a received batch keeps each field', async (t) => {
   const L = batchLayout()
-  for (const k of ['bytesPerDatagram', 'timestamps', 'lengths', 'offsets', 'scopes', 'ifindexes', 'ports', 'families', 'flags', 'tos', 'localFamilies', 'addresses', 'localAddresses', 'flagTruncated', 'flagLocal', 'flagTimestamp', 'flagTos']) {
+  for (const k of [
+    'bytesPerDatagram',
+    'timestamps',
+    'lengths',
+    'offsets',
+    'scopes',
+    'ifindexes',
+    'ports',
+    'families',
+    'flags',
+    'tos',
+    'localFamilies',
+    'addresses',
+    'localAddresses',
+    'flagTruncated',
+    'flagLocal',
+    'flagTimestamp',
+    'flagTos',
+  ]) {
     t.is(typeof L[k], 'number', k)
   }
   const events: any[] = []
-  const rx = new NativeSocket(options({ pktinfo: true, timestamps: true, recvTos: true }), (e: any) => events.push(e))
+  const rx = openSocket(
+    options({ pktinfo: true, timestamps: true, recvTos: true }),
+    (kind: number, data: Buffer | null, count: number, kernelDrops: number) => events.push({ kind, data, count, kernelDrops }),
+  )
   t.teardown(() => rx.close())
   rx.setReading(true)
   const tx = UdpSocket.bindSync({ address: V4, port: 0 })

@@ -62,10 +62,16 @@ export class Socket extends EventEmitter {
     const resolver = (lookup ?? dns.lookup) as State['lookup']
 
     const ext: Record<string, unknown> = {}
-    for (const k of EXTENSION_OPTIONS) if (options[k] !== undefined) ext[k] = options[k]
+    let extended = false
+    for (const k of EXTENSION_OPTIONS) {
+      if (options[k] !== undefined) {
+        ext[k] = options[k]
+        extended = true
+      }
+    }
     // maxDatagramSize defaults (in UdpSocket) to the largest UDP payload of the family.
     // Validate the udp-mmsg options now (nothing touches the kernel) rather than at bind time.
-    normalize({ type, ...ext })
+    if (extended) normalize({ type, ...ext })
 
     this.type = type
     this[kState] = {

@@ -12,6 +12,7 @@ import * as errors from './errors.js'
 import { EVENT_BATCH as FB_BATCH, EVENT_ERROR as FB_ERROR, EVENT_WRITABLE as FB_WRITABLE, FALLBACK_LAYOUT } from './fallback/layout.js'
 import { FallbackSocket } from './fallback/socket.js'
 import { nativeLoadError } from './native-error.js'
+import type { NativeOptions } from '../index.js'
 
 type Binding = typeof import('../index.js')
 
@@ -22,7 +23,8 @@ export const FALLBACK_WARNING = 'UDP_MMSG_FALLBACK'
 
 /** The part of the binding the JS layer uses; the fallback provides the same. */
 interface Backend {
-  NativeSocket: Binding['NativeSocket']
+  /** Opens a socket from normalized options (the binary takes them packed: see `openNative`). */
+  open: (options: NativeOptions, dispatch: Dispatch) => NativeSocket
   batchLayout: Binding['batchLayout']
   EVENT_BATCH: number
   EVENT_ERROR: number
@@ -30,20 +32,101 @@ interface Backend {
 }
 
 const fallback: Backend = {
-  NativeSocket: FallbackSocket,
+  open: (options, dispatch) => new FallbackSocket(options, dispatch) as unknown as NativeSocket,
   batchLayout: () => FALLBACK_LAYOUT,
   EVENT_BATCH: FB_BATCH,
   EVENT_ERROR: FB_ERROR,
   EVENT_WRITABLE: FB_WRITABLE,
 }
 
-function loadNative(): Binding {
+function loadNative(): Backend {
+  let binding: Binding
   try {
     // eslint-disable-next-line @typescript-eslint/no-require-imports
-    return require('../index.js') as Binding
+    binding = require('../index.js') as Binding
   } catch (err) {
     throw nativeLoadError(err)
   }
+  return { ...binding, open: openNative(binding) }
+}
+
+/**
+ * The binary's constructor takes the options packed (src/native/packed_options.rs): the
+ * numbers and flags in one Float64Array in the order `optionSlots()` gives (a flag as 1 or 0,
+ * an absent value as NaN), the strings and the steering object beside it. Reading them as
+ * named properties of an object cost one N-API call and one property-name lookup each, the
+ * largest part of opening a socket.
+ */
+function openNative(binding: Binding): Backend['open'] {
+  if (binding.optionSlots().join() !== PACK_ORDER.join()) {
+    throw new Error(
+      `udp-mmsg: the binary's option slots (${binding.optionSlots().join()}) are not the ones this JS packs: reinstall the package`,
+    )
+  }
+  // One scratch array: the constructor reads it synchronously, before any other JS can run.
+  const packed = new Float64Array(PACK_ORDER.length)
+  return (o, dispatch) => {
+    packInto(packed, o)
+    return new binding.NativeSocket(o.address, packed, o.connectAddress ?? null, o.steering ?? null, dispatch)
+  }
+}
+
+/** @internal The slots `packInto` writes, in order; checked against the binary's `optionSlots()` at load. */
+export const PACK_ORDER = [
+  'port',
+  'ipv6',
+  'ipv6Only',
+  'reuseAddr',
+  'reusePort',
+  'broadcast',
+  'recvBufferSize',
+  'sendBufferSize',
+  'forceBufferSize',
+  'ttl',
+  'batchSize',
+  'maxDatagramSize',
+  'maxPendingBatches',
+  'coalesceMicros',
+  'connectPort',
+  'portable',
+  'gso',
+  'gro',
+  'pktinfo',
+  'timestamps',
+  'recvTos',
+  'tos',
+  'fd',
+] as const satisfies ReadonlyArray<keyof NativeOptions>
+
+const num = (v: number | undefined | null): number => (v === undefined || v === null ? NaN : v)
+const flag = (v: boolean | undefined | null): number => (v === undefined || v === null ? NaN : v ? 1 : 0)
+
+/** @internal Writes `o` into `a` in PACK_ORDER, field by field (a loop over the names was a megamorphic
+ * keyed load per slot, a visible part of opening a socket). */
+export function packInto(a: Float64Array, o: NativeOptions): void {
+  a[0] = o.port
+  a[1] = flag(o.ipv6)
+  a[2] = flag(o.ipv6Only)
+  a[3] = flag(o.reuseAddr)
+  a[4] = flag(o.reusePort)
+  a[5] = flag(o.broadcast)
+  a[6] = num(o.recvBufferSize)
+  a[7] = num(o.sendBufferSize)
+  a[8] = flag(o.forceBufferSize)
+  a[9] = num(o.ttl)
+  a[10] = o.batchSize
+  a[11] = o.maxDatagramSize
+  a[12] = o.maxPendingBatches
+  a[13] = o.coalesceMicros
+  a[14] = num(o.connectPort)
+  a[15] = flag(o.portable)
+  a[16] = o.gso
+  a[17] = flag(o.gro)
+  a[18] = flag(o.pktinfo)
+  a[19] = flag(o.timestamps)
+  a[20] = flag(o.recvTos)
+  a[21] = num(o.tos)
+  a[22] = num(o.fd)
 }
 
 /** The warning text: why the binary did not load, what the fallback lacks, how to get it. */
@@ -79,27 +162,25 @@ function choose(): { backend: 'native' | 'fallback'; binding: Backend } {
 
 const chosen = choose()
 
+/** One socket of the chosen backend. */
+export type NativeSocket = import('../index.js').NativeSocket
 /** Which backend serves every socket of this process. */
 export const BACKEND: 'native' | 'fallback' = chosen.backend
-/** The native socket class (typed by the napi-generated ../index.d.ts), or the fallback's. */
-export const NativeSocket = chosen.binding.NativeSocket
+/** Opens a native socket (typed by the napi-generated ../index.d.ts), or the fallback's. */
+export const openSocket: Backend['open'] = chosen.binding.open
 /** The batch metadata layout, defined once in src/batch.rs (read once at load). */
 export const BATCH_LAYOUT = chosen.binding.batchLayout()
 /** The family (4 or 6) of an open UDP socket fd, checked as adopting it would be (src/adopt.rs); undefined on the fallback backend. */
 export const udpSocketFamily: ((fd: number) => number) | undefined = (chosen.binding as { udpSocketFamily?: (fd: number) => number })
   .udpSocketFamily
-/** `NativeEvent.kind` values: a received batch, a receive error, room in the send buffer. */
+/** Dispatch `kind` values: a received batch, a receive error, room in the send buffer. */
 export const EVENT_BATCH = chosen.binding.EVENT_BATCH
 export const EVENT_ERROR = chosen.binding.EVENT_ERROR
 export const EVENT_WRITABLE = chosen.binding.EVENT_WRITABLE
-export type NativeSocket = import('../index.js').NativeSocket
-export type {
-  AddressInfo,
-  BatchLayout,
-  BufferSizes,
-  Capabilities,
-  NativeEvent,
-  NativeOptions,
-  NativeSendResult,
-  NativeStats,
-} from '../index.js'
+/**
+ * The dispatch callback a native socket calls once per event, with positional arguments (see
+ * src/native/dispatch.rs `event_args`): `data`/`count`/`kernelDrops` for a batch, `errno` and
+ * `syscall` for an error.
+ */
+export type Dispatch = (kind: number, data: Buffer | null, count: number, kernelDrops: number, errno?: number, syscall?: string) => void
+export type { AddressInfo, BatchLayout, BufferSizes, Capabilities, NativeOptions, NativeSendError, NativeStats } from '../index.js'

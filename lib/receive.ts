@@ -3,13 +3,13 @@
 // pauses reading whenever nobody consumes, so unread datagrams wait in the kernel buffer
 // rather than in JS memory. Functions over the socket's (internal) receive state.
 //
-// Native-interface seam: `makeDispatch` and `onNative` are the only code that reads the native
-// dispatch callback's `NativeEvent`.
+// Native-interface seam: `makeDispatch`, `onBatch` and `onEvent` are the only code that reads the native
+// dispatch callback's arguments.
 
 import { Batch } from './batch.js'
 import * as errors from './errors.js'
 import { EVENT_BATCH, EVENT_ERROR, EVENT_WRITABLE } from './native.js'
-import type { NativeEvent } from './native.js'
+import type { Dispatch } from './native.js'
 import type { UdpSocket } from './socket.js'
 import { checkOptions, checkSignal } from './validate.js'
 
@@ -34,12 +34,14 @@ export const KIND_WRITABLE = EVENT_WRITABLE
 /**
  * The callback given to the native socket. Built outside the class so the closure holds only
  * the WeakRef, never the socket: an unreferenced socket can then be collected (its native
- * finalizer closes the fd). The native layer passes one {@link NativeEvent} per batch or event.
+ * finalizer closes the fd). The native layer calls it once per batch or event (see {@link Dispatch}).
  */
-export function makeDispatch(weak: WeakRef<UdpSocket>): (event: NativeEvent) => void {
-  return (event) => {
+export function makeDispatch(weak: WeakRef<UdpSocket>): Dispatch {
+  return (kind, data, count, kernelDrops, errno, syscall) => {
     const s = weak.deref()
-    if (s !== undefined) onNative(s, event)
+    if (s === undefined) return
+    if (kind === KIND_BATCH) onBatch(s, data, count, kernelDrops)
+    else onEvent(s, kind, errno, syscall)
   }
 }
 
@@ -258,32 +260,33 @@ export function onListenerChange(this: UdpSocket, event: string | symbol): void 
 }
 /* oxlint-enable oxc/no-this-in-exported-function */
 
-function onNative(s: UdpSocket, ev: NativeEvent): void {
-  if (ev.kind === KIND_BATCH) {
-    const n = ev.count
-    const batch = Batch.fromNative(ev.data ?? Buffer.alloc(0), n, ev.kernelDrops)
-    s._gotDatagrams += n
-    s._gotBatches++
-    s._gotBytes += batch.buffer.length
-    if (s._closed) {
-      // Reached JS after close() (a guard: the native side stops delivering at close): nobody
-      // can take it now; counted, not lost silently.
-      s._discarded += n
-      return
-    }
-    const listening = s.listenerCount('batch') > 0
-    // A throwing listener is the caller's uncaught exception (as with node:dgram), but the
-    // batch still reaches pull consumers and the reading state stays right.
-    try {
-      if (listening) s.emit('batch', batch)
-    } finally {
-      afterBatch(s, batch, listening)
-    }
-  } else if (s._closed) {
+function onBatch(s: UdpSocket, data: Buffer | null, n: number, kernelDrops: number): void {
+  const batch = Batch.fromNative(data ?? Buffer.alloc(0), n, kernelDrops)
+  s._gotDatagrams += n
+  s._gotBatches++
+  s._gotBytes += batch.buffer.length
+  if (s._closed) {
+    // Reached JS after close() (a guard: the native side stops delivering at close): nobody
+    // can take it now; counted, not lost silently.
+    s._discarded += n
     return
-  } else if (ev.kind === KIND_ERROR) {
-    onError(s, errors.errnoError(ev.errno, ev.syscall || 'recvmsg'))
-  } else if (ev.kind === KIND_WRITABLE) {
+  }
+  const listening = s.listenerCount('batch') > 0
+  // A throwing listener is the caller's uncaught exception (as with node:dgram), but the
+  // batch still reaches pull consumers and the reading state stays right.
+  try {
+    if (listening) s.emit('batch', batch)
+  } finally {
+    afterBatch(s, batch, listening)
+  }
+}
+
+/** A receive error or room in the send buffer. */
+function onEvent(s: UdpSocket, kind: number, errno: number | undefined, syscall: string | undefined): void {
+  if (s._closed) return
+  if (kind === KIND_ERROR) {
+    onError(s, errors.errnoError(errno ?? 5, syscall || 'recvmsg'))
+  } else if (kind === KIND_WRITABLE) {
     s._onWritable()
   }
 }

@@ -7,7 +7,7 @@
 // (via errors.nativeAddressRefusal) the only decoding of its address refusals.
 
 import * as errors from './errors.js'
-import type { NativeSendResult, NativeSocket } from './native.js'
+import type { NativeSocket } from './native.js'
 import { detach, pack } from './pack.js'
 import type { Packed } from './pack.js'
 import { cursor, sliceOf } from './slice.js'
@@ -35,7 +35,7 @@ export interface SendOp {
 
 type Locate = (kind: 'destination' | 'source', k: number) => [number, string | undefined]
 
-function nativeSend(native: NativeSocket, v: Slice | Packed, start: number, max: number): NativeSendResult {
+function nativeSend(native: NativeSocket, v: Slice | Packed, start: number, max: number): number {
   return native.send(v.data, v.lens, v.parts, v.dest, v.addrs, v.ports, start, max, v.srcIdx, v.sources, v.tos)
 }
 
@@ -72,14 +72,16 @@ function locateIn(v: Slice | Packed, base: number): Locate {
 function sendFrom(s: UdpSocket, p: Packed, start: number, max: number, cur: Cursor | null): number {
   const whole = start === 0 && max >= p.count
   const v = whole ? p : sliceOf(p, start, max, cur as Cursor)
-  let r: NativeSendResult
+  let sent: number
   try {
-    r = nativeSend(s._native, v, 0, v.count)
+    sent = nativeSend(s._native, v, 0, v.count)
   } catch (e) {
     throw messageError(e, locateIn(v, start), start) || errors.fromNative(e)
   }
-  const at = start + r.sent
-  if (r.errno !== 0) {
+  const at = start + sent
+  // Fewer than asked: the send buffer is full (wait for 'writable'), or an error stopped it.
+  const r = sent < v.count ? s._native.lastSendError() : null
+  if (r !== null) {
     throw errors.errnoError(r.errno, r.syscall, `(datagram ${at} of ${p.count})`, { sent: at, index: at })
   }
   return at

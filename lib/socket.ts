@@ -9,8 +9,8 @@ import type { ReadableStream } from 'node:stream/web'
 import { Batch } from './batch.js'
 import * as errors from './errors.js'
 import { live, stats, warnIfCapped } from './lifetime.js'
-import { BACKEND, NativeSocket } from './native.js'
-import type { NativeStats } from './native.js'
+import { BACKEND, openSocket } from './native.js'
+import type { NativeSocket, NativeStats } from './native.js'
 import { normalize, steeringOf } from './options.js'
 import { PackScratch, sharedScratch } from './pack.js'
 import type { SockInfo } from './pack.js'
@@ -144,7 +144,7 @@ export class UdpSocket extends EventEmitter implements AsyncIterable<Batch> {
     const signal = options && typeof options === 'object' ? checkSignal(options.signal, 'options.signal') : undefined
     if (signal && signal.aborted) throw errors.abortError(signal)
     const { type, native: nopts } = normalize(options)
-    this._native = callNative(() => new NativeSocket(nopts, makeDispatch(new WeakRef(this))))
+    this._native = callNative(() => openSocket(nopts, makeDispatch(new WeakRef(this))))
     this._type = type
     this._family = type === 'udp6' ? 6 : 4
     this._connected = nopts.connectAddress !== undefined

@@ -26,6 +26,7 @@ pub const PRIORITIZED: c_int = 4;
 /// `uv_handle_type` values (stable across libuv 1.x).
 const UV_ASYNC: c_int = 1;
 const UV_POLL: c_int = 8;
+const UV_PREPARE: c_int = 9;
 const UV_TIMER: c_int = 13;
 
 /// Poll callback: `(handle, status, events)`; status < 0 when the fd reported an error.
@@ -47,6 +48,11 @@ pub struct Api {
   /// `uv_timer_stop(handle)`.
   pub timer_stop: unsafe extern "C" fn(*mut Handle) -> c_int,
   async_init: unsafe extern "C" fn(*mut Loop, *mut Handle, HandleCb) -> c_int,
+  prepare_init: unsafe extern "C" fn(*mut Loop, *mut Handle) -> c_int,
+  /// `uv_prepare_start(handle, cb)`.
+  pub prepare_start: unsafe extern "C" fn(*mut Handle, HandleCb) -> c_int,
+  /// `uv_prepare_stop(handle)`.
+  pub prepare_stop: unsafe extern "C" fn(*mut Handle) -> c_int,
   close: unsafe extern "C" fn(*mut Handle, HandleCb),
   /// `uv_ref(handle)`.
   pub ref_: unsafe extern "C" fn(*mut Handle),
@@ -88,6 +94,9 @@ pub fn api() -> Option<&'static Api> {
         timer_start = c"uv_timer_start",
         timer_stop = c"uv_timer_stop",
         async_init = c"uv_async_init",
+        prepare_init = c"uv_prepare_init",
+        prepare_start = c"uv_prepare_start",
+        prepare_stop = c"uv_prepare_stop",
         close = c"uv_close",
         ref_ = c"uv_ref",
         unref = c"uv_unref",
@@ -106,6 +115,8 @@ pub enum Kind {
   Timer,
   /// `uv_async_t` (never sent: an active handle that keeps the loop alive while referenced).
   KeepAlive,
+  /// `uv_prepare_t`: runs right before the loop polls.
+  Prepare,
 }
 
 // SAFETY (contract): never called (the keep-alive async handle is never sent); no-op.
@@ -123,6 +134,7 @@ impl Api {
       Kind::Poll(_) => UV_POLL,
       Kind::Timer => UV_TIMER,
       Kind::KeepAlive => UV_ASYNC,
+      Kind::Prepare => UV_PREPARE,
     };
     // SAFETY: uv_handle_size is a pure function of the type.
     let size = unsafe { (self.handle_size)(t) };
@@ -137,6 +149,7 @@ impl Api {
         Kind::Poll(fd) => (self.poll_init)(lp, h, fd),
         Kind::Timer => (self.timer_init)(lp, h),
         Kind::KeepAlive => (self.async_init)(lp, h, never),
+        Kind::Prepare => (self.prepare_init)(lp, h),
       }
     };
     if rc != 0 {

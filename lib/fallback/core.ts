@@ -6,7 +6,8 @@
 // node:dgram's own references keep only the core alive.
 
 import * as dgram from 'node:dgram'
-import type { NativeEvent, NativeStats } from '../../index.js'
+import type { NativeSendError, NativeStats } from '../../index.js'
+import type { Dispatch } from '../native.js'
 import { Gather } from './gather.js'
 import { EVENT_BATCH, EVENT_ERROR, EVENT_WRITABLE } from './layout.js'
 import { SEND_HIGH_WATER } from './send.js'
@@ -60,6 +61,8 @@ export class Core {
   refed = true
   wantWritable = false
   stats = zeroStats()
+  /** The error that stopped the last send early (`lastSendError()`). */
+  lastSendError: NativeSendError | null = null
   gather: Gather
   handle: UdpHandle | null = null
   immediate: NodeJS.Immediate | null = null
@@ -79,7 +82,7 @@ export class Core {
     readonly batchSize: number,
     readonly maxHeld: number,
     maxDatagramSize: number,
-    readonly dispatch: (event: NativeEvent) => void,
+    readonly dispatch: Dispatch,
   ) {
     this.gather = new Gather(maxDatagramSize)
     this.onSent = (err) => this.sent(err)
@@ -142,20 +145,21 @@ export class Core {
     s.bytesReceived += b.bytes
     s.batchesReceived++
     s.truncated += b.truncated
-    this.dispatch({ kind: EVENT_BATCH, data: b.data, count: b.count, kernelDrops: -1, errno: 0 })
+    this.dispatch(EVENT_BATCH, b.data, b.count, -1)
   }
 
   error(err: Error, syscall: string): void {
     if (this.closed) return
     const e = err as Error & { errno?: number; syscall?: string }
     if (syscall === 'recvmsg') this.stats.recvErrors++
-    this.dispatch({
-      kind: EVENT_ERROR,
-      count: 0,
-      kernelDrops: -1,
-      errno: Math.abs(typeof e.errno === 'number' ? e.errno : 0) || 5,
-      syscall: syscall === 'recvmsg' && typeof e.syscall === 'string' ? e.syscall : syscall,
-    })
+    this.dispatch(
+      EVENT_ERROR,
+      null,
+      0,
+      -1,
+      Math.abs(typeof e.errno === 'number' ? e.errno : 0) || 5,
+      syscall === 'recvmsg' && typeof e.syscall === 'string' ? e.syscall : syscall,
+    )
   }
 
   private sent(err: Error | null): void {
@@ -175,7 +179,7 @@ export class Core {
   private writable(): void {
     if (!this.wantWritable || this.closed) return
     this.wantWritable = false
-    this.dispatch({ kind: EVENT_WRITABLE, count: 0, kernelDrops: 0, errno: 0 })
+    this.dispatch(EVENT_WRITABLE, null, 0, -1)
   }
 
   ref(): void {

@@ -26,7 +26,7 @@ export const FALLBACK_LAYOUT: BatchLayout = Object.freeze({
   flagTos: 8,
 })
 
-/** `NativeEvent.kind` values (src/native/dispatch.rs). */
+/** Dispatch `kind` values (src/native/dispatch.rs). */
 export const EVENT_BATCH = 0
 export const EVENT_ERROR = 1
 export const EVENT_WRITABLE = 2

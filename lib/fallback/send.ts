@@ -2,14 +2,13 @@
 // node:dgram one datagram at a time. node:dgram reports a send's outcome only in a callback,
 // so what the native send returns synchronously is recovered where it can be: a datagram too
 // big for UDP stops the call with EMSGSIZE before it is handed over (as sendmsg would refuse
-// it), a full send queue stops it with `wouldBlock`; an error node:dgram reports later (for
+// it; `lastSendError()` then says so), a full send queue stops it early with no error; an error node:dgram reports later (for
 // example ECONNREFUSED on a connected socket) arrives as a receive-side error event
 // (`syscall: 'sendmsg'`), as node:dgram itself reports errors of sends without a callback.
 
 import { constants } from 'node:os'
 import { isIP } from 'node:net'
 import * as errors from '../errors.js'
-import type { NativeSendResult } from '../../index.js'
 import { zoneIndex } from './addr.js'
 import { argError } from './native-errors.js'
 import type { Core } from './core.js'
@@ -54,14 +53,15 @@ export function send(
   sourceIndex?: Uint32Array | undefined | null,
   sources?: string[] | undefined | null,
   tos?: Int32Array | undefined | null,
-): NativeSendResult {
+): number {
   if (sources && sources.length > 0 && sourceIndex) throw unsupported('sourceAddress (a per-datagram source address)')
   if (tos && tos.some((t) => t >= 0)) throw unsupported('tos per datagram')
   checkDestinations(destAddresses, destPorts)
   const count = partsPerMsg ? partsPerMsg.length : partLens.length
   if (start > count) throw argError('start', 'is past the end of the batch')
   if (destAddresses.length === 0 && !core.connected && count > start) throw argError('destination', 'is required on an unconnected socket')
-  const out: NativeSendResult = { sent: 0, bytes: 0, wouldBlock: false, errno: 0, syscall: '' }
+  core.lastSendError = null
+  let sent = 0
   // Position of datagram `start`: its first part and byte.
   let part = 0
   let byte = 0
@@ -78,15 +78,13 @@ export function send(
     const address = core.connected ? '' : destAddresses[d]
     const v6 = core.ipv6 && !(address !== '' && isIP(address) === 4) && !address.startsWith('::ffff:')
     if (len > (v6 ? MAX_V6 : MAX_V4)) {
-      out.errno = constants.errno.EMSGSIZE
-      out.syscall = 'sendmsg'
+      core.lastSendError = { errno: constants.errno.EMSGSIZE, syscall: 'sendmsg' }
       core.stats.sendErrors++
-      return out
+      return sent
     }
     if (core.sock.getSendQueueCount() >= SEND_HIGH_WATER) {
-      out.wouldBlock = true
       core.stats.sendRetries++
-      return out
+      return sent
     }
     // A copy: node:dgram keeps the buffer until the datagram went, and the caller reuses its own.
     const buf = Buffer.allocUnsafe(len)
@@ -95,11 +93,10 @@ export function send(
     byte += len
     if (core.connected) core.sock.send(buf, core.onSent)
     else core.sock.send(buf, destPorts[d], address, core.onSent)
-    out.sent++
-    out.bytes += len
+    sent++
     core.stats.datagramsSent++
     core.stats.bytesSent += len
     core.stats.sendSyscalls++
   }
-  return out
+  return sent
 }

@@ -9,16 +9,8 @@ import * as dgram from 'node:dgram'
 import { isIP } from 'node:net'
 import { constants } from 'node:os'
 import * as errors from '../errors.js'
-import type {
-  AddressInfo,
-  BufferSizes,
-  Capabilities,
-  NativeEvent,
-  NativeOptions,
-  NativeSendResult,
-  NativeStats,
-  SteeringOptions,
-} from '../../index.js'
+import type { AddressInfo, BufferSizes, Capabilities, NativeOptions, NativeSendError, NativeStats, SteeringOptions } from '../../index.js'
+import type { Dispatch } from '../native.js'
 import { Core } from './core.js'
 import { zoneIndex } from './addr.js'
 import { argError, closedError, fromDgram, osError } from './native-errors.js'
@@ -79,7 +71,7 @@ export class FallbackSocket {
   private broadcast: boolean
   private multicastLoop = true
 
-  constructor(options: NativeOptions, dispatch: (event: NativeEvent) => void) {
+  constructor(options: NativeOptions, dispatch: Dispatch) {
     refuseUnsupported(options)
     const zone = options.address.indexOf('%')
     if (zone !== -1 && zoneIndex(options.address.slice(zone + 1)) === undefined) throw argError('address', 'has an unknown IPv6 scope')
@@ -187,7 +179,7 @@ export class FallbackSocket {
     sourceIndex?: Uint32Array | undefined | null,
     sources?: Array<string> | undefined | null,
     tos?: Int32Array | undefined | null,
-  ): NativeSendResult {
+  ): number {
     if (this.core.closed) throw closedError()
     return sendPacked(
       this.core,
@@ -203,6 +195,11 @@ export class FallbackSocket {
       sources,
       tos,
     )
+  }
+
+  lastSendError(): NativeSendError | null {
+    if (this.core.closed) throw closedError()
+    return this.core.lastSendError
   }
 
   bufferSizes(): BufferSizes {

@@ -154,6 +154,15 @@ impl Reader {
     Reader { spec, slab: None, consecutive_errors: 0 }
   }
 
+  /// Called once, right before the fd is first watched: asks for the kernel's drop counter
+  /// with every datagram (`SO_RXQ_OVFL`; the counter is cumulative since the socket was made,
+  /// so asking late loses no count). Batches report it only if that worked.
+  pub fn arm(&mut self, fd: RawFd) {
+    if self.spec.drop_counter && !enable_drop_counter(fd) {
+      self.spec.drop_counter = false;
+    }
+  }
+
   fn slab(&mut self) -> &mut RecvSlab {
     let spec = self.spec;
     self.slab.get_or_insert_with(|| {
@@ -217,6 +226,28 @@ impl Reader {
     }
     Some(next)
   }
+}
+
+/// Sets `SO_RXQ_OVFL` on `fd`; false when it cannot be had.
+#[cfg(target_os = "linux")]
+fn enable_drop_counter(fd: RawFd) -> bool {
+  let on: libc::c_int = 1;
+  // SAFETY: passes a pointer to a live c_int and its exact size; `fd` is the socket's open fd.
+  let rc = unsafe {
+    libc::setsockopt(
+      fd,
+      libc::SOL_SOCKET,
+      crate::linux::SO_RXQ_OVFL,
+      &on as *const libc::c_int as *const libc::c_void,
+      std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+    )
+  };
+  rc == 0
+}
+
+#[cfg(not(target_os = "linux"))]
+fn enable_drop_counter(_fd: RawFd) -> bool {
+  false
 }
 
 /// The errno of an I/O error (EIO when it has none).

@@ -20,14 +20,14 @@ use std::ptr::{null_mut, NonNull};
 use std::sync::atomic::Ordering::SeqCst;
 use std::sync::Arc;
 
-use napi::bindgen_prelude::{Function, ToNapiValue};
+use napi::bindgen_prelude::Function;
 use napi::sys;
 use napi::JsValue;
 
 use super::window::Window;
 use super::{Delivery, Event, Next, Reader, Ready, Shared};
 use crate::error::{os_error, NResult, OsError};
-use crate::native::dispatch::{to_native_event, NativeEvent};
+use crate::native::dispatch::event_args;
 use crate::stats::Counters;
 use crate::uv::{self, Api, Handle, Kind, Loop};
 
@@ -41,8 +41,11 @@ pub struct Watcher {
   /// The JS dispatch function and its async context, released once no call is on the stack.
   callback: Cell<sys::napi_ref>,
   context: Cell<sys::napi_async_context>,
-  poll: *mut Handle,
+  /// The poll handle on the fd, made right before the loop first polls (see `on_prepare`).
+  poll: Cell<*mut Handle>,
   keep: *mut Handle,
+  /// Runs once, before the loop's next poll phase, to make and start `poll`.
+  arm: *mut Handle,
   window: RefCell<Window>,
   /// Events the poll handle currently watches (0: stopped).
   polled: Cell<c_int>,
@@ -66,12 +69,12 @@ pub struct Watch(NonNull<Watcher>);
 
 impl Watch {
   /// Watches `shared`'s fd on `env`'s event loop (paused until reading is turned on), calling
-  /// `callback` with a `NativeEvent` for each event.
+  /// `callback` with each event's arguments (`dispatch::event_args`).
   pub fn start(
     env: &napi::Env,
     shared: Arc<Shared>,
     reader: Reader,
-    callback: &Function<'_, NativeEvent, ()>,
+    callback: &Function<'_, (), ()>,
   ) -> NResult<Self> {
     let callback = callback.raw();
     let fail = |errno: i32, call: &'static str| os_error(OsError { errno, syscall: call }, "");
@@ -98,8 +101,9 @@ impl Watch {
       reader: RefCell::new(reader),
       callback: Cell::new(callback_ref),
       context: Cell::new(context),
-      poll: null_mut(),
+      poll: Cell::new(null_mut()),
       keep: null_mut(),
+      arm: null_mut(),
       // SAFETY: this thread's live loop; `window_fired` takes the watcher pointers armed.
       window: RefCell::new(unsafe { Window::new(api, lp, window_fired) }),
       polled: Cell::new(0),
@@ -112,35 +116,43 @@ impl Watch {
     }));
     // SAFETY: `w` is a live, uniquely owned allocation until handles point at it below.
     let this = unsafe { &mut *w };
-    let fd = this.shared.fd();
+    // The poll handle is made later, right before the loop next polls (`on_prepare`): nothing
+    // can be heard before then anyway, and a socket closed within the turn that opened it (a
+    // socket per request, create + bind + close) never pays uv_poll_init's system calls (an
+    // epoll add and delete to check the fd, an ioctl) nor the epoll delete of each
+    // uv_poll_start made before the loop polled.
     // SAFETY: `lp` is this thread's live loop; `w` outlives the handles (freed by the last
     // close callback).
-    let opened = unsafe { api.open(lp, Kind::Poll(fd), w.cast()) }
-      .and_then(|p| {
-        this.poll = p;
+    let opened = unsafe { api.open(lp, Kind::KeepAlive, w.cast()) }
+      .and_then(|k| {
+        this.keep = k;
         this.handles.set(1);
         // SAFETY: as above.
-        unsafe { api.open(lp, Kind::KeepAlive, w.cast()) }
+        unsafe { api.open(lp, Kind::Prepare, w.cast()) }
       })
-      .map(|k| {
-        this.keep = k;
+      .and_then(|a| {
+        this.arm = a;
         this.handles.set(2);
+        // SAFETY: a live prepare handle; it must not keep the loop alive by itself.
+        unsafe {
+          (api.unref)(a);
+          match (api.prepare_start)(a, on_prepare) {
+            0 => Ok(()),
+            rc => Err(rc),
+          }
+        }
       });
     if let Err(rc) = opened {
       let watch = Watch(NonNull::from(this));
       drop(watch); // closes what was opened; frees `w` (at once when nothing was)
-      return Err(fail(-rc, "uv_poll_init"));
+      return Err(fail(-rc, "uv_async_init"));
     }
-    // SAFETY: the poll handle must not keep the loop alive by itself (the keep-alive does).
-    unsafe { (api.unref)(this.poll) };
     let mut hook = null_mut();
     // SAFETY: `w` stays valid until the hook is removed (in the last close callback).
     let status = unsafe { sys::napi_add_async_cleanup_hook(raw, Some(on_env_teardown), w.cast(), &mut hook) };
     if status == sys::Status::napi_ok {
       this.cleanup.set(hook);
     }
-    // Paused, but errors are heard from the start (see `update`).
-    this.update();
     Ok(Watch(NonNull::from(this)))
   }
 
@@ -185,7 +197,8 @@ impl Drop for Watch {
 
 impl Watcher {
   fn update(&self) {
-    if self.closed.get() || self.poll.is_null() {
+    let poll = self.poll.get();
+    if self.closed.get() || poll.is_null() {
       return;
     }
     let s = &self.shared;
@@ -205,7 +218,7 @@ impl Watcher {
       return;
     }
     // SAFETY: a live poll handle; `on_poll` matches the callback type.
-    let rc = unsafe { (self.api.poll_start)(self.poll, want, on_poll) };
+    let rc = unsafe { (self.api.poll_start)(poll, want, on_poll) };
     self.polled.set(if rc == 0 { want } else { 0 });
   }
 
@@ -261,17 +274,13 @@ impl Watcher {
   /// it is raised as an uncaught exception, as Node does for a throwing 'message' listener.
   // SAFETY (contract): call only on `env`'s JS thread, from a loop callback (no JS on the
   // stack), while the callback reference and async context are live.
-  unsafe fn call_js(&self, mut event: Event) -> bool {
+  unsafe fn call_js(&self, event: Event) -> bool {
     let env = self.env;
     // A small batch is copied into memory V8 owns, which the GC frees by itself; a large one is
     // handed over without a copy, as an external buffer whose finalizer frees it (a finalizer
     // costs an allocation and a callback on a later turn: a burst of them after each
     // collection showed as latency spikes and heap fragmentation with many small batches).
-    let copy = match &mut event {
-      Event::Batch(b) if b.bytes.len() <= COPY_MAX => Some(std::mem::take(&mut b.bytes)),
-      _ => None,
-    };
-    let event = to_native_event(event);
+    let copy = matches!(&event, Event::Batch(b) if b.bytes.len() <= COPY_MAX);
     let mut scope = null_mut();
     // SAFETY: (all calls below) the caller's contract; values live in this handle scope.
     unsafe {
@@ -280,36 +289,23 @@ impl Watcher {
       }
       let mut func = null_mut();
       let mut recv = null_mut();
-      let mut ok = sys::napi_get_reference_value(env, self.callback.get(), &mut func) == sys::Status::napi_ok
+      let mut argv = [null_mut(); 6];
+      let ok = sys::napi_get_reference_value(env, self.callback.get(), &mut func) == sys::Status::napi_ok
         && !func.is_null()
         && sys::napi_get_global(env, &mut recv) == sys::Status::napi_ok;
-      if ok {
-        match ToNapiValue::to_napi_value(env, event) {
-          Ok(arg) => {
-            if let Some(bytes) = copy {
-              let mut data = null_mut();
-              let mut buf = null_mut();
-              if sys::napi_create_buffer_copy(env, bytes.len(), bytes.as_ptr().cast(), &mut data, &mut buf)
-                != sys::Status::napi_ok
-                || sys::napi_set_named_property(env, arg, c"data".as_ptr(), buf) != sys::Status::napi_ok
-              {
-                sys::napi_close_handle_scope(env, scope);
-                return false;
-              }
-            }
-            let mut result = null_mut();
-            let status = sys::napi_make_callback(env, self.context.get(), recv, func, 1, &arg, &mut result);
-            if status == sys::Status::napi_pending_exception {
-              let mut exception = null_mut();
-              sys::napi_get_and_clear_last_exception(env, &mut exception);
-              sys::napi_fatal_exception(env, exception);
-            }
-          }
-          Err(_) => ok = false,
+      let argc = if ok { event_args(env, event, copy, &mut argv) } else { None };
+      if let Some(argc) = argc {
+        let mut result = null_mut();
+        let status =
+          sys::napi_make_callback(env, self.context.get(), recv, func, argc, argv.as_ptr(), &mut result);
+        if status == sys::Status::napi_pending_exception {
+          let mut exception = null_mut();
+          sys::napi_get_and_clear_last_exception(env, &mut exception);
+          sys::napi_fatal_exception(env, exception);
         }
       }
       sys::napi_close_handle_scope(env, scope);
-      ok
+      argc.is_some()
     }
   }
 
@@ -344,7 +340,7 @@ impl Watcher {
     // SAFETY: handles made by `start`/the window, closed once (guarded by `closed`); the
     // watcher stays allocated until their callbacks have all run.
     unsafe {
-      for h in [self.poll, self.keep] {
+      for h in [self.poll.get(), self.keep, self.arm] {
         if !h.is_null() {
           api.close(h, on_closed);
         }
@@ -401,6 +397,36 @@ unsafe extern "C" fn on_poll(h: *mut Handle, status: c_int, events: c_int) {
     writable: events & uv::WRITABLE != 0,
     error: status < 0 || events & uv::PRIORITIZED != 0,
   });
+}
+
+// SAFETY (contract): libuv calls it with the live prepare handle made by `Watch::start`.
+unsafe extern "C" fn on_prepare(h: *mut Handle) {
+  // SAFETY: libuv calls this with our live prepare handle.
+  let Some(w) = (unsafe { watcher(h) }) else { return };
+  // SAFETY: the live prepare handle; it has done its one job.
+  unsafe { (w.api.prepare_stop)(h) };
+  if w.closed.get() || !w.poll.get().is_null() {
+    return;
+  }
+  if let Ok(mut r) = w.reader.try_borrow_mut() {
+    r.arm(w.shared.fd());
+  }
+  let me = w as *const Watcher as *mut c_void;
+  // SAFETY: this thread's live loop; the watcher outlives its handles.
+  match unsafe { w.api.open(w.lp, Kind::Poll(w.shared.fd()), me) } {
+    Ok(p) => {
+      w.poll.set(p);
+      w.handles.set(w.handles.get() + 1);
+      // SAFETY: a live poll handle; it must not keep the loop alive by itself (the
+      // keep-alive does). Then watch what JS wants: paused, errors are still heard.
+      unsafe { (w.api.unref)(p) };
+      w.update();
+    }
+    // The fd cannot be watched (never seen with a socket this package opened): say so.
+    Err(rc) => {
+      w.deliver(Event::Error(OsError { errno: -rc, syscall: "uv_poll_init" }));
+    }
+  }
 }
 
 /// The window ended: read (if reading) and decide again.

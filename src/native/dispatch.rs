@@ -1,42 +1,37 @@
-//! Events on their way to JS: the [`NativeEvent`] object the JS callback receives (made by
-//! [`to_native_event`] and passed by `crate::io::watch`), and the constants JS needs to read
+//! Events on their way to JS: the dispatch callback's arguments (made by [`event_args`] and
+//! passed by `crate::io::watch`), and the constants JS needs to read
 //! them (event kinds, and the batch metadata layout of `crate::batch`, exported so that
 //! `lib/batch.ts` holds no copy of it).
 
 use napi::bindgen_prelude::*;
+use napi::sys;
 use napi_derive::napi;
 
 use crate::batch::{self, MetaLayout};
 use crate::io::Event;
 
-/// `NativeEvent.kind` of a received batch: `data` is the metadata then the payloads (see
+/// Dispatch `kind` of a received batch: `data` is the metadata then the payloads (see
 /// `batchLayout()`), `count` the datagrams in it.
 #[napi]
 pub const EVENT_BATCH: u32 = 0;
-/// `NativeEvent.kind` of a receive error: `errno` and `syscall` say which.
+/// Dispatch `kind` of a receive error: `errno` and `syscall` say which.
 #[napi]
 pub const EVENT_ERROR: u32 = 1;
 /// `NativeEvent.kind` sent once after `requestWritable()` when the send buffer has room.
 #[napi]
 pub const EVENT_WRITABLE: u32 = 2;
 
-/// One event of the socket, as the dispatch callback receives it (one per batch, not per
-/// datagram). Fields that do not apply to the kind are null / 0.
-#[napi(object)]
-pub struct NativeEvent {
-  /// `EVENT_BATCH`, `EVENT_ERROR` or `EVENT_WRITABLE`.
-  pub kind: u32,
-  /// For a batch: its metadata then its payloads, in one buffer (see `batchLayout()`).
-  pub data: Option<Buffer>,
-  /// For a batch: the number of datagrams in it.
-  pub count: u32,
-  /// For a batch: the kernel's cumulative drop counter for the socket, or -1 when unknown.
-  pub kernel_drops: f64,
-  /// For an error: its errno (positive).
-  pub errno: i32,
-  /// For an error: the system call that failed.
-  pub syscall: Option<String>,
-}
+// The dispatch callback's parameter list (the constructor's `ts_arg_type` spells it). One call per
+// event (a batch, not a datagram), its values positional rather than an object: an object
+// with named properties cost a property-name lookup per field on every event.
+// - `kind`: `EVENT_BATCH`, `EVENT_ERROR` or `EVENT_WRITABLE`;
+// - `data`: for a batch, its metadata then its payloads in one buffer (see `batchLayout()`);
+//   otherwise null;
+// - `count`: for a batch, the number of datagrams in it; otherwise 0;
+// - `kernelDrops`: for a batch, the kernel's cumulative drop counter for the socket, or -1
+//   when unknown; otherwise -1;
+// - `errno`, `syscall`: for an error, its errno (positive) and the system call that failed;
+//   absent for other kinds.
 
 /// Where each section of a batch's metadata starts, as a multiple of the batch's datagram
 /// count `n` (section `s` of a batch of `n` datagrams starts at byte `s * n`), and the flag
@@ -106,24 +101,50 @@ pub fn batch_layout() -> BatchLayout {
   }
 }
 
-/// Converts one event for the JS dispatch function.
-pub fn to_native_event(event: Event) -> NativeEvent {
-  let mut out =
-    NativeEvent { kind: EVENT_WRITABLE, data: None, count: 0, kernel_drops: 0.0, errno: 0, syscall: None };
-  match event {
-    Event::Batch(b) => {
-      out.kind = EVENT_BATCH;
-      out.count = b.count;
-      out.kernel_drops = b.kernel_drops.map_or(-1.0, |d| d as f64);
-      // Empty when the caller took the bytes to copy them itself (see `crate::io::watch`).
-      out.data = (!b.bytes.is_empty()).then(|| Buffer::from(b.bytes));
+/// Builds the dispatch callback's arguments for `event` (listed above) in the
+/// current handle scope; returns how many of `argv` were filled, or None when N-API failed.
+/// A batch's bytes become a V8-owned copy when `copy` is set, else an external buffer.
+///
+/// # Safety
+/// Call on `env`'s JS thread inside an open handle scope; the values live as long as it.
+pub unsafe fn event_args(
+  env: sys::napi_env,
+  event: Event,
+  copy: bool,
+  argv: &mut [sys::napi_value; 6],
+) -> Option<usize> {
+  let ok = |s: sys::napi_status| (s == sys::Status::napi_ok).then_some(());
+  // SAFETY: (all calls) the caller's contract; every out-pointer is a live local.
+  unsafe {
+    let (kind, count, drops) = match &event {
+      Event::Batch(b) => (EVENT_BATCH, b.count, b.kernel_drops.map_or(-1.0, |d| d as f64)),
+      Event::Error(_) => (EVENT_ERROR, 0, -1.0),
+      Event::Writable => (EVENT_WRITABLE, 0, -1.0),
+    };
+    ok(sys::napi_create_uint32(env, kind, &mut argv[0]))?;
+    ok(sys::napi_create_uint32(env, count, &mut argv[2]))?;
+    ok(sys::napi_create_double(env, drops, &mut argv[3]))?;
+    match event {
+      Event::Batch(b) if copy => {
+        let mut data = std::ptr::null_mut();
+        ok(sys::napi_create_buffer_copy(
+          env,
+          b.bytes.len(),
+          b.bytes.as_ptr().cast(),
+          &mut data,
+          &mut argv[1],
+        ))?;
+      }
+      Event::Batch(b) => argv[1] = Buffer::to_napi_value(env, Buffer::from(b.bytes)).ok()?,
+      Event::Error(e) => {
+        ok(sys::napi_get_null(env, &mut argv[1]))?;
+        ok(sys::napi_create_int32(env, e.errno, &mut argv[4]))?;
+        let name = e.syscall;
+        ok(sys::napi_create_string_utf8(env, name.as_ptr().cast(), name.len() as isize, &mut argv[5]))?;
+        return Some(6);
+      }
+      Event::Writable => ok(sys::napi_get_null(env, &mut argv[1]))?,
     }
-    Event::Error(e) => {
-      out.kind = EVENT_ERROR;
-      out.errno = e.errno;
-      out.syscall = Some(e.syscall.to_string());
-    }
-    Event::Writable => {}
+    Some(4)
   }
-  out
 }

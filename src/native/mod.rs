@@ -28,14 +28,13 @@ use crate::socket::{self, SocketConfig};
 mod connection;
 pub mod dispatch;
 pub mod options;
+pub mod packed_options;
 mod send;
 mod sockopts;
 pub mod stats;
 
 use connection::{addr_error, port};
-use dispatch::NativeEvent;
 use options::{NativeOptions, MAX_BATCH_SIZE, MAX_DATAGRAM_SIZE};
-use stats::enable_drop_counter;
 
 /// Throws `r`'s error as the structured JS error (see `crate::error`).
 fn throw<T>(env: &Env, r: NResult<T>) -> Result<T> {
@@ -55,6 +54,8 @@ struct Open {
   granted: socket::Granted,
   connected: bool,
   caps: CapsProbe,
+  /// The error that stopped the last send early (see `lastSendError`).
+  last_send_error: Option<OsError>,
 }
 
 #[derive(Clone, Copy)]
@@ -99,18 +100,28 @@ pub struct NativeSocket {
 #[napi]
 impl NativeSocket {
   /// Creates, configures and binds the socket, and watches it on the event loop (paused).
-  /// `dispatch` receives every event, one object per event (a batch, an error, writability).
+  /// The options come packed (see `packed_options`): the bind `address`, the numeric options
+  /// in the order `optionSlots()` gives, `connectAddress` and `steering`. `dispatch` is called
+  /// once per event (a batch, an error, writability) with positional arguments (see
+  /// `dispatch::event_args`).
   #[napi(constructor)]
   pub fn new(
     env: Env,
-    options: NativeOptions,
-    #[napi(ts_arg_type = "(event: NativeEvent) => void")] dispatch: Function<'_, NativeEvent, ()>,
+    address: String,
+    options: &[f64],
+    connect_address: Option<String>,
+    steering: Option<crate::steering::SteeringOptions>,
+    #[napi(
+      ts_arg_type = "(kind: number, data: Buffer | null, count: number, kernelDrops: number, errno?: number, syscall?: string) => void"
+    )]
+    dispatch: Function<'_, (), ()>,
   ) -> Result<Self> {
-    throw(&env, Self::open(&env, options, dispatch))
+    let options = packed_options::unpack(address, options, connect_address, steering);
+    throw(&env, options.and_then(|o| Self::open(&env, o, dispatch)))
   }
 
   /// The constructor's work, with errors not yet thrown.
-  fn open(env: &Env, mut options: NativeOptions, dispatch: Function<'_, NativeEvent, ()>) -> NResult<Self> {
+  fn open(env: &Env, mut options: NativeOptions, dispatch: Function<'_, (), ()>) -> NResult<Self> {
     if options.batch_size == 0 || options.batch_size > MAX_BATCH_SIZE {
       return Err(invalid_arg("batchSize", "must be 1..1024"));
     }
@@ -156,7 +167,9 @@ impl NativeSocket {
     }
     let batched = cfg!(target_os = "linux") && !options.portable;
     let mode = if batched { RecvMode::Batched } else { RecvMode::Portable };
-    let drop_counter = enable_drop_counter(&sock);
+    // Asked for when the socket is first watched (`io::Reader::arm`): a socket closed within
+    // the turn that opened it never pays the system call.
+    let drop_counter = cfg!(target_os = "linux");
     let info = socket::RecvInfo {
       pktinfo: options.pktinfo,
       timestamps: options.timestamps,
@@ -197,6 +210,7 @@ impl NativeSocket {
       granted,
       connected: connect.is_some(),
       caps: CapsProbe { gso_supported, drop_counter, info },
+      last_send_error: None,
     };
     // Worker teardown: the environment's cleanup hook closes a socket JS never closed.
     // Stopping needs no borrow of the slot (see `SlotCell::close`): the flag makes every loop

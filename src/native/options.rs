@@ -12,7 +12,8 @@ pub const MAX_BATCH_SIZE: u32 = 1024;
 /// Largest UDP payload the slab can hold per datagram.
 pub const MAX_DATAGRAM_SIZE: u32 = 65535;
 
-/// Options for `NativeSocket`, already normalised by `lib/socket.ts`.
+/// Options for `NativeSocket`, already normalised by `lib/options.ts`. They cross the boundary
+/// packed (see `packed_options`): this type names and documents them for the JS layer.
 #[napi(object)]
 pub struct NativeOptions {
   /// Local IP literal to bind (`'0.0.0.0'`, `'::'`, `'127.0.0.1'`, `'::1'`, ...).
@@ -126,18 +127,13 @@ pub struct BufferSizes {
   pub send_forced: bool,
 }
 
-/// Outcome of one native send call.
+/// Why the last native send stopped early: the error that stopped it at datagram
+/// `start + sent` (see `NativeSocket.lastSendError`).
 #[napi(object)]
-pub struct NativeSendResult {
-  /// Datagrams handed to the kernel by this call.
-  pub sent: u32,
-  /// Bytes in those datagrams.
-  pub bytes: f64,
-  /// The send buffer is full: wait for `writable`, then resume at `start + sent`.
-  pub would_block: bool,
-  /// Errno of the error that stopped the call at datagram `start + sent`, or 0.
+pub struct NativeSendError {
+  /// Its errno (positive).
   pub errno: i32,
-  /// System call that failed, when `errno` is not 0.
+  /// The system call that failed.
   pub syscall: String,
 }
 

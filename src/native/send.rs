@@ -8,7 +8,7 @@ use napi_derive::napi;
 use socket2::SockAddr;
 
 use super::connection::{entry_error, port};
-use super::options::NativeSendResult;
+use super::options::NativeSendError;
 use super::NativeSocket;
 use crate::addr;
 use crate::error::invalid_arg;
@@ -19,7 +19,9 @@ use crate::stats::Counters;
 #[napi]
 impl NativeSocket {
   /// Sends at most `max_count` datagrams from `start` of a packed batch without blocking; see
-  /// `lib/pack.ts` for the format. Returns how many went and why it stopped.
+  /// `lib/pack.ts` for the format. Returns how many went (a number, not an object: this is
+  /// the per-send hot path). Fewer than asked means the send buffer is full or an error
+  /// stopped the call: `lastSendError()` then tells which.
   #[allow(clippy::too_many_arguments)]
   #[napi]
   pub fn send(
@@ -36,7 +38,7 @@ impl NativeSocket {
     source_index: Option<&[u32]>,
     sources: Option<Vec<String>>,
     tos: Option<&[i32]>,
-  ) -> Result<NativeSendResult> {
+  ) -> Result<u32> {
     self.with(&env, |o| {
       let mut source_ips = Vec::new();
       for (k, a) in sources.iter().flatten().enumerate() {
@@ -87,13 +89,17 @@ impl NativeSocket {
       if out.error.is_some() {
         Counters::add(&c.send_errors, 1);
       }
-      Ok(NativeSendResult {
-        sent: out.sent as u32,
-        bytes: out.bytes as f64,
-        would_block: out.would_block,
-        errno: out.error.map_or(0, |e| e.errno),
-        syscall: out.error.map_or("", |e| e.syscall).to_string(),
-      })
+      o.last_send_error = out.error;
+      Ok(out.sent as u32)
+    })
+  }
+
+  /// The error that stopped the last `send` before all it was asked to send, or null when it
+  /// stopped because the send buffer was full (or sent everything).
+  #[napi]
+  pub fn last_send_error(&self, env: Env) -> Result<Option<NativeSendError>> {
+    self.with(&env, |o| {
+      Ok(o.last_send_error.map(|e| NativeSendError { errno: e.errno, syscall: e.syscall.to_string() }))
     })
   }
 }

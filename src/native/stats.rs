@@ -7,7 +7,6 @@ use napi_derive::napi;
 use socket2::Socket;
 
 use super::NativeSocket;
-use crate::socket;
 use crate::stats::Counters;
 
 /// Counters of one socket (cumulative since it was opened).
@@ -113,17 +112,6 @@ fn read_meminfo(s: &Socket) -> Option<MemInfo> {
 /// Reads `SO_MEMINFO`; None where the kernel does not provide it.
 fn read_meminfo(_s: &Socket) -> Option<MemInfo> {
   None
-}
-
-/// Asks for the kernel's drop counter with every datagram; false when unavailable.
-#[cfg(target_os = "linux")]
-pub(super) fn enable_drop_counter(s: &Socket) -> bool {
-  socket::set_int(s, libc::SOL_SOCKET, crate::linux::SO_RXQ_OVFL, 1, "SO_RXQ_OVFL").is_ok()
-}
-
-#[cfg(not(target_os = "linux"))]
-pub(super) fn enable_drop_counter(_s: &Socket) -> bool {
-  false
 }
 
 impl NativeStats {
