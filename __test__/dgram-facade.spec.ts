@@ -41,6 +41,46 @@ needs('batched')('the sends of one tick go out in one batch: far fewer sendmmsg 
   t.is(tx.getSendQueueSize(), 0)
 })
 
+needs('batched')(
+  "answers sent from 'message' listeners go out together once the batch's events are done, before the listeners' next-tick callbacks",
+  async (t) => {
+    const S = sockets(t)
+    const server = (await S.bound(MMSG)) as Socket
+    const inner = server.udpSocket as UdpSocket
+    const client = await UdpSocket.bind({ address: '127.0.0.1' })
+    t.teardown(() => client.close())
+    const N = 40
+    const sentByTick: boolean[] = []
+    server.on('message', (msg, rinfo) => {
+      const before = inner.stats().datagramsSent
+      // Queued before the send, yet it finds the answer handed to the kernel already.
+      process.nextTick(() => sentByTick.push(inner.stats().datagramsSent > before))
+      server.send(msg, rinfo.port, rinfo.address)
+    })
+    const replies: string[] = []
+    const all = new Promise<void>((resolve) => {
+      client.onBatch((b) => {
+        for (let i = 0; i < b.count; i++) replies.push(b.data(i).toString())
+        if (replies.length === N) resolve()
+      })
+    })
+    const before = inner.stats()
+    await client.sendBatch(
+      Array.from({ length: N }, (_, i) => ({ data: Buffer.from(`q${i}`), address: '127.0.0.1', port: server.address().port })),
+    )
+    await all
+    t.deepEqual(replies.sort(), Array.from({ length: N }, (_, i) => `q${i}`).sort())
+    t.is(sentByTick.length, N)
+    t.true(sentByTick.every(Boolean), `sent before the next tick: ${sentByTick.filter(Boolean).length} of ${N}`)
+    const after = inner.stats()
+    // One sendmmsg per received batch (more only if the send buffer filled).
+    t.true(
+      after.sendSyscalls - before.sendSyscalls <= after.batchesReceived - before.batchesReceived,
+      `sendmmsg calls ${after.sendSyscalls - before.sendSyscalls}, batches ${after.batchesReceived - before.batchesReceived}`,
+    )
+  },
+)
+
 test("one receive batch becomes one 'message' per datagram, in order, with the right rinfo", async (t) => {
   const S = sockets(t)
   const rx = await S.bound(MMSG)

@@ -7,7 +7,7 @@ import { isIP } from 'node:net'
 import { networkInterfaces, constants as osConstants } from 'node:os'
 import type { Batch } from './batch.js'
 import { dgram as E } from './errors.js'
-import { finishSend, flushNow } from './dgram-send.js'
+import { endDispatch, finishSend, flushNow } from './dgram-send.js'
 import {
   BIND_STATE_BINDING,
   BIND_STATE_BOUND,
@@ -213,6 +213,17 @@ export function startListening(self: Facade, sock: UdpSocket): void {
 function onBatch(self: Facade, batch: Batch): void {
   const n = batch.count
   if (n === 0 || self.listenerCount('message') === 0) return
+  const state = self[kState]
+  state.dispatching = true
+  try {
+    emitMessages(self, batch, n)
+  } finally {
+    endDispatch(self)
+  }
+}
+
+/** One 'message' per datagram of `batch`. */
+function emitMessages(self: Facade, batch: Batch, n: number): void {
   const state = self[kState]
   const buf = batch.buffer
   const offsets = batch.offsets

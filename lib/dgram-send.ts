@@ -119,6 +119,9 @@ function scheduleFlush(self: Facade): void {
   const state = self[kState]
   if (state.flushScheduled || state.inFlight !== null) return
   state.flushScheduled = true
+  // Answers sent from 'message' listeners go out together when the batch's events are done
+  // (`endDispatch`), one tick sooner than a next-tick flush and still in one batch.
+  if (state.dispatching) return
   process.nextTick(flush, self)
 }
 
@@ -193,6 +196,13 @@ function failed(entries: SendEntry[], from: number, err: unknown): unknown {
     err = E.errnoException(osConstants.errno.EINVAL, 'send')
   }
   return E.withHostPort(err, 'send', e.connected ? undefined : e.ip, e.connected ? undefined : e.port)
+}
+
+/** The 'message' events of one received batch are done: send what their listeners sent. */
+export function endDispatch(self: Facade): void {
+  const state = self[kState]
+  state.dispatching = false
+  if (state.flushScheduled) flush(self)
 }
 
 /** One flush: every ready send in one batch. Sends what fits now; waits for the rest. */

@@ -94,6 +94,7 @@ export class Socket extends EventEmitter {
       sendBytes: 0,
       inFlight: null,
       flushScheduled: false,
+      dispatching: false,
       unsubscribe: null,
     }
     if (typeof listener === 'function') this.on('message', listener as (...args: unknown[]) => void)

@@ -64,6 +64,8 @@ export interface State {
   sendBytes: number
   inFlight: Promise<number> | null
   flushScheduled: boolean
+  /** 'message' events of a received batch are being emitted: a send flushes when they are done. */
+  dispatching: boolean
   unsubscribe: (() => void) | null
 }
 
