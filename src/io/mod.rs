@@ -166,7 +166,7 @@ impl Reader {
   fn slab(&mut self) -> &mut RecvSlab {
     let spec = self.spec;
     self.slab.get_or_insert_with(|| {
-      let mut s = RecvSlab::with_gro(spec.batch, spec.limit, spec.gro);
+      let mut s = crate::recv::spare::take(spec.batch, spec.limit, spec.gro);
       s.drop_counter = spec.drop_counter;
       s
     })
@@ -225,6 +225,15 @@ impl Reader {
       next = Next::Wait(ERROR_BACKOFF);
     }
     Some(next)
+  }
+}
+
+impl Drop for Reader {
+  /// The slab becomes the thread's spare, for the next socket (see `recv::spare`).
+  fn drop(&mut self) {
+    if let Some(slab) = self.slab.take() {
+      crate::recv::spare::give(slab);
+    }
   }
 }
 

@@ -13,6 +13,7 @@ use crate::batch::{BatchBuilder, Extra, RawBatch, FLAG_TRUNCATED};
 use crate::cmsg::WrappingCounter;
 mod control;
 mod region;
+pub mod spare;
 #[cfg(test)]
 mod tests;
 
@@ -48,11 +49,12 @@ pub struct RecvSlab {
   iovecs: Vec<libc::iovec>,
   #[cfg(target_os = "linux")]
   hdrs: Vec<libc::mmsghdr>,
-  /// Slots whose header the kernel wrote since it was built (or never built): rebuilt before
-  /// the next call. Only these: rebuilding all `batch` headers per call cost more than the
-  /// system call itself when one datagram arrives at a time.
+  /// Slots whose header the kernel wrote since it was built (at first: all, never built),
+  /// rebuilt before the next call. Only these: rebuilding (or even checking) all `batch`
+  /// headers per call cost more than the system call itself when one datagram arrives at a
+  /// time. A call fills a contiguous run of slots, so one range says which.
   #[cfg(target_os = "linux")]
-  stale: Vec<bool>,
+  stale: std::ops::Range<usize>,
   /// Per-slot results of the last receive: bytes, flags, address length, control length.
   results: Vec<SlotResult>,
   infos: Vec<SlotInfo>,
@@ -65,6 +67,8 @@ pub struct RecvSlab {
   pub drop_counter: bool,
   /// System calls made by the last `receive` (one for recvmmsg; one per recvmsg otherwise).
   pub last_syscalls: u64,
+  /// The most slots one receive filled since the slab was made or reset (see `spare`).
+  high_water: usize,
 }
 
 // SAFETY: the raw pointers inside `iovecs`/`hdrs` only ever point into this slab's own heap
@@ -92,9 +96,7 @@ impl RecvSlab {
   pub fn with_gro(batch: usize, limit: usize, gro: bool) -> Self {
     // A GRO slot holds up to 64 datagrams in 64 KiB: a few dozen slots are plenty, and keep
     // the slab at a couple of MiB whatever batchSize is.
-    let batch = if gro { batch.clamp(1, MAX_GRO_SLOTS) } else { batch.max(1) };
-    let limit = limit.max(1);
-    let slot = if gro { GRO_SLOT.max(limit) } else { limit };
+    let (batch, slot, limit) = Self::shape_of(batch, limit, gro);
     // SAFETY: all-zero bytes are a valid sockaddr_storage, iovec and mmsghdr.
     let zero_name: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
     RecvSlab {
@@ -110,7 +112,7 @@ impl RecvSlab {
       // SAFETY: see above.
       hdrs: vec![unsafe { std::mem::zeroed() }; batch],
       #[cfg(target_os = "linux")]
-      stale: vec![true; batch],
+      stale: 0..batch,
       results: vec![SlotResult::default(); batch],
       infos: vec![SlotInfo::default(); batch],
       pending_error: None,
@@ -118,7 +120,34 @@ impl RecvSlab {
       saw_drops: false,
       drop_counter: false,
       last_syscalls: 0,
+      high_water: 0,
     }
+  }
+
+  /// Slots, bytes per slot and largest datagram of a slab made with these arguments: two slabs
+  /// of the same shape are interchangeable.
+  pub fn shape_of(batch: usize, limit: usize, gro: bool) -> (usize, usize, usize) {
+    let batch = if gro { batch.clamp(1, MAX_GRO_SLOTS) } else { batch.max(1) };
+    let limit = limit.max(1);
+    let slot = if gro { GRO_SLOT.max(limit) } else { limit };
+    (batch, slot, limit)
+  }
+
+  /// This slab's shape (see `shape_of`).
+  pub fn shape(&self) -> (usize, usize, usize) {
+    (self.batch, self.slot, self.limit)
+  }
+
+  /// Forgets everything about the socket it served (drop counter, parked error), for the
+  /// next socket. Its buffers and headers stay as they are: they hold nothing of the last
+  /// socket that the next receive does not overwrite.
+  pub fn reset(&mut self) {
+    self.pending_error = None;
+    self.drops = WrappingCounter::default();
+    self.saw_drops = false;
+    self.drop_counter = false;
+    self.last_syscalls = 0;
+    self.high_water = 0;
   }
 
   /// Slots in the slab (the most datagrams one receive returns).
@@ -167,12 +196,9 @@ impl RecvSlab {
   #[cfg(target_os = "linux")]
   fn receive_mmsg(&mut self, fd: RawFd, from: usize, max: usize) -> io::Result<usize> {
     self.last_syscalls = 1;
-    for i in from..from + max {
-      if self.stale[i] {
-        let h = self.header(i);
-        self.hdrs[i] = libc::mmsghdr { msg_hdr: h, msg_len: 0 };
-        self.stale[i] = false;
-      }
+    for i in std::mem::replace(&mut self.stale, 0..0) {
+      let h = self.header(i);
+      self.hdrs[i] = libc::mmsghdr { msg_hdr: h, msg_len: 0 };
     }
     // SAFETY: `hdrs[from..from + max]` are valid mmsghdrs whose pointers reference live
     // buffers owned by `self` (name, iovec -> slot, control) of the advertised sizes; the
@@ -188,12 +214,12 @@ impl RecvSlab {
     };
     if n < 0 {
       // The kernel may have written the first header before failing.
-      self.stale[from] = true;
+      self.stale = from..from + 1;
       return Err(io::Error::last_os_error());
     }
     let n = n as usize;
+    self.stale = from..from + n;
     for i in from..from + n {
-      self.stale[i] = true;
       let h = &self.hdrs[i];
       self.results[i] = SlotResult {
         len: h.msg_len as usize,
@@ -240,6 +266,7 @@ impl RecvSlab {
   /// the datagrams they were made of.
   pub fn take(&mut self, n: usize) -> RawBatch {
     let n = n.min(self.batch);
+    self.high_water = self.high_water.max(n);
     // First pass: control messages, and how many datagrams / bytes each slot yields.
     let mut datagrams = 0usize;
     let mut bytes = 0usize;

@@ -44,6 +44,18 @@ impl Region {
   }
 }
 
+impl Region {
+  /// Gives the pages back to the kernel: the region reads as zeros again and costs no
+  /// resident memory until touched (nothing for a heap region, which keeps its bytes).
+  pub fn discard(&mut self) {
+    if self.heap.is_none() {
+      // SAFETY: `ptr`/`len` are exactly the private anonymous mapping `new` made, still
+      // mapped and owned by `self`; no reference into it outlives `&mut self`.
+      unsafe { libc::madvise(self.ptr.as_ptr() as *mut libc::c_void, self.len, libc::MADV_DONTNEED) };
+    }
+  }
+}
+
 impl Deref for Region {
   type Target = [u8];
   fn deref(&self) -> &[u8] {
