@@ -4,6 +4,7 @@
 //   node benchmark/scenarios/peer.js server echo|dns KIND 'JSON opts'   a server, until stdin ends
 //   node benchmark/scenarios/peer.js rtt-client KIND 'JSON opts'        sequential round trips
 //   node benchmark/scenarios/peer.js load 'JSON opts'                   request/response load
+//   node benchmark/scenarios/peer.js perquery KIND 'JSON opts'          a new socket per query
 //
 // KIND is dgram (node:dgram), udpsocket (udp-mmsg UdpSocket) or facade (udp-mmsg/dgram), each
 // at its defaults. A server prints {"ready":true,"port":P} once bound and serves until the
@@ -236,10 +237,79 @@ async function loadGenerator() {
   process.exit(0)
 }
 
+/**
+ * One client that opens a new socket of `kind` for every query (as DNS clients such as dns2's
+ * do): create, send the query, wait for the answer, close, next. Answers are counted for
+ * `durationMs` after `warmupMs`. A query unanswered for 500 ms counts as a timeout (its socket
+ * is closed, the next query goes on a new one).
+ */
+async function perQuery(kind) {
+  const { port, durationMs, warmupMs } = OPTS
+  const mod = load(kind)
+  const q = queryTemplate()
+  let id = (Math.random() * 0x10000) | 0
+  let counting = false
+  let answered = 0
+  let timeouts = 0
+  const one = () =>
+    new Promise((resolve) => {
+      id = (id + 1) & 0xffff
+      q.writeUInt16BE(id, 0)
+      let timer = null
+      let done = null
+      const onReply = (msg) => {
+        if (msg.length < 12 || msg.readUInt16BE(0) !== id || (msg[2] & 0x80) === 0) return
+        done(true)
+      }
+      const finish = (sock, close) => {
+        done = (ok) => {
+          clearTimeout(timer)
+          close()
+          if (!ok && counting) timeouts++
+          if (ok && counting) answered++
+          resolve()
+        }
+        timer = setTimeout(() => done(false), 500)
+        sock.on('error', () => {})
+      }
+      if (kind === 'udpsocket') {
+        mod.bind({ address: HOST, port: 0 }).then((sock) => {
+          finish(sock, () => sock.close())
+          sock.onBatch((batch) => {
+            for (let i = 0; i < batch.count; i++) onReply(batch.data(i))
+          })
+          const msgs = [{ data: q, address: HOST, port }]
+          if (sock.trySendBatch(msgs) === 0) sock.sendBatch(msgs).catch(() => {})
+        })
+      } else {
+        const sock = mod.createSocket('udp4')
+        finish(sock, () => sock.close())
+        sock.on('message', onReply)
+        sock.send(q, port, HOST)
+      }
+    })
+  const state = { stopped: false }
+  const loop = (async () => {
+    while (!state.stopped) await one()
+  })()
+  await new Promise((r) => setTimeout(r, warmupMs))
+  counting = true
+  const t0 = process.hrtime.bigint()
+  await new Promise((r) => setTimeout(r, durationMs))
+  const ns = Number(process.hrtime.bigint() - t0)
+  counting = false
+  const qps = (answered / ns) * 1e9
+  state.stopped = true
+  await loop
+  out({ result: { answered, ns, qps, timeouts, clients: 1 } })
+  process.exit(0)
+}
+
 async function main() {
   if (MODE === 'server') return server(REST[0], REST[1])
   if (MODE === 'rtt-client') return rttClient(REST[0])
   if (MODE === 'load') return loadGenerator()
+  if (MODE === 'perquery') return perQuery(REST[0])
   throw new Error(`unknown mode ${MODE}`)
 }
 
