@@ -41,8 +41,13 @@ export function asErrno(err: unknown): unknown {
  * does not): a socket using it may skip the call for IP literals, which dns.lookup answers on
  * the next tick without resolving, exactly as the fast paths here do. */
 export function isDnsLookup(f: unknown): boolean {
-  return typeof f === 'function' && Object.getOwnPropertySymbols(f).some((s) => s.description === 'customPromisifyArgs')
+  if (f === lastLookup.f) return lastLookup.is
+  const is = typeof f === 'function' && Object.getOwnPropertySymbols(f).some((s) => s.description === 'customPromisifyArgs')
+  lastLookup = { f, is }
+  return is
 }
+/** The answer for the last function asked about (the same dns.lookup, socket after socket). */
+let lastLookup: { f: unknown; is: boolean } = { f: undefined, is: false }
 
 /** Resolves `address` like Node's lookup4/lookup6 (empty means loopback), always through the
  * socket's lookup function: the `lookup` option, or dns.lookup as it was at createSocket(). */

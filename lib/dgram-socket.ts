@@ -149,10 +149,12 @@ export class Socket extends EventEmitter {
     // Node hands connected sends to the kernel at once, and an unconnected one only after its
     // (always asynchronous) lookup, by which time the socket is closed: it is dropped without a
     // callback. So: the connected sends of this tick go out, the others are dropped.
-    const unconnected = state.sends.filter((e) => !e.connected)
-    state.sends = state.sends.filter((e) => e.connected)
-    for (const e of unconnected) finishSend(this, e, null, false, true)
-    flushNow(this)
+    if (state.sends.length > 0) {
+      const unconnected = state.sends.filter((e) => !e.connected)
+      state.sends = state.sends.filter((e) => e.connected)
+      for (const e of unconnected) finishSend(this, e, null, false, true)
+      flushNow(this)
+    }
     state.open = false
     state.receiving = false
     const pending = state.sends

@@ -7,7 +7,7 @@ import type { NativeOptions } from './native.js'
 import type { SteeringOptions } from '../index.js'
 import type { Steering } from './types.js'
 export type { BindOptions } from './types.js'
-import { boolOption as bool, checkInt, intOption as int, ipOf, portOf } from './validate.js'
+import { boolValue as bool, checkInt, intValue as int, ipOf, portOf } from './validate.js'
 
 /** The largest UDP payload over IPv4 (65,535 − 8 UDP − 20 IP header bytes). */
 export const MAX_UDP_PAYLOAD_V4 = 65507
@@ -63,12 +63,16 @@ export function normalize(options: unknown): Normalized {
     if (fam === 6 && type === 'udp4') throw errors.invalidArgValue('options.connect.address', c.address, "is IPv6 but the socket is 'udp4'")
     connect = { address: c.address as string, port: portOf(c.port, 'options.connect.port', false) }
   }
+  // Each option read once, by name: a helper reading `o[name]` for every option made a
+  // megamorphic keyed load per option, a visible part of opening a socket.
+  const { reuseAddr, reusePort, broadcast, recvBufferSize, sendBufferSize, forceBufferSize, batchSize, maxDatagramSize } = o
+  const { maxPendingBatches, coalesceMicros, pktinfo, timestamps, recvTos, tos } = o
   const ipv6 = type === 'udp6'
-  const ipv6Only = o.ipv6Only === undefined ? undefined : bool(o, 'ipv6Only', false)
+  const ipv6Only = o.ipv6Only === undefined ? undefined : bool(o.ipv6Only, 'ipv6Only', false)
   if (ipv6Only !== undefined && !ipv6) throw errors.invalidArgValue('options.ipv6Only', ipv6Only, "applies to 'udp6' sockets only")
   const maxBuf = 0x7fffffff
-  const ttl = int(o, 'ttl', 1, 255, undefined)
-  const portable = bool(o, 'portable', process.platform !== 'linux')
+  const ttl = int(o.ttl, 'ttl', 1, 255, undefined)
+  const portable = bool(o.portable, 'portable', process.platform !== 'linux')
   let gso = 1
   if (o.gso !== undefined) {
     if (o.gso === 'auto') gso = 1
@@ -77,7 +81,7 @@ export function normalize(options: unknown): Normalized {
     else throw errors.invalidArgValue('options.gso', o.gso, "must be 'auto', true or false")
   }
   if (portable && gso === 2) throw errors.invalidArgValue('options.gso', true, 'needs the batched (non-portable) path')
-  const gro = bool(o, 'gro', false)
+  const gro = bool(o.gro, 'gro', false)
   if (portable && gro) throw errors.invalidArgValue('options.gro', true, 'needs the batched (non-portable) path')
   return {
     type: type as 'udp4' | 'udp6',
@@ -86,26 +90,26 @@ export function normalize(options: unknown): Normalized {
       port,
       ipv6,
       ipv6Only,
-      reuseAddr: bool(o, 'reuseAddr', false),
-      reusePort: bool(o, 'reusePort', false),
-      broadcast: bool(o, 'broadcast', false),
-      recvBufferSize: int(o, 'recvBufferSize', 1, maxBuf, undefined),
-      sendBufferSize: int(o, 'sendBufferSize', 1, maxBuf, undefined),
-      forceBufferSize: bool(o, 'forceBufferSize', false),
+      reuseAddr: bool(reuseAddr, 'reuseAddr', false),
+      reusePort: bool(reusePort, 'reusePort', false),
+      broadcast: bool(broadcast, 'broadcast', false),
+      recvBufferSize: int(recvBufferSize, 'recvBufferSize', 1, maxBuf, undefined),
+      sendBufferSize: int(sendBufferSize, 'sendBufferSize', 1, maxBuf, undefined),
+      forceBufferSize: bool(forceBufferSize, 'forceBufferSize', false),
       ttl,
-      batchSize: int(o, 'batchSize', 1, 1024, DEFAULTS.batchSize),
-      maxDatagramSize: int(o, 'maxDatagramSize', 1, 65535, ipv6 ? MAX_UDP_PAYLOAD_V6 : MAX_UDP_PAYLOAD_V4),
-      maxPendingBatches: int(o, 'maxPendingBatches', 1, 1024, DEFAULTS.maxPendingBatches),
-      coalesceMicros: int(o, 'coalesceMicros', 0, 1000000, DEFAULTS.coalesceMicros),
+      batchSize: int(batchSize, 'batchSize', 1, 1024, DEFAULTS.batchSize),
+      maxDatagramSize: int(maxDatagramSize, 'maxDatagramSize', 1, 65535, ipv6 ? MAX_UDP_PAYLOAD_V6 : MAX_UDP_PAYLOAD_V4),
+      maxPendingBatches: int(maxPendingBatches, 'maxPendingBatches', 1, 1024, DEFAULTS.maxPendingBatches),
+      coalesceMicros: int(coalesceMicros, 'coalesceMicros', 0, 1000000, DEFAULTS.coalesceMicros),
       connectAddress: connect ? connect.address : undefined,
       connectPort: connect ? connect.port : undefined,
       portable,
       gso: portable ? 0 : gso,
       gro,
-      pktinfo: bool(o, 'pktinfo', false),
-      timestamps: bool(o, 'timestamps', false),
-      recvTos: bool(o, 'recvTos', false),
-      tos: int(o, 'tos', 0, 255, undefined),
+      pktinfo: bool(pktinfo, 'pktinfo', false),
+      timestamps: bool(timestamps, 'timestamps', false),
+      recvTos: bool(recvTos, 'recvTos', false),
+      tos: int(tos, 'tos', 0, 255, undefined),
       fd: fd === undefined ? undefined : fd.fd,
       steering: bindSteering(o, fd !== undefined),
     },

@@ -249,7 +249,8 @@ export function updateReading(s: UdpSocket): void {
  */
 /* oxlint-disable oxc/no-this-in-exported-function -- only ever called as an EventEmitter listener */
 export function onListenerChange(this: UdpSocket, event: string | symbol): void {
-  if (event === 'batch' && !this._readingScheduled) {
+  // After close nothing reads any more (a listener removed while closing needs no work).
+  if (event === 'batch' && !this._readingScheduled && !this._closed) {
     this._readingScheduled = true
     queueMicrotask(() => {
       this._readingScheduled = false

@@ -66,15 +66,23 @@ export function intOption<D extends number | undefined>(
   max: number,
   dflt: D,
 ): number | D {
-  const v = opts[name]
+  return intValue(opts[name], name, min, max, dflt)
+}
+
+/** Option `name` of `opts`: a boolean, or `dflt` when undefined. */
+export function boolOption(opts: Record<string, unknown>, name: string, dflt: boolean): boolean {
+  return boolValue(opts[name], name, dflt)
+}
+
+/** `v`, the value of option `name`: an integer `min..max`, or `dflt` when undefined. */
+export function intValue<D extends number | undefined>(v: unknown, name: string, min: number, max: number, dflt: D): number | D {
   if (v === undefined) return dflt
   checkInt(v, `options.${name}`, min, max)
   return v
 }
 
-/** Option `name` of `opts`: a boolean, or `dflt` when undefined. */
-export function boolOption(opts: Record<string, unknown>, name: string, dflt: boolean): boolean {
-  const v = opts[name]
+/** `v`, the value of option `name`: a boolean, or `dflt` when undefined. */
+export function boolValue(v: unknown, name: string, dflt: boolean): boolean {
   if (v === undefined) return dflt
   checkBool(v, `options.${name}`)
   return v
