@@ -23,11 +23,6 @@ pub(super) enum Drained {
 /// until the socket is empty or reading is paused. Also returns whether this wake-up found a
 /// backlog worth coalescing: at least two datagrams, and the socket drained (a wake-up that
 /// stopped at the batch limit comes straight back through poll instead).
-///
-/// A short batch normally means the socket is empty. But when its handlers answered on this
-/// socket (request/response), the peer's next request is often already on its way: read once
-/// more before going back to poll, as libuv does after each `node:dgram` 'message' (one
-/// `EAGAIN` when nothing came, instead of a poll round trip when something did).
 pub(super) fn drain(
   shared: &Shared,
   slab: &mut RecvSlab,
@@ -62,12 +57,10 @@ pub(super) fn drain(
       }
     };
     total += n;
-    let sent_before = shared.counters.datagrams_sent.load(Relaxed);
     if n > 0 && deliver(shared, slab, n, sink) == Delivery::Closed {
       return (Drained::Closed, false);
     }
-    let answered = shared.counters.datagrams_sent.load(Relaxed) != sent_before;
-    if n < cap && !answered {
+    if n < cap {
       return (Drained::Ok, total >= 2);
     }
   }
