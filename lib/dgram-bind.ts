@@ -229,6 +229,7 @@ function onBatch(self: Facade, batch: Batch): void {
 
 /** One 'message' per datagram of `batch`. */
 function emitMessages(self: Facade, batch: Batch, n: number): void {
+  if (n === 1) return emitOne(self, batch)
   const state = self[kState]
   const buf = batch.buffer
   const offsets = batch.offsets
@@ -258,6 +259,23 @@ function emitMessages(self: Facade, batch: Batch, n: number): void {
       // is still delivered (each datagram is its own event) and the core is left alone.
       process.nextTick(rethrow, err)
     }
+  }
+}
+
+/** A batch of one (a lone query, ping-pong): read through the batch's accessors, without the
+ * per-section views a longer batch amortizes. */
+function emitOne(self: Facade, batch: Batch): void {
+  const msg = batch.data(0)
+  const family = batch.family(0)
+  let address = batch.address(0)
+  if (family === 'IPv6') {
+    const scope = batch.scopeIds[0]
+    if (scope !== 0) address = scopeByName(address, scope)
+  }
+  try {
+    self.emit('message', msg, { address, family, port: batch.port(0), size: msg.length })
+  } catch (err) {
+    process.nextTick(rethrow, err)
   }
 }
 
