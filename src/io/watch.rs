@@ -124,11 +124,12 @@ impl Watch {
     // SAFETY: `lp` is this thread's live loop; `w` outlives the handles (freed by the last
     // close callback).
     let opened = unsafe { api.open(lp, Kind::KeepAlive, w.cast()) }
+      .map_err(|rc| (rc, "uv_async_init"))
       .and_then(|k| {
         this.keep = k;
         this.handles.set(1);
         // SAFETY: as above.
-        unsafe { api.open(lp, Kind::Prepare, w.cast()) }
+        unsafe { api.open(lp, Kind::Prepare, w.cast()) }.map_err(|rc| (rc, "uv_prepare_init"))
       })
       .and_then(|a| {
         this.arm = a;
@@ -138,14 +139,14 @@ impl Watch {
           (api.unref)(a);
           match (api.prepare_start)(a, on_prepare) {
             0 => Ok(()),
-            rc => Err(rc),
+            rc => Err((rc, "uv_prepare_start")),
           }
         }
       });
-    if let Err(rc) = opened {
+    if let Err((rc, call)) = opened {
       let watch = Watch(NonNull::from(this));
       drop(watch); // closes what was opened; frees `w` (at once when nothing was)
-      return Err(fail(-rc, "uv_async_init"));
+      return Err(fail(-rc, call));
     }
     let mut hook = null_mut();
     // SAFETY: `w` stays valid until the hook is removed (in the last close callback).
