@@ -10,6 +10,7 @@
 //! `crate::error`.
 
 use std::os::fd::AsRawFd;
+use std::rc::Rc;
 use std::sync::Arc;
 
 use napi::bindgen_prelude::*;
@@ -17,7 +18,7 @@ use napi_derive::napi;
 use socket2::Socket;
 
 use crate::addr;
-use crate::cleanup::{CleanupHook, Shutdown, Slot, SlotCell};
+use crate::cleanup::{Shutdown, Slot, SlotCell};
 use crate::error::{closed, invalid_arg, os_error, NResult, OsError};
 use crate::io::watch::Watch;
 use crate::io::{Reader, Shared, SlabSpec};
@@ -90,9 +91,9 @@ impl Drop for Open {
 /// - `'UDP_MMSG_CLOSED'`: the socket was used after `close()`.
 #[napi]
 pub struct NativeSocket {
-  /// Shared with the environment cleanup hook, which closes the socket on worker teardown.
+  /// Shared (weakly) with the watcher's environment cleanup hook, which closes the socket on
+  /// worker teardown.
   inner: Slot<Open>,
-  hook: Option<CleanupHook<Open>>,
   /// The counters, kept past close so `stats()` then reports the final counts.
   shared: Arc<Shared>,
 }
@@ -212,7 +213,8 @@ impl NativeSocket {
       caps: CapsProbe { gso_supported, drop_counter, info },
       last_send_error: None,
     };
-    // Worker teardown: the environment's cleanup hook closes a socket JS never closed.
+    // Worker teardown: the watcher's environment cleanup hook closes a socket JS never closed
+    // (`Watch::set_teardown`).
     // Stopping needs no borrow of the slot (see `SlotCell::close`): the flag makes every loop
     // callback leave the fd alone; weak, so the slot does not keep the state alive.
     let kept = Arc::clone(&open.shared);
@@ -222,8 +224,17 @@ impl NativeSocket {
         shared.stop.store(true, std::sync::atomic::Ordering::SeqCst);
       }
     });
-    let hook = CleanupHook::register(env, inner.clone());
-    Ok(NativeSocket { inner, hook, shared: kept })
+    let weak = Rc::downgrade(&inner);
+    inner.with(|o| {
+      if let Some(w) = &o.watch {
+        w.set_teardown(Box::new(move || {
+          if let Some(slot) = weak.upgrade() {
+            slot.close();
+          }
+        }));
+      }
+    });
+    Ok(NativeSocket { inner, shared: kept })
   }
 
   /// Runs `f` on the open socket, or fails with the closed-socket error.
@@ -300,15 +311,12 @@ impl NativeSocket {
   }
 
   /// Closes the slot (watch stopped, fd closed; deferred to the end of a call on this socket
-  /// that is on the stack, with every loop callback told to stop at once) and frees the
-  /// cleanup hook.
+  /// that is on the stack, with every loop callback told to stop at once); the watcher's
+  /// cleanup hook goes with the watcher.
   fn shutdown(&mut self) {
     // The kernel's last word on drops, before the fd goes (stats() after close reports it).
     self.inner.with(|o| stats::final_drops(&o.socket, &o.shared.counters));
     self.inner.close();
-    if let Some(hook) = self.hook.take() {
-      hook.remove();
-    }
   }
 }
 
