@@ -223,7 +223,7 @@ export declare const EVENT_BATCH: number
 /** Dispatch `kind` of a receive error: `errno` and `syscall` say which. */
 export declare const EVENT_ERROR: number
 
-/** `NativeEvent.kind` sent once after `requestWritable()` when the send buffer has room. */
+/** Dispatch `kind` sent once after `requestWritable()` when the send buffer has room. */
 export declare const EVENT_WRITABLE: number
 
 /**

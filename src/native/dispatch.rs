@@ -17,7 +17,7 @@ pub const EVENT_BATCH: u32 = 0;
 /// Dispatch `kind` of a receive error: `errno` and `syscall` say which.
 #[napi]
 pub const EVENT_ERROR: u32 = 1;
-/// `NativeEvent.kind` sent once after `requestWritable()` when the send buffer has room.
+/// Dispatch `kind` sent once after `requestWritable()` when the send buffer has room.
 #[napi]
 pub const EVENT_WRITABLE: u32 = 2;
 
