@@ -55,7 +55,10 @@ export function lookup(self: Facade, address: string | undefined, callback: Look
   const state = self[kState]
   const family = self.type === 'udp6' ? 6 : 4
   const host = address || (family === 6 ? '::1' : '127.0.0.1')
-  if (state.dnsLookup && isIP(host) !== 0) return void process.nextTick(callback, null, host, isIP(host))
+  if (state.dnsLookup) {
+    const ipFamily = isIP(host)
+    if (ipFamily !== 0) return void process.nextTick(callback, null, host, ipFamily)
+  }
   return void state.lookup(host, family, callback)
 }
 
@@ -159,7 +162,8 @@ export function bind(self: Facade, args: unknown[]): void {
     }
     let sock: UdpSocket
     try {
-      const opts: Record<string, unknown> = { type: self.type, address: ip, port: p, ...state.ext }
+      const opts: Record<string, unknown> = { type: self.type, address: ip, port: p }
+      for (const k in state.ext) opts[k] = state.ext[k]
       if (state.reuseAddr) opts.reuseAddr = true
       if (state.ipv6Only && self.type === 'udp6') opts.ipv6Only = true
       sock = new UdpSocket(opts as BindOptions)

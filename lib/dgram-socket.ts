@@ -34,6 +34,9 @@ const EXTENSION_OPTIONS = [
   'forceBufferSize',
 ]
 
+/** The options of a socket created from a type string: none (never written to). */
+const NO_OPTIONS: Record<string, unknown> = Object.freeze({})
+
 type AddressInfo = { address: string; family: string; port: number }
 
 /**
@@ -53,7 +56,7 @@ export class Socket extends EventEmitter {
       options = type as Record<string, unknown>
       type = options.type
     } else {
-      options = {}
+      options = NO_OPTIONS
     }
     if (type !== 'udp4' && type !== 'udp6') throw E.badType()
     const lookup = options.lookup
@@ -63,10 +66,14 @@ export class Socket extends EventEmitter {
 
     const ext: Record<string, unknown> = {}
     let extended = false
-    for (const k of EXTENSION_OPTIONS) {
-      if (options[k] !== undefined) {
-        ext[k] = options[k]
-        extended = true
+    // createSocket('udp4') has no options object: nothing to look up (a keyed load per name
+    // here showed in a socket-per-request profile).
+    if (options !== NO_OPTIONS) {
+      for (const k of EXTENSION_OPTIONS) {
+        if (options[k] !== undefined) {
+          ext[k] = options[k]
+          extended = true
+        }
       }
     }
     // maxDatagramSize defaults (in UdpSocket) to the largest UDP payload of the family.
