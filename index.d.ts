@@ -38,6 +38,13 @@ export declare class NativeSocket {
    */
   send(data: Uint8Array, partLens: Uint32Array, partsPerMsg: Uint32Array | undefined | null, destIndex: Uint32Array | undefined | null, destAddresses: Array<string>, destPorts: Array<number>, start: number, maxCount: number, sourceIndex?: Uint32Array | undefined | null, sources?: Array<string> | undefined | null, tos?: Int32Array | undefined | null): number
   /**
+   * Sends one datagram of one part to `address`:`port` (or to the connected peer when the
+   * address is null), without blocking: what `send` does for a batch of one, with three
+   * arguments to convert instead of eleven (the path of a server answering one query at a
+   * time). Returns 1 or 0, as `send` does.
+   */
+  sendOne(data: Uint8Array, address: string | undefined | null, port: number): number
+  /**
    * The error that stopped the last `send` before all it was asked to send, or null when it
    * stopped because the send buffer was full (or sent everything).
    */

@@ -1,7 +1,7 @@
 // Sending: per-datagram destinations, scatter/gather, trySendBatch, connected sockets.
 import test from 'ava'
 import type { OutgoingMessage } from '../lib/index.js'
-import { Collector, V4, V6, caught, checkPayload, messagesTo, open, openLo, payload, payloadLength, portOf, range, ticks } from './helpers.js'
+import { Collector, V4, V6, caught, checkPayload, messagesTo, open, openLo, payload, payloadLength, portOf, range, ticks, waitUntil } from './helpers.js'
 
 for (const [label, length] of [
   ['payloads of varying size', undefined],
@@ -123,6 +123,25 @@ test('sent buffers may be reused as soon as sendBatch returns (the payload was c
   await p
   t.true(await c.waitFor(1))
   t.is(c.texts()[0], 'first')
+})
+
+test('a one-datagram sendBatch queued behind another sends the bytes it had when called', async (t) => {
+  // One datagram is sent from its own buffer when it goes at once; when it has to wait (here
+  // behind a batch of more than one event-loop slice) it is copied first, as a batch is.
+  const rx = openLo(t, 4, { recvBufferSize: 4 << 20 })
+  const tx = openLo(t, 4)
+  const c = new Collector(rx)
+  const port = portOf(rx)
+  const big = tx.sendBatch(messagesTo(V4, port, range(0, 5000), 8))
+  const buf = Buffer.from('first')
+  const one = tx.sendBatch([{ data: buf, address: V4, port }])
+  t.is(tx.stats().pendingSends, 2, 'both wait')
+  buf.write('XXXXX')
+  t.is(await big, 5000)
+  t.is(await one, 1)
+  t.true(await waitUntil(() => c.count + rx.stats().kernelDrops >= 5001))
+  const last = c.messages[c.messages.length - 1]
+  t.is(last.data.toString(), 'first', 'the datagram sent last is the one queued last, with its bytes at call time')
 })
 
 test('trySendBatch sends synchronously and returns the count', async (t) => {

@@ -174,6 +174,35 @@ test('send returns how many datagrams went; lastSendError() says which error sto
   t.is(s.lastSendError(), null, 'a send that completed leaves no error behind')
 })
 
+test('sendOne sends one datagram of exactly its bytes; its refusals are the errors send gives', async (t) => {
+  const rx = UdpSocket.bindSync({ address: V4, port: 0 })
+  t.teardown(() => rx.close())
+  const got: Buffer[] = []
+  rx.onBatch((b) => {
+    for (let i = 0; i < b.count; i++) got.push(Buffer.from(b.data(i)))
+  })
+  const s = openSocket(options(), () => {})
+  const port = portOf(rx)
+  t.is(s.sendOne(Buffer.from('hello'), V4, port), 1)
+  t.is(s.sendOne(Buffer.from('hello world').subarray(6), V4, port), 1, 'a view sends only its own bytes')
+  t.is(s.sendOne(new Uint8Array(0), V4, port), 1, 'an empty datagram')
+  t.true(await waitUntil(() => got.length === 3))
+  t.deepEqual(got.map(String), ['hello', 'world', ''])
+  const bad = thrown(() => s.sendOne(Buffer.from('x'), 'not-an-ip', port))
+  t.is(bad.code, 'UDP_MMSG_ARG')
+  t.is(bad.argument, 'destination')
+  t.is(bad.index, 0)
+  t.is(thrown(() => s.sendOne(Buffer.from('x'), V4, 70_000)).code, 'UDP_MMSG_ARG')
+  const none = thrown(() => s.sendOne(Buffer.from('x'), null, 0))
+  t.is(none.code, 'UDP_MMSG_ARG', 'an unconnected socket needs a destination')
+  t.is(none.argument, 'destination')
+  t.true(thrown(() => s.sendOne('x' as any, V4, port)) instanceof Error, 'a string is refused, not sent')
+  t.is(s.sendOne(Buffer.alloc(70_000), V4, port), 0, 'too big for UDP: nothing sent')
+  t.is(s.lastSendError().errno, 90) // EMSGSIZE on Linux
+  s.close()
+  t.is(thrown(() => s.sendOne(Buffer.from('x'), V4, port)).code, 'UDP_MMSG_CLOSED')
+})
+
 test('an error event passes kind, null data, errno and syscall positionally', async (t) => {
   // A datagram to a port nobody listens on: the ICMP port-unreachable comes back as an
   // ECONNREFUSED receive error on the connected sender.

@@ -1,4 +1,25 @@
-// Formatting the compact address bytes a batch carries, the way Node prints addresses.
+// Formatting the compact address bytes a batch carries, the way Node prints addresses, and
+// telling an address literal's family.
+
+import { isIP } from 'node:net'
+
+let memoText = ''
+let memoFamily = 0
+
+/**
+ * `net.isIP(text)` (4, 6 or 0), remembering the last answer: a server answering one client
+ * asks about the same address for every datagram, and each check is a regular expression
+ * (three per facade send). Takes any value as isIP does.
+ */
+export function ipFamily(text: string): number {
+  if (text === memoText) return memoFamily
+  const family = isIP(text)
+  if (typeof text === 'string') {
+    memoText = text
+    memoFamily = family
+  }
+  return family
+}
 
 function hex(bytes: Uint8Array, o: number, k: number): string {
   return ((bytes[o + 2 * k] << 8) | bytes[o + 2 * k + 1]).toString(16)

@@ -3,8 +3,8 @@
 // receive side: one UdpSocket batch becomes one 'message' event per datagram.
 
 import { EventEmitter } from 'node:events'
-import { isIP } from 'node:net'
 import { networkInterfaces, constants as osConstants } from 'node:os'
+import { ipFamily } from './address.js'
 import type { Batch } from './batch.js'
 import { dgram as E } from './errors.js'
 import { endDispatch, finishSend, flushNow } from './dgram-send.js'
@@ -56,8 +56,8 @@ export function lookup(self: Facade, address: string | undefined, callback: Look
   const family = self.type === 'udp6' ? 6 : 4
   const host = address || (family === 6 ? '::1' : '127.0.0.1')
   if (state.dnsLookup) {
-    const ipFamily = isIP(host)
-    if (ipFamily !== 0) return void process.nextTick(callback, null, host, ipFamily)
+    const fam = ipFamily(host)
+    if (fam !== 0) return void process.nextTick(callback, null, host, fam)
   }
   return void state.lookup(host, family, callback)
 }

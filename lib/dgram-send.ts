@@ -3,8 +3,8 @@
 // UdpSocket batch on process.nextTick, and each callback still gets its own (err, bytes)
 // like Node's. A batch that fails part-way fails only the send that failed; the rest go on.
 
-import { isIP } from 'node:net'
 import { constants as osConstants } from 'node:os'
+import { ipFamily } from './address.js'
 import { dgram as E } from './errors.js'
 import { healthCheck, enqueue, lookup } from './dgram-bind.js'
 import { BIND_STATE_BOUND, BIND_STATE_UNBOUND, CONNECT_STATE_CONNECTED, kState } from './dgram-state.js'
@@ -95,7 +95,7 @@ function resolveSend(self: Facade, entry: SendEntry): void {
   const state = self[kState]
   const host = entry.address
   // dns.lookup answers an IP literal on the next tick; the flush runs on the next tick too.
-  if (entry.connected || (state.dnsLookup && host && isIP(host) !== 0)) {
+  if (entry.connected || (state.dnsLookup && host && ipFamily(host) !== 0)) {
     entry.ip = host
     entry.ready = true
     scheduleFlush(self)
@@ -150,7 +150,7 @@ function prepare(self: Facade, entries: SendEntry[]): { ok: SendEntry[]; message
     if (err === null) {
       if (e.connected !== sockConnected) {
         err = E.errnoException(e.connected ? osConstants.errno.EDESTADDRREQ : osConstants.errno.EISCONN, 'send')
-      } else if (!e.connected && isIP(e.ip as string) !== family) {
+      } else if (!e.connected && ipFamily(e.ip as string) !== family) {
         // Node (libuv) refuses a destination of the other family, and so does the facade.
         err = E.withHostPort(E.errnoException(osConstants.errno.EINVAL, 'send'), 'send', e.ip || e.address, e.port)
       }

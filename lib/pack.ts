@@ -6,7 +6,7 @@
 // Native-interface seam (argument side): the shape of `Packed`/`Slice` is the argument list of
 // the native send (see send-queue.ts `nativeSend`).
 
-import { isIP } from 'node:net'
+import { ipFamily } from './address.js'
 import * as errors from './errors.js'
 
 export type { OutgoingMessage } from './types.js'
@@ -35,6 +35,8 @@ export interface Packed {
 }
 
 type Bytes = Uint8Array
+/** Destination table lookup: address -> index, or port -> index once it has two ports. */
+type DestKeys = Map<string, number | Map<number, number>>
 type TypedCtor<T> = new (n: number) => T
 
 interface Extras {
@@ -50,6 +52,7 @@ interface Extras {
 interface ScratchArrays {
   data?: Buffer
   lens?: Uint32Array
+  one?: Uint32Array
   parts?: Uint32Array
   dest?: Uint32Array
   src?: Uint32Array | null
@@ -103,6 +106,7 @@ export class PackScratch {
   dest: Uint32Array
   src: Uint32Array | null
   tos: Int32Array | null
+  one: Uint32Array
   busy: boolean
   constructor() {
     this.data = Buffer.allocUnsafe(64 * 1024)
@@ -111,6 +115,7 @@ export class PackScratch {
     this.dest = new Uint32Array(1024)
     this.src = null
     this.tos = null
+    this.one = new Uint32Array(1)
     this.busy = false
   }
 }
@@ -175,7 +180,7 @@ function packInto(messages: readonly unknown[], sock: SockInfo, scratch: Scratch
   const addrs: string[] = []
   const ports: number[] = []
   const scopedDests: number[] = []
-  let destKeys: Map<string, number | Map<number, number>> | null = null
+  let destKeys: DestKeys | null = null
   let lastAddr: unknown
   let lastPort: unknown
   let lastIdx = -1
@@ -219,13 +224,14 @@ function packInto(messages: readonly unknown[], sock: SockInfo, scratch: Scratch
     }
     if (address === undefined && port === undefined) throw errors.notConnected(`messages[${i}]`)
     if (typeof address !== 'string') throw errors.invalidArgType(`messages[${i}].address`, 'of type string', address)
-    if (destKeys === null) destKeys = new Map()
     // Keyed by the address string itself (V8 caches its hash; no key string is built per
     // message): the index of its first destination, or a Map port -> index once it is used
-    // with a second port. An address already in the table was already validated.
-    let entry = destKeys.get(address)
+    // with a second port. An address already in the table was already validated. The map is
+    // made with the second destination (a batch of one, or of one destination, needs none).
+    if (destKeys === null && addrs.length > 0) destKeys = new Map([[addrs[0], 0]])
+    let entry = destKeys === null ? undefined : destKeys.get(address)
     if (entry === undefined) {
-      const fam = isIP(address)
+      const fam = ipFamily(address)
       if (fam === 0) throw errors.invalidArgValue(`messages[${i}].address`, address, 'must be an IPv4 or IPv6 address literal')
       if (fam === 6 && sock.family === 4) {
         throw errors.invalidArgValue(`messages[${i}].address`, address, 'is IPv6 but the socket is udp4')
@@ -236,14 +242,14 @@ function packInto(messages: readonly unknown[], sock: SockInfo, scratch: Scratch
     let idx: number | undefined
     if (typeof entry === 'number') {
       if (ports[entry] === port) idx = entry
-      else destKeys.set(address, (entry = new Map([[ports[entry], entry]])))
+      else (destKeys as DestKeys).set(address, (entry = new Map([[ports[entry], entry]])))
     } else if (entry !== undefined) {
       idx = entry.get(port)
     }
     if (idx === undefined) {
       idx = addrs.length
-      if (entry === undefined) destKeys.set(address, idx)
-      else (entry as Map<number, number>).set(port, idx)
+      if (entry !== undefined) (entry as Map<number, number>).set(port, idx)
+      else if (destKeys !== null) destKeys.set(address, idx)
       addrs.push(address)
       ports.push(port)
       if (address.includes('%')) scopedDests.push(idx)
@@ -257,6 +263,28 @@ function packInto(messages: readonly unknown[], sock: SockInfo, scratch: Scratch
     lastAddr = address
     lastPort = port
     lastIdx = idx
+  }
+  const only = count === 1 && !owned ? views[0] : null
+  if (only !== null && !Array.isArray(only)) {
+    // One datagram of one part: sent from its own bytes (a batch that has to wait is copied
+    // out by detach() before any other code runs, as the scratch would be).
+    const one = (scratch.one = scratch.one || new Uint32Array(1))
+    one[0] = only.byteLength
+    return {
+      count,
+      data: only,
+      lens: one,
+      parts: null,
+      dest: null,
+      addrs,
+      ports,
+      srcIdx: ex.srcIdx === null ? null : ex.srcIdx.subarray(0, count),
+      sources: ex.sources,
+      tos: ex.tos === null ? null : ex.tos.subarray(0, count),
+      scopedDests,
+      scopedSources: ex.scopedSources,
+      owned,
+    }
   }
   const sd = scratch.data as Buffer
   const data = owned
@@ -304,7 +332,7 @@ function extras(sourceAddress: unknown, tos: unknown, i: number, count: number, 
   if (sourceAddress !== undefined) {
     const a = sourceAddress
     if (typeof a !== 'string') throw errors.invalidArgType(`messages[${i}].sourceAddress`, 'of type string', a)
-    const fam = isIP(a)
+    const fam = ipFamily(a)
     if (fam === 0) throw errors.invalidArgValue(`messages[${i}].sourceAddress`, a, 'must be an IPv4 or IPv6 address literal')
     if (fam === 6 && sock.family === 4) throw errors.invalidArgValue(`messages[${i}].sourceAddress`, a, 'is IPv6 but the socket is udp4')
     if (ex.srcIdx === null) {

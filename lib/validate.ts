@@ -2,7 +2,7 @@
 // registry (errors.ts): the UdpSocket validators name the argument the way UdpSocket's
 // messages do; the `dgram*` ones reproduce the checks of Node's lib/dgram.js, quirks included.
 
-import { isIP } from 'node:net'
+import { ipFamily } from './address.js'
 import * as errors from './errors.js'
 
 // ---- UdpSocket ---------------------------------------------------------------------------------
@@ -17,7 +17,7 @@ export function portOf(v: unknown, name: string, allowZero: boolean): number {
 /** An IP address literal (no hostnames); returns its family, 4 or 6. */
 export function ipOf(v: unknown, name: string): 4 | 6 {
   if (typeof v !== 'string') throw errors.invalidArgType(name, 'of type string', v)
-  const fam = isIP(v)
+  const fam = ipFamily(v)
   if (fam === 0) throw errors.invalidArgValue(name, v, 'must be an IPv4 or IPv6 address literal (hostnames are not resolved)')
   return fam as 4 | 6
 }

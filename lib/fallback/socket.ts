@@ -197,6 +197,13 @@ export class FallbackSocket {
     )
   }
 
+  /** One datagram of one part: `send` for a batch of one (see the native `sendOne`). */
+  sendOne(data: Uint8Array, address: string | undefined | null, port: number): number {
+    const lens = new Uint32Array(1)
+    lens[0] = data.byteLength
+    return this.send(data, lens, null, null, address == null ? [] : [address], address == null ? [] : [port], 0, 1)
+  }
+
   lastSendError(): NativeSendError | null {
     if (this.core.closed) throw closedError()
     return this.core.lastSendError

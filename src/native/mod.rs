@@ -44,7 +44,7 @@ fn throw<T>(env: &Env, r: NResult<T>) -> Result<T> {
 
 /// An open socket: everything `close()` releases. Dropping it stops its watch, then closes
 /// the fd (in field order: `watch` is dropped before `socket`).
-struct Open {
+pub(crate) struct Open {
   /// The watch on the event loop; `None` once shut down.
   watch: Option<Watch>,
   /// The socket (its fd is `shared.fd()`).
