@@ -264,57 +264,50 @@ function packInto(messages: readonly unknown[], sock: SockInfo, scratch: Scratch
     lastPort = port
     lastIdx = idx
   }
+  let data: Uint8Array
+  let lens: Uint32Array
+  let parts: Uint32Array | null = null
   const only = count === 1 && !owned ? views[0] : null
   if (only !== null && !Array.isArray(only)) {
     // One datagram of one part: sent from its own bytes (a batch that has to wait is copied
     // out by detach() before any other code runs, as the scratch would be).
-    const one = (scratch.one = scratch.one || new Uint32Array(1))
-    one[0] = only.byteLength
-    return {
-      count,
-      data: only,
-      lens: one,
-      parts: null,
-      dest: null,
-      addrs,
-      ports,
-      srcIdx: ex.srcIdx === null ? null : ex.srcIdx.subarray(0, count),
-      sources: ex.sources,
-      tos: ex.tos === null ? null : ex.tos.subarray(0, count),
-      scopedDests,
-      scopedSources: ex.scopedSources,
-      owned,
-    }
-  }
-  const sd = scratch.data as Buffer
-  const data = owned
-    ? Buffer.allocUnsafe(total)
-    : (scratch.data = total > sd.length ? Buffer.allocUnsafe(Math.max(total, sd.length * 2)) : sd)
-  const lens = (scratch.lens = take(owned, scratch.lens, nparts, Uint32Array))
-  const parts = multi ? (scratch.parts = take(owned, scratch.parts, count, Uint32Array)) : null
-  let off = 0
-  let p = 0
-  for (let i = 0; i < count; i++) {
-    const v = views[i]
-    if (Array.isArray(v)) {
-      for (let k = 0; k < v.length; k++) {
-        data.set(v[k], off)
-        off += v[k].byteLength
-        lens[p++] = v[k].byteLength
+    lens = scratch.one = scratch.one || new Uint32Array(1)
+    lens[0] = only.byteLength
+    data = only
+  } else {
+    const sd = scratch.data as Buffer
+    const buf = owned
+      ? Buffer.allocUnsafe(total)
+      : (scratch.data = total > sd.length ? Buffer.allocUnsafe(Math.max(total, sd.length * 2)) : sd)
+    const allLens = (scratch.lens = take(owned, scratch.lens, nparts, Uint32Array))
+    const allParts = multi ? (scratch.parts = take(owned, scratch.parts, count, Uint32Array)) : null
+    let off = 0
+    let p = 0
+    for (let i = 0; i < count; i++) {
+      const v = views[i]
+      if (Array.isArray(v)) {
+        for (let k = 0; k < v.length; k++) {
+          buf.set(v[k], off)
+          off += v[k].byteLength
+          allLens[p++] = v[k].byteLength
+        }
+        if (allParts !== null) allParts[i] = v.length
+      } else {
+        buf.set(v, off)
+        off += v.byteLength
+        allLens[p++] = v.byteLength
+        if (allParts !== null) allParts[i] = 1
       }
-      if (parts !== null) parts[i] = v.length
-    } else {
-      data.set(v, off)
-      off += v.byteLength
-      lens[p++] = v.byteLength
-      if (parts !== null) parts[i] = 1
     }
+    data = buf.subarray(0, total)
+    lens = allLens.subarray(0, nparts)
+    parts = allParts === null ? null : allParts.subarray(0, count)
   }
   return {
     count,
-    data: data.subarray(0, total),
-    lens: lens.subarray(0, nparts),
-    parts: parts === null ? null : parts.subarray(0, count),
+    data,
+    lens,
+    parts,
     dest: destIdx === null ? null : destIdx.subarray(0, count),
     addrs,
     ports,
