@@ -9,6 +9,7 @@
 // Native-interface seam: `LAYOUT` below reads that layout from the native layer (batchLayout()).
 // (Past ~400 lines only because each public member carries TSDoc with an example: one class.)
 
+import { endianness } from 'node:os'
 import { formatIPv4, formatIPv6 } from './address.js'
 import * as errors from './errors.js'
 import { BATCH_LAYOUT } from './native.js'
@@ -45,7 +46,8 @@ const FLAG_LOCAL = BATCH_LAYOUT.flagLocal
 const FLAG_TIMESTAMP = BATCH_LAYOUT.flagTimestamp
 const FLAG_TOS = BATCH_LAYOUT.flagTos
 const EMPTY = Buffer.alloc(0)
-const EMPTY_META = new Uint8Array(0)
+/** Ports are u16 in the machine's byte order (the native layer writes them so). */
+const LITTLE_ENDIAN = endianness() === 'LE'
 
 /** One received datagram, as created by iterating a {@link Batch}. */
 export interface Message {
@@ -88,30 +90,64 @@ interface AddressCache {
 export class Batch implements Iterable<Message> {
   /** Number of datagrams. */
   readonly count: number
-  /** Every payload, back to back. */
-  readonly buffer: Buffer
-  /** Byte length of datagram `i` in `buffer`. */
-  readonly lengths: Uint32Array
-  /** Byte offset of datagram `i` in `buffer`. */
-  readonly offsets: Uint32Array
   /** Kernel's cumulative count of datagrams dropped for this socket because its buffer was full (Linux; undefined when unknown). */
   readonly kernelDrops: number | undefined
-  #meta: Uint8Array
+  /** What the native layer handed over: the metadata from byte 0, then the payloads. Every
+   * view below is made from it when first asked for: a batch of one datagram read through
+   * data(0), address(0) and port(0) makes two typed arrays, not eight. */
+  #meta: Buffer
+  #metaLen: number
+  #buffer: Buffer | null = null
+  #lengths: Uint32Array | null = null
+  #offsets: Uint32Array | null = null
   #ports: Uint16Array | null = null
   #families: Uint8Array | null = null
   #flags: Uint8Array | null = null
+  /** The metadata as 32-bit words (lengths, offsets, scope ids, address bytes). */
   #words: Uint32Array | null = null
   #cache: AddressCache | null = null
 
-  private constructor(buffer: Buffer, meta: Uint8Array, count: number, kernelDrops: number) {
-    const ab = meta.buffer
-    const base = meta.byteOffset
+  private constructor(bytes: Buffer, count: number, kernelDrops: number) {
     this.count = count
-    this.buffer = buffer
-    this.lengths = new Uint32Array(ab, base + LAYOUT.lengths * count, count)
-    this.offsets = new Uint32Array(ab, base + LAYOUT.offsets * count, count)
     this.kernelDrops = kernelDrops >= 0 ? kernelDrops : undefined
-    this.#meta = meta
+    this.#meta = bytes
+    this.#metaLen = LAYOUT.bytesPerDatagram * count
+  }
+
+  /** Every payload, back to back. */
+  get buffer(): Buffer {
+    if (this.#buffer === null) this.#buffer = this.#meta.subarray(this.#metaLen)
+    return this.#buffer
+  }
+
+  /** Byte length of datagram `i` in `buffer`. */
+  get lengths(): Uint32Array {
+    if (this.#lengths === null) this.#lengths = this.#view32(LAYOUT.lengths)
+    return this.#lengths
+  }
+
+  /** Byte offset of datagram `i` in `buffer`. */
+  get offsets(): Uint32Array {
+    if (this.#offsets === null) this.#offsets = this.#view32(LAYOUT.offsets)
+    return this.#offsets
+  }
+
+  /** @internal Payload bytes in all (without making the `buffer` view). */
+  get payloadBytes(): number {
+    return this.#meta.length - this.#metaLen
+  }
+
+  #view32(section: number): Uint32Array {
+    const m = this.#meta
+    return new Uint32Array(m.buffer, m.byteOffset + section * this.count, this.count)
+  }
+
+  #word32(): Uint32Array {
+    if (this.#words === null) {
+      const m = this.#meta
+      this.#words = new Uint32Array(m.buffer, m.byteOffset, this.#metaLen >>> 2)
+    }
+    return this.#words
   }
 
   /**
@@ -235,8 +271,10 @@ export class Batch implements Iterable<Message> {
    */
   data(i: number): Buffer {
     this.#check(i)
-    const off = this.offsets[i]
-    return this.buffer.subarray(off, off + this.lengths[i])
+    const w = this.#word32()
+    const n = this.count
+    const at = this.#metaLen + w[((LAYOUT.offsets * n) >>> 2) + i]
+    return this.#meta.subarray(at, at + w[((LAYOUT.lengths * n) >>> 2) + i])
   }
 
   /**
@@ -342,24 +380,27 @@ export class Batch implements Iterable<Message> {
   #address(i: number): string {
     const n = this.count
     const m = this.#meta
-    if (this.#words === null) this.#words = new Uint32Array(m.buffer, m.byteOffset + L_ADDR * n, 4 * n)
-    const w = this.#words
+    const w = this.#word32()
     const fam = m[L_FAMILIES * n + i]
-    const j = 4 * i
+    const j = ((L_ADDR * n) >>> 2) + 4 * i
     const c = this.#cache
     if (
       c !== null &&
       c.fam === fam &&
       c.w0 === w[j] &&
-      (fam === 4 || (c.w1 === w[j + 1] && c.w2 === w[j + 2] && c.w3 === w[j + 3] && c.scope === this.scopeIds[i]))
+      (fam === 4 || (c.w1 === w[j + 1] && c.w2 === w[j + 2] && c.w3 === w[j + 3] && c.scope === this.#scope(w, i)))
     ) {
       return c.text
     }
     let text = ''
     if (fam === 4) text = formatIPv4(m, L_ADDR * n + 16 * i)
-    else if (fam === 6) text = formatIPv6(m, L_ADDR * n + 16 * i, this.scopeIds[i])
-    this.#cache = { fam, w0: w[j], w1: w[j + 1], w2: w[j + 2], w3: w[j + 3], scope: fam === 6 ? this.scopeIds[i] : 0, text }
+    else if (fam === 6) text = formatIPv6(m, L_ADDR * n + 16 * i, this.#scope(w, i))
+    this.#cache = { fam, w0: w[j], w1: w[j + 1], w2: w[j + 2], w3: w[j + 3], scope: fam === 6 ? this.#scope(w, i) : 0, text }
     return text
+  }
+
+  #scope(w: Uint32Array, i: number): number {
+    return w[((LAYOUT.scopeIds * this.count) >>> 2) + i]
   }
 
   /**
@@ -372,7 +413,9 @@ export class Batch implements Iterable<Message> {
    */
   port(i: number): number {
     this.#check(i)
-    return this.ports[i]
+    const m = this.#meta
+    const o = LAYOUT.ports * this.count + 2 * i
+    return LITTLE_ENDIAN ? m[o] | (m[o + 1] << 8) : (m[o] << 8) | m[o + 1]
   }
 
   /**
@@ -431,8 +474,7 @@ export class Batch implements Iterable<Message> {
    * @internal
    */
   static fromNative(bytes: Buffer, count: number, kernelDrops: number): Batch {
-    const metaLen = LAYOUT.bytesPerDatagram * count
-    return new Batch(bytes.subarray(metaLen), bytes.subarray(0, metaLen), count, kernelDrops)
+    return new Batch(bytes, count, kernelDrops)
   }
 
   /**
@@ -443,6 +485,6 @@ export class Batch implements Iterable<Message> {
    * ```
    */
   static empty(): Batch {
-    return new Batch(EMPTY, EMPTY_META, 0, -1)
+    return new Batch(EMPTY, 0, -1)
   }
 }

@@ -265,7 +265,7 @@ function onBatch(s: UdpSocket, data: Buffer | null, n: number, kernelDrops: numb
   const batch = Batch.fromNative(data ?? Buffer.alloc(0), n, kernelDrops)
   s._gotDatagrams += n
   s._gotBatches++
-  s._gotBytes += batch.buffer.length
+  s._gotBytes += batch.payloadBytes
   if (s._closed) {
     // Reached JS after close() (a guard: the native side stops delivering at close): nobody
     // can take it now; counted, not lost silently.
