@@ -46,6 +46,9 @@ const FLAG_LOCAL = BATCH_LAYOUT.flagLocal
 const FLAG_TIMESTAMP = BATCH_LAYOUT.flagTimestamp
 const FLAG_TOS = BATCH_LAYOUT.flagTos
 const EMPTY = Buffer.alloc(0)
+/** The last IPv4 source formatted (its address word as the metadata holds it) and its text. */
+let lastV4Word = -1
+let lastV4Text = ''
 /** Ports are u16 in the machine's byte order (the native layer writes them so). */
 const LITTLE_ENDIAN = endianness() === 'LE'
 
@@ -393,8 +396,15 @@ export class Batch implements Iterable<Message> {
       return c.text
     }
     let text = ''
-    if (fam === 4) text = formatIPv4(m, L_ADDR * n + 16 * i)
-    else if (fam === 6) text = formatIPv6(m, L_ADDR * n + 16 * i, this.#scope(w, i))
+    if (fam === 4) {
+      // Batch after batch from the same client (request/response): the text is kept.
+      if (w[j] === lastV4Word) text = lastV4Text
+      else {
+        text = formatIPv4(m, L_ADDR * n + 16 * i)
+        lastV4Word = w[j]
+        lastV4Text = text
+      }
+    } else if (fam === 6) text = formatIPv6(m, L_ADDR * n + 16 * i, this.#scope(w, i))
     this.#cache = { fam, w0: w[j], w1: w[j + 1], w2: w[j + 2], w3: w[j + 3], scope: fam === 6 ? this.#scope(w, i) : 0, text }
     return text
   }
