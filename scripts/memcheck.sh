@@ -141,7 +141,8 @@ fi
 # ---- 5/6. the addon under valgrind ------------------------------------------------------------------
 DEBUG_NODE="$OUT/udp-mmsg.debug.node"
 build_debug_addon() {
-  [ -f "$DEBUG_NODE" ] && [ "$DEBUG_NODE" -nt src ] && return 0
+  # Up to date only if no source file (at any depth) or manifest changed since it was built.
+  [ -f "$DEBUG_NODE" ] && [ -z "$(find src Cargo.toml Cargo.lock build.rs -newer "$DEBUG_NODE" -print -quit 2>/dev/null)" ] && return 0
   echo "building a debug addon with symbols into $OUT (cargo build --lib; the shipped binary is untouched)"
   cargo build --lib --target-dir "$OUT" >"$OUT/build.txt" 2>&1 || { tail -20 "$OUT/build.txt"; return 1; }
   cp "$OUT/debug/libudp_mmsg.so" "$DEBUG_NODE"
