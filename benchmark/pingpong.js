@@ -22,7 +22,7 @@ const ROOT = path.join(__dirname, '..')
 const { UdpSocket } = require(ROOT)
 const facade = require(path.join(ROOT, 'dist', 'dgram.js'))
 
-const HOST = '127.0.0.1'
+const { HOST, dnsReply: reply } = require('./scenarios/child.js')
 
 function parseArgs(argv) {
   const o = { rounds: 7, queries: 10_000 }
@@ -37,19 +37,6 @@ function parseArgs(argv) {
 }
 
 const bind = (s) => new Promise((resolve) => s.bind(0, HOST, resolve))
-
-/** The DNS-like answer: the query's header with QR set and one answer, plus an address. */
-function reply(q) {
-  const r = Buffer.allocUnsafe(16)
-  q.copy(r, 0, 0, 12)
-  r[2] |= 0x80
-  r.writeUInt16BE(1, 6)
-  r[12] = 127
-  r[13] = 0
-  r[14] = 0
-  r[15] = 1
-  return r
-}
 
 /** A server of `kind` written as its documentation shows; returns its port and a closer. */
 async function server(kind) {

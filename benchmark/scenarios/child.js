@@ -116,9 +116,27 @@ async function openReceiving(kind, onDatagram) {
   return { sock, port: sock.address().port, close: () => dgramClose(sock) }
 }
 
+/**
+ * The DNS-like server's answer: the query's 12-byte header with the QR (response) bit and one
+ * answer counted, plus a 4-byte address. Shorter datagrams get no answer.
+ */
+function dnsReply(q) {
+  if (q.length < 12) return null
+  const r = Buffer.allocUnsafe(16)
+  q.copy(r, 0, 0, 12)
+  r[2] |= 0x80
+  r.writeUInt16BE(1, 6)
+  r[12] = 127
+  r[13] = 0
+  r[14] = 0
+  r[15] = 1
+  return r
+}
+
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
 
 module.exports = {
+  dnsReply,
   HOST,
   KINDS,
   out,

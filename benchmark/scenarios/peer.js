@@ -10,7 +10,7 @@
 // at its defaults. A server prints {"ready":true,"port":P} once bound and serves until the
 // parent closes its stdin; a client prints {"result":{...}} and exits. Loopback only.
 
-const { HOST, out, hardLimit, exitWhenStdinEnds, load, dgramBind } = require('./child.js')
+const { HOST, out, hardLimit, exitWhenStdinEnds, load, dgramBind, dnsReply } = require('./child.js')
 
 const [MODE, ...REST] = process.argv.slice(2)
 const OPTS = JSON.parse(REST[REST.length - 1] || '{}')
@@ -20,23 +20,6 @@ hardLimit(OPTS.limitMs || 60_000, `peer ${MODE}`)
 
 /** The echo server's answer: the datagram itself. */
 const echo = (q) => q
-
-/**
- * The DNS-like server's answer: the query's 12-byte header with the QR (response) bit and one
- * answer counted, plus a 4-byte address. Shorter datagrams get no answer.
- */
-function dnsReply(q) {
-  if (q.length < 12) return null
-  const r = Buffer.allocUnsafe(16)
-  q.copy(r, 0, 0, 12)
-  r[2] |= 0x80
-  r.writeUInt16BE(1, 6)
-  r[12] = 127
-  r[13] = 0
-  r[14] = 0
-  r[15] = 1
-  return r
-}
 
 async function server(protocol, kind) {
   const answer = protocol === 'dns' ? dnsReply : echo
