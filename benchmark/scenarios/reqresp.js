@@ -55,9 +55,10 @@ async function run(cfg) {
   const impls = []
   for (const clients of CLIENTS) for (const kind of KINDS) impls.push([key(kind, clients), () => once(cfg, kind, clients)])
   for (const kind of KINDS) impls.push([perQueryKey(kind), () => oncePerQuery(cfg, kind)])
-  // At least 5 rounds: with one query in flight, a run's rate moves ±10 % with the VM's
-  // scheduling, more than the servers differ.
-  const nRounds = cfg.quick ? cfg.reps : Math.max(cfg.reps, 5)
+  // At least 7 rounds: with one query in flight, a run's rate moves ±20 % with the VM's
+  // scheduling (each query is two wake-ups of two processes), more than the servers differ;
+  // benchmark/pingpong.js measures their CPU per query without that noise.
+  const nRounds = cfg.quick ? cfg.reps : Math.max(cfg.reps, 7)
   const rows = await interleave('reqresp', nRounds, impls)
   const runs = []
   for (const clients of CLIENTS) for (const kind of KINDS) runs.push({ server: kind, clients, rows: rows[key(kind, clients)] })
