@@ -287,6 +287,24 @@ test.serial('worker.terminate() with an open, idle socket in the worker ends the
   t.is(portOf(again), port)
 })
 
+test.serial('worker.terminate() with many open sockets of both APIs, some closed before, closes them all', async (t) => {
+  // One environment-cleanup hook serves all of a worker's sockets: every one still open when
+  // the worker is terminated is closed, and the ones closed before are not touched again.
+  await ticks(10)
+  const base = await ownedBaseline()
+  const w = new Worker(path.join(FIXTURES, 'worker.js'), { workerData: { mode: 'many' } })
+  t.teardown(() => w.terminate())
+  const errors: unknown[] = []
+  w.on('error', (e) => errors.push(e))
+  const { ports } = await nextMessage(w, (m) => Array.isArray(m.ports))
+  t.is(ports.length, 9, 'the worker has 9 sockets open (its first, 5 UdpSockets, 3 facade sockets)')
+  t.is(owned().udpSockets, base.udpSockets + 9)
+  t.is(await w.terminate(), 1)
+  t.deepEqual(errors, [])
+  t.deepEqual(await settleOwned(base), base, "the worker's sockets are all gone")
+  for (const port of ports as number[]) t.is(portOf(openLo(t, 4, { port })), port, `port ${port} is free again`)
+})
+
 test('a receive error still pending at close is dropped: recvBatch and iterators then report the close', async (t) => {
   const throwaway = UdpSocket.bindSync({ address: V4 })
   const deadPort = portOf(throwaway)

@@ -26,6 +26,7 @@ use crate::stats::Counters;
 
 mod drain;
 mod errors;
+mod teardown;
 #[cfg(all(test, target_os = "linux"))]
 mod tests;
 pub mod watch;

@@ -7,13 +7,15 @@
 //! Lifetime: a [`Watcher`] is heap-allocated and pointed to by its handles' data. `close`
 //! stops everything at once (no system call touches the fd afterwards, so the owner may close
 //! it right away) and closes the handles; the last close callback frees the watcher. An async
-//! cleanup hook closes a watcher JS never closed when its environment tears down (a worker
-//! exits), and the environment waits for the close callbacks before it closes its loop.
+//! cleanup hook (one per environment, `teardown`) closes a watcher JS never closed when its
+//! environment tears down (a worker exits), and the environment waits for the close callbacks
+//! before it closes its loop.
 //!
 //! Over ~400 lines on purpose: the watcher's ownership rules (start, close, the two conditions
 //! for freeing) and the unsafe libuv/N-API callbacks that rely on them are one argument, and
 //! reading them apart is how a use-after-free gets in.
 
+use super::teardown;
 use std::cell::{Cell, RefCell};
 use std::ffi::{c_int, c_void};
 use std::ptr::{null_mut, NonNull};
@@ -58,7 +60,8 @@ pub struct Watcher {
   handles: Cell<u32>,
   /// The `Watch` still points here: the memory waits for it as well as for the handles.
   held: Cell<bool>,
-  cleanup: Cell<sys::napi_async_cleanup_hook_handle>,
+  /// Tracked by its environment's teardown (`teardown::register`) until its handles close.
+  registered: Cell<bool>,
   /// What the owner wants done when the environment tears down with the socket still open
   /// (close it, fd and all), before the watcher closes its handles; see `set_teardown`.
   teardown: RefCell<Option<Box<dyn FnOnce()>>>,
@@ -115,7 +118,7 @@ impl Watch {
       closed: Cell::new(false),
       handles: Cell::new(0),
       held: Cell::new(true),
-      cleanup: Cell::new(null_mut()),
+      registered: Cell::new(false),
       teardown: RefCell::new(None),
     }));
     // SAFETY: `w` is a live, uniquely owned allocation until handles point at it below.
@@ -152,12 +155,9 @@ impl Watch {
       drop(watch); // closes what was opened; frees `w` (at once when nothing was)
       return Err(fail(-rc, call));
     }
-    let mut hook = null_mut();
-    // SAFETY: `w` stays valid until the hook is removed (in the last close callback).
-    let status = unsafe { sys::napi_add_async_cleanup_hook(raw, Some(on_env_teardown), w.cast(), &mut hook) };
-    if status == sys::Status::napi_ok {
-      this.cleanup.set(hook);
-    }
+    // SAFETY: on the env's thread; `w` stays valid until it unregisters (when its last handle
+    // closes), and `close_for_teardown` is the function for a watcher.
+    this.registered.set(unsafe { teardown::register(raw, w.cast(), close_for_teardown) });
     Ok(Watch(NonNull::from(this)))
   }
 
@@ -173,9 +173,8 @@ impl Watch {
   }
 
   /// `f` runs if the environment tears down while the watch is open (a worker exits with the
-  /// socket never closed): the one cleanup hook a socket registers is the watcher's, and it
-  /// closes the owner through `f` (one hook per socket instead of two; adding a cleanup hook
-  /// was ~2 % of opening a socket).
+  /// socket never closed): the environment's teardown closes the owner through `f`, then the
+  /// watcher (see `teardown`: one cleanup hook per environment, not per socket).
   pub fn set_teardown(&self, f: Box<dyn FnOnce()>) {
     *self.w().teardown.borrow_mut() = Some(f);
   }
@@ -364,13 +363,12 @@ impl Watcher {
   }
 }
 
-/// Unregisters (or completes) the cleanup hook: all handles are closed, so an environment
-/// teardown has nothing left to wait for.
+/// Leaves the environment's teardown registry: all handles are closed, so an environment
+/// teardown has nothing left to wait for (the last watcher of a tearing-down environment
+/// completes its hook).
 fn handles_closed(w: &Watcher) {
-  let hook = w.cleanup.replace(null_mut());
-  if !hook.is_null() {
-    // SAFETY: the handle napi gave at registration; removed once (replaced by null).
-    unsafe { sys::napi_remove_async_cleanup_hook(hook) };
+  if w.registered.replace(false) {
+    teardown::unregister(w.env, w as *const Watcher as *mut c_void);
   }
 }
 
@@ -486,17 +484,18 @@ unsafe extern "C" fn on_closed(h: *mut Handle) {
   }
 }
 
-// SAFETY (contract): N-API calls it on the JS thread with the watcher registered as `data`.
-unsafe extern "C" fn on_env_teardown(_hook: sys::napi_async_cleanup_hook_handle, data: *mut c_void) {
-  // SAFETY: `data` is the watcher, alive until the hook is removed (in `free_watcher`).
+// SAFETY (contract): the teardown registry calls it on the JS thread with a registered
+// watcher, which stays allocated until it unregisters (in its last handle's close callback).
+unsafe fn close_for_teardown(data: *mut c_void) {
+  // SAFETY: per the contract.
   let w = unsafe { &*(data as *const Watcher) };
   // The owner closes first (its fd with it): that drops the `Watch`, which closes the watcher;
-  // the watcher stays allocated until its handles' close callbacks have run (the hook is still
+  // the watcher stays allocated until its handles' close callbacks have run (it is still
   // registered, so at least one handle is open).
   let owner = w.teardown.borrow_mut().take();
   if let Some(close_owner) = owner {
     close_owner();
   }
-  // Closing completes the hook: the last close callback removes it.
+  // Closing completes the teardown: the last close callback unregisters it.
   w.close();
 }
