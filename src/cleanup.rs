@@ -1,7 +1,8 @@
-//! The slot a socket's state lives in, shared (weakly) with its environment cleanup hook: when
-//! a worker thread (or the process) tears down its Node environment, sockets JS never closed
-//! are shut down (watch stopped, fd closed). The hook itself is the watcher's one async cleanup
-//! hook (`crate::io::watch`, `Watch::set_teardown`), which closes the slot before its handles.
+//! The slot a socket's state lives in, shared (weakly) with its environment's teardown: when a
+//! worker thread (or the process) tears down its Node environment, sockets JS never closed are
+//! shut down (watch stopped, fd closed). The environment's one async cleanup hook
+//! (`crate::io::teardown`) closes each open watcher, which closes its slot first
+//! (`Watch::set_teardown`), then its handles.
 //!
 //! The socket and its hook share a [`SlotCell`]. Closing never silently does nothing: when the
 //! value is borrowed (a call on the same socket is on the stack), the close tells the socket
