@@ -31,7 +31,9 @@ export function tool(name: string): string {
       // not here
     }
   }
-  return name
+  // Never the bare name: unshare and nsenter would look it up in PATH, where npm puts
+  // node_modules/.bin first, and a package's `nft` there (@vercel/nft) is not nftables.
+  return path.join('/usr/sbin', name)
 }
 
 /** Runs a command synchronously (for the probes); true when it exits 0. */
