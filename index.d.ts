@@ -137,7 +137,9 @@ export declare function batchLayout(): BatchLayout
 /**
  * Where each section of a batch's metadata starts, as a multiple of the batch's datagram
  * count `n` (section `s` of a batch of `n` datagrams starts at byte `s * n`), and the flag
- * bits of the `flags` section. Every section is aligned for its element type.
+ * bits of the `flags` section. Every section is aligned for its element type. The `compact*`
+ * fields describe the compact layout (`EVENT_BATCH_COMPACT`): IPv4 sources in 4 bytes each
+ * and no timestamps, scope ids, interface indexes, TOS or local addresses.
  */
 export interface BatchLayout {
   /** Metadata bytes per datagram; the payloads start at `bytesPerDatagram * n`. */
@@ -174,6 +176,20 @@ export interface BatchLayout {
   flagTimestamp: number
   /** Flag: the TOS / traffic class byte is known. */
   flagTos: number
+  /** Compact layout: metadata bytes per datagram. */
+  compactBytesPerDatagram: number
+  /** Compact layout: payload lengths, u32. */
+  compactLengths: number
+  /** Compact layout: payload offsets, u32. */
+  compactOffsets: number
+  /** Compact layout: source IPv4 addresses, 4 bytes each. */
+  compactAddresses: number
+  /** Compact layout: source ports, u16. */
+  compactPorts: number
+  /** Compact layout: source address families, u8. */
+  compactFamilies: number
+  /** Compact layout: flag bits, u8. */
+  compactFlags: number
 }
 
 /** Socket buffer sizes the kernel granted. */
@@ -222,10 +238,16 @@ export interface Capabilities {
 }
 
 /**
- * Dispatch `kind` of a received batch: `data` is the metadata then the payloads (see
- * `batchLayout()`), `count` the datagrams in it.
+ * Dispatch `kind` of a received batch: `data` is the metadata (full layout) then the
+ * payloads (see `batchLayout()`), `count` the datagrams in it.
  */
 export declare const EVENT_BATCH: number
+
+/**
+ * Dispatch `kind` of a received batch whose metadata has the compact layout (`compact*` in
+ * `batchLayout()`); otherwise as `EVENT_BATCH`.
+ */
+export declare const EVENT_BATCH_COMPACT: number
 
 /** Dispatch `kind` of a receive error: `errno` and `syscall` say which. */
 export declare const EVENT_ERROR: number

@@ -838,6 +838,7 @@ module.exports = nativeBinding
 module.exports.NativeSocket = nativeBinding.NativeSocket
 module.exports.batchLayout = nativeBinding.batchLayout
 module.exports.EVENT_BATCH = nativeBinding.EVENT_BATCH
+module.exports.EVENT_BATCH_COMPACT = nativeBinding.EVENT_BATCH_COMPACT
 module.exports.EVENT_ERROR = nativeBinding.EVENT_ERROR
 module.exports.EVENT_WRITABLE = nativeBinding.EVENT_WRITABLE
 module.exports.optionSlots = nativeBinding.optionSlots

@@ -308,3 +308,56 @@ test('closing the socket inside a batch listener stops delivery without errors',
   t.is(calls, 1, 'no batch is delivered after close')
   t.true(rx.closed)
 })
+
+test('every accessor reads the same from a batch of IPv4 sources (16 bytes of metadata each) as from an IPv6 one', async (t) => {
+  for (const family of [4, 6] as const) {
+    const rx = openLo(t, family, { recvBufferSize: BIG_RCVBUF, batchSize: 64 })
+    const host = family === 4 ? V4 : V6
+    const txs = [openLo(t, family), family === 4 ? openLo(t, 4, { address: '127.0.0.2' }) : openLo(t, 6)]
+    const n = 6
+    for (let i = 0; i < n; i++) txs[i % 2].trySendBatch(messagesTo(host, portOf(rx), [i]))
+    const b = await rx.recvBatch({ timeoutMs: 10_000 })
+    t.true(b.count >= 2, `${family}: more than one datagram in the batch (${b.count})`)
+    const k = b.count
+    const srcs = txs.map((s) => (family === 4 ? s.localAddress().address : V6))
+    const want = Array.from({ length: k }, (_, i) => ({ address: srcs[i % 2], port: portOf(txs[i % 2]) }))
+    t.deepEqual(
+      Array.from({ length: k }, (_, i) => ({ address: b.address(i), port: b.port(i) })),
+      want,
+      `${family}: sources by index`,
+    )
+    t.deepEqual(
+      [...b].map((m) => ({ address: m.address, port: m.port })),
+      want,
+      `${family}: sources by iteration`,
+    )
+    for (let i = 0; i < k; i++) {
+      t.is(checkPayload(b.data(i)), i)
+      t.is(b.family(i), family === 4 ? 'IPv4' : 'IPv6')
+      t.false(b.truncated(i))
+      t.is(b.localAddress(i), undefined)
+      t.is(b.interfaceIndex(i), undefined)
+      t.is(b.timestamp(i), undefined)
+      t.is(b.tos(i), undefined)
+      t.is(b.ports[i], want[i].port)
+      t.is(b.families[i], family)
+      t.is(b.flags[i], 0)
+      t.is(b.data(i).length, b.lengths[i])
+      t.true(b.buffer.subarray(b.offsets[i], b.offsets[i] + b.lengths[i]).equals(b.data(i)))
+    }
+    const bytes = b.addressBytes
+    t.is(bytes.length, 16 * k)
+    if (family === 4) {
+      t.deepEqual([...bytes.subarray(0, 16)], [127, 0, 0, 1, ...new Array(12).fill(0)])
+      t.deepEqual([...bytes.subarray(16, 20)], [127, 0, 0, 2])
+    } else {
+      t.deepEqual([...bytes.subarray(0, 16)], [...new Array(15).fill(0), 1])
+    }
+    t.deepEqual([...b.scopeIds], new Array(k).fill(0))
+    t.deepEqual([...b.interfaceIndexes], new Array(k).fill(0))
+    t.deepEqual([...b.tosValues], new Array(k).fill(0))
+    t.deepEqual([...b.timestamps], new Array(k).fill(0n))
+    t.is(b.localAddressBytes.length, 16 * k)
+    t.true(b.localAddressBytes.every((x) => x === 0))
+  }
+})

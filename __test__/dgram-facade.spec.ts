@@ -207,3 +207,28 @@ test('new Socket(type) works like createSocket(type); listener goes to message',
   t.deepEqual(got, ['hi'])
   t.is(s.type, 'udp4')
 })
+
+test("'message' names each datagram's own source when sources alternate within one batch", async (t) => {
+  const S = sockets(t)
+  const rx = await S.bound(MMSG)
+  const a = UdpSocket.bindSync({ address: '127.0.0.1', port: 0 })
+  const b = UdpSocket.bindSync({ address: '127.0.0.2', port: 0 })
+  t.teardown(() => {
+    a.close()
+    b.close()
+  })
+  const N = 8
+  const got = messages(rx, N)
+  // Sent synchronously in one tick: the receiver reads them together, in one batch.
+  for (let i = 0; i < N; i++) (i % 2 === 0 ? a : b).trySendBatch([{ data: Buffer.from(`m${i}`), address: '127.0.0.1', port: rx.address().port }])
+  const msgs = await got
+  t.deepEqual(
+    msgs.map((m) => [m.text, m.rinfo.address, m.rinfo.port, m.rinfo.family]),
+    Array.from({ length: N }, (_, i) => {
+      const s = i % 2 === 0 ? a : b
+      return [`m${i}`, s.localAddress().address, s.localAddress().port, 'IPv4']
+    }),
+  )
+  const st = (rx as Socket).udpSocket?.stats()
+  if (st) t.true(st.batchesReceived < N, `several datagrams per batch (${st.batchesReceived} batches)`)
+})

@@ -7,7 +7,7 @@ import { UdpSocket, V4, portOf, waitUntil } from './helpers.js'
 import { openSocket as openNative, packInto, PACK_ORDER } from '../lib/native.js'
 import { normalize } from '../lib/options.js'
 
-const { batchLayout, EVENT_BATCH, EVENT_ERROR, EVENT_WRITABLE } = native as any
+const { batchLayout, EVENT_BATCH, EVENT_BATCH_COMPACT, EVENT_ERROR, EVENT_WRITABLE } = native as any
 // Sockets are opened as lib/ opens them: the options packed (src/native/packed_options.rs).
 const openSocket = openNative as unknown as (options: Record<string, unknown>, dispatch: (...args: any[]) => void) => any
 
@@ -149,12 +149,13 @@ test('a malformed packed options array is an argument error naming the option, n
   }
 })
 
-test('event kinds are three distinct numbers', (t) => {
+test('event kinds are four distinct numbers', (t) => {
+  const kinds = [EVENT_BATCH, EVENT_BATCH_COMPACT, EVENT_ERROR, EVENT_WRITABLE]
   t.deepEqual(
-    [EVENT_BATCH, EVENT_ERROR, EVENT_WRITABLE].map((k) => typeof k),
-    ['number', 'number', 'number'],
+    kinds.map((k) => typeof k),
+    ['number', 'number', 'number', 'number'],
   )
-  t.is(new Set([EVENT_BATCH, EVENT_ERROR, EVENT_WRITABLE]).size, 3)
+  t.is(new Set(kinds).size, 4)
 })
 
 test('send returns how many datagrams went; lastSendError() says which error stopped it early', (t) => {
@@ -264,7 +265,7 @@ test('batchLayout() says where a received batch keeps each field', async (t) => 
 
   let seen = 0
   for (const e of events) {
-    t.is(e.kind, EVENT_BATCH)
+    t.is(e.kind, EVENT_BATCH, 'timestamps, TOS and local addresses need the full layout')
     const n: number = e.count
     const b: Buffer = e.data
     const at = (section: number) => b.byteOffset + section * n
@@ -294,4 +295,72 @@ test('batchLayout() says where a received batch keeps each field', async (t) => 
     }
   }
   t.is(seen, lengths.length)
+})
+
+/** Opens a native socket with `over`, reading, and collects its events. */
+function collecting(t: any, over: Record<string, unknown>) {
+  const events: any[] = []
+  const rx = openSocket(options(over), (kind: number, data: Buffer | null, count: number) => events.push({ kind, data, count }))
+  t.teardown(() => rx.close())
+  rx.setReading(true)
+  const received = () => events.reduce((a, e) => a + e.count, 0)
+  return { rx, events, received }
+}
+
+test('batchLayout() compact fields say where a batch from IPv4 sources without extras keeps each field', async (t) => {
+  const L = batchLayout()
+  for (const k of ['compactBytesPerDatagram', 'compactLengths', 'compactOffsets', 'compactAddresses', 'compactPorts', 'compactFamilies', 'compactFlags']) {
+    t.is(typeof L[k], 'number', k)
+  }
+  const { rx, events, received } = collecting(t, { batchSize: 64 })
+  const tx = UdpSocket.bindSync({ address: V4, port: 0 })
+  t.teardown(() => tx.close())
+  const tx2 = UdpSocket.bindSync({ address: '127.0.0.2', port: 0 })
+  t.teardown(() => tx2.close())
+  const lengths = [5, 0, 2100, 64]
+  const port = rx.localAddress().port
+  // 2100 bytes is longer than maxDatagramSize (2048): cut and flagged.
+  const from = (i: number) => (i % 2 === 0 ? tx : tx2)
+  for (let i = 0; i < lengths.length; i++) from(i).trySendBatch([{ data: Buffer.alloc(lengths[i], 97 + i), address: V4, port }])
+  t.true(await waitUntil(() => received() >= lengths.length, 10_000), `received ${received()}`)
+  let seen = 0
+  for (const e of events) {
+    t.is(e.kind, EVENT_BATCH_COMPACT)
+    const n: number = e.count
+    const b: Buffer = e.data
+    const at = (section: number) => b.byteOffset + section * n
+    const lens = new Uint32Array(b.buffer, at(L.compactLengths), n)
+    const offs = new Uint32Array(b.buffer, at(L.compactOffsets), n)
+    const ports = new Uint16Array(b.buffer, at(L.compactPorts), n)
+    const payloads = b.subarray(L.compactBytesPerDatagram * n)
+    for (let i = 0; i < n; i++, seen++) {
+      const kept = Math.min(lengths[seen], 2048)
+      t.is(lens[i], kept, `length of datagram ${seen}`)
+      t.true(payloads.subarray(offs[i], offs[i] + lens[i]).equals(Buffer.alloc(kept, 97 + seen)), `payload ${seen}`)
+      t.is(ports[i], portOf(from(seen)))
+      t.is(b[L.compactFamilies * n + i], 4)
+      t.deepEqual([...b.subarray(L.compactAddresses * n + 4 * i, L.compactAddresses * n + 4 * i + 4)], [127, 0, 0, seen % 2 === 0 ? 1 : 2])
+      t.is(b[L.compactFlags * n + i], lengths[seen] > 2048 ? L.flagTruncated : 0)
+    }
+    t.is(b.length, L.compactBytesPerDatagram * n + lens.reduce((a, x) => a + x, 0), 'nothing after the payloads')
+  }
+  t.is(seen, lengths.length)
+})
+
+test('an IPv6 source, or an IPv4 one with a timestamp, makes a full batch', async (t) => {
+  const v6 = collecting(t, { address: '::1', ipv6: true })
+  const tx6 = UdpSocket.bindSync({ address: '::1', port: 0 })
+  t.teardown(() => tx6.close())
+  tx6.trySendBatch([{ data: Buffer.from('six'), address: '::1', port: v6.rx.localAddress().port }])
+  const v4 = collecting(t, { timestamps: true })
+  const tx4 = UdpSocket.bindSync({ address: V4, port: 0 })
+  t.teardown(() => tx4.close())
+  tx4.trySendBatch([{ data: Buffer.from('four'), address: V4, port: v4.rx.localAddress().port }])
+  t.true(await waitUntil(() => v6.received() >= 1 && v4.received() >= 1, 10_000))
+  t.deepEqual(
+    [...v6.events, ...v4.events].map((e) => e.kind),
+    [EVENT_BATCH, EVENT_BATCH],
+  )
+  const L = batchLayout()
+  t.is(v6.events[0].data.length, L.bytesPerDatagram + 3)
 })

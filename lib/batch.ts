@@ -1,9 +1,12 @@
 // The view JS gets of one received batch. The native layer hands over one buffer: metadata
-// laid out as parallel arrays (see src/batch.rs), then the payloads back to back:
+// laid out as parallel arrays (see src/batch.rs), then the payloads back to back. Full layout:
 //   timestamps u64[n] @0 | lengths u32[n] @8n | offsets u32[n] @12n | scope ids u32[n] @16n |
 //   interface index u32[n] @20n | ports u16[n] @24n | families u8[n] @26n | flags u8[n] @27n |
 //   tos u8[n] @28n | local families u8[n] @29n | source address bytes u8[16n] @32n |
 //   local address bytes u8[16n] @48n          (64 bytes per datagram)
+// Compact layout (every source IPv4, no timestamps / TOS / local addresses: the defaults):
+//   lengths u32[n] @0 | offsets u32[n] @4n | source IPv4 bytes u8[4n] @8n | ports u16[n] @12n |
+//   families u8[n] @14n | flags u8[n] @15n    (16 bytes per datagram)
 // Nothing is created per datagram unless asked for (data(i), address(i), iteration).
 //
 // Native-interface seam: `LAYOUT` below reads that layout from the native layer (batchLayout()).
@@ -15,31 +18,65 @@ import * as errors from './errors.js'
 import { BATCH_LAYOUT } from './native.js'
 
 /**
- * Where each per-datagram array starts in the metadata, as a multiple of the datagram count
- * `n` (so `offset = LAYOUT.x * n`), the metadata bytes per datagram, and the flag bits: read
- * once from the native layer, which defines them (src/batch.rs `MetaLayout`, `FLAG_*`).
+ * One metadata layout: where each per-datagram array starts, as a multiple of the datagram
+ * count `n` (so `offset = shape.x * n`), the metadata bytes per datagram and the bytes per
+ * source address. The sections only the full layout has are -1 in the compact one. Read once
+ * from the native layer, which defines both (src/batch.rs `MetaLayout`). Both objects have the
+ * same properties in the same order, so reads from either stay monomorphic.
  */
-const LAYOUT = {
-  timestamps: BATCH_LAYOUT.timestamps,
+interface Shape {
+  readonly compact: boolean
+  readonly bytes: number
+  readonly lengths: number
+  readonly offsets: number
+  readonly ports: number
+  readonly families: number
+  readonly flags: number
+  readonly addr: number
+  readonly addrWidth: number
+  readonly timestamps: number
+  readonly scopeIds: number
+  readonly interfaceIndexes: number
+  readonly tos: number
+  readonly localFamilies: number
+  readonly localAddr: number
+}
+
+const FULL: Shape = Object.freeze({
+  compact: false,
+  bytes: BATCH_LAYOUT.bytesPerDatagram,
   lengths: BATCH_LAYOUT.lengths,
   offsets: BATCH_LAYOUT.offsets,
-  scopeIds: BATCH_LAYOUT.scopes,
-  interfaceIndexes: BATCH_LAYOUT.ifindexes,
   ports: BATCH_LAYOUT.ports,
   families: BATCH_LAYOUT.families,
   flags: BATCH_LAYOUT.flags,
+  addr: BATCH_LAYOUT.addresses,
+  addrWidth: 16,
+  timestamps: BATCH_LAYOUT.timestamps,
+  scopeIds: BATCH_LAYOUT.scopes,
+  interfaceIndexes: BATCH_LAYOUT.ifindexes,
   tos: BATCH_LAYOUT.tos,
   localFamilies: BATCH_LAYOUT.localFamilies,
-  addressBytes: BATCH_LAYOUT.addresses,
-  localAddressBytes: BATCH_LAYOUT.localAddresses,
-  bytesPerDatagram: BATCH_LAYOUT.bytesPerDatagram,
-} as const
+  localAddr: BATCH_LAYOUT.localAddresses,
+})
 
-const L_FAMILIES = LAYOUT.families
-const L_FLAGS = LAYOUT.flags
-const L_TOS = LAYOUT.tos
-const L_ADDR = LAYOUT.addressBytes
-const L_LOCAL_ADDR = LAYOUT.localAddressBytes
+const COMPACT: Shape = Object.freeze({
+  compact: true,
+  bytes: BATCH_LAYOUT.compactBytesPerDatagram,
+  lengths: BATCH_LAYOUT.compactLengths,
+  offsets: BATCH_LAYOUT.compactOffsets,
+  ports: BATCH_LAYOUT.compactPorts,
+  families: BATCH_LAYOUT.compactFamilies,
+  flags: BATCH_LAYOUT.compactFlags,
+  addr: BATCH_LAYOUT.compactAddresses,
+  addrWidth: 4,
+  timestamps: -1,
+  scopeIds: -1,
+  interfaceIndexes: -1,
+  tos: -1,
+  localFamilies: -1,
+  localAddr: -1,
+})
 
 const FLAG_TRUNCATED = BATCH_LAYOUT.flagTruncated
 const FLAG_LOCAL = BATCH_LAYOUT.flagLocal
@@ -100,6 +137,8 @@ export class Batch implements Iterable<Message> {
    * data(0), address(0) and port(0) makes two typed arrays, not eight. */
   #meta: Buffer
   #metaLen: number
+  /** The layout of `#meta`: full, or compact (IPv4 sources, no extras). */
+  #s: Shape
   #buffer: Buffer | null = null
   #lengths: Uint32Array | null = null
   #offsets: Uint32Array | null = null
@@ -110,11 +149,12 @@ export class Batch implements Iterable<Message> {
   #words: Uint32Array | null = null
   #cache: AddressCache | null = null
 
-  private constructor(bytes: Buffer, count: number, kernelDrops: number) {
+  private constructor(bytes: Buffer, count: number, kernelDrops: number, compact: boolean) {
     this.count = count
     this.kernelDrops = kernelDrops >= 0 ? kernelDrops : undefined
     this.#meta = bytes
-    this.#metaLen = LAYOUT.bytesPerDatagram * count
+    this.#s = compact ? COMPACT : FULL
+    this.#metaLen = this.#s.bytes * count
   }
 
   /** Every payload, back to back. */
@@ -125,13 +165,13 @@ export class Batch implements Iterable<Message> {
 
   /** Byte length of datagram `i` in `buffer`. */
   get lengths(): Uint32Array {
-    if (this.#lengths === null) this.#lengths = this.#view32(LAYOUT.lengths)
+    if (this.#lengths === null) this.#lengths = this.#view32(this.#s.lengths)
     return this.#lengths
   }
 
   /** Byte offset of datagram `i` in `buffer`. */
   get offsets(): Uint32Array {
-    if (this.#offsets === null) this.#offsets = this.#view32(LAYOUT.offsets)
+    if (this.#offsets === null) this.#offsets = this.#view32(this.#s.offsets)
     return this.#offsets
   }
 
@@ -162,7 +202,7 @@ export class Batch implements Iterable<Message> {
    */
   get ports(): Uint16Array {
     if (this.#ports === null)
-      this.#ports = new Uint16Array(this.#meta.buffer, this.#meta.byteOffset + LAYOUT.ports * this.count, this.count)
+      this.#ports = new Uint16Array(this.#meta.buffer, this.#meta.byteOffset + this.#s.ports * this.count, this.count)
     return this.#ports
   }
 
@@ -175,7 +215,7 @@ export class Batch implements Iterable<Message> {
    */
   get families(): Uint8Array {
     if (this.#families === null)
-      this.#families = new Uint8Array(this.#meta.buffer, this.#meta.byteOffset + L_FAMILIES * this.count, this.count)
+      this.#families = new Uint8Array(this.#meta.buffer, this.#meta.byteOffset + this.#s.families * this.count, this.count)
     return this.#families
   }
 
@@ -187,19 +227,41 @@ export class Batch implements Iterable<Message> {
    * ```
    */
   get flags(): Uint8Array {
-    if (this.#flags === null) this.#flags = new Uint8Array(this.#meta.buffer, this.#meta.byteOffset + L_FLAGS * this.count, this.count)
+    if (this.#flags === null)
+      this.#flags = new Uint8Array(this.#meta.buffer, this.#meta.byteOffset + this.#s.flags * this.count, this.count)
     return this.#flags
   }
 
   /**
-   * Source address bytes, 16 per datagram (IPv4 in the first four).
+   * Source address bytes, 16 per datagram (IPv4 in the first four). A view of the batch's
+   * memory, except for a batch whose sources are all IPv4 and that carries no timestamps, TOS
+   * or local addresses: it keeps 4 bytes per source, and this is a 16-byte-per-datagram copy.
    * @example
    * ```ts
    * batch.addressBytes.subarray(0, 4) // IPv4 source of datagram 0
    * ```
    */
   get addressBytes(): Uint8Array {
-    return new Uint8Array(this.#meta.buffer, this.#meta.byteOffset + L_ADDR * this.count, 16 * this.count)
+    const s = this.#s
+    const n = this.count
+    const m = this.#meta
+    if (!s.compact) return new Uint8Array(m.buffer, m.byteOffset + s.addr * n, 16 * n)
+    const out = new Uint8Array(16 * n)
+    const a = s.addr * n
+    for (let i = 0; i < n; i++) {
+      out[16 * i] = m[a + 4 * i]
+      out[16 * i + 1] = m[a + 4 * i + 1]
+      out[16 * i + 2] = m[a + 4 * i + 2]
+      out[16 * i + 3] = m[a + 4 * i + 3]
+    }
+    return out
+  }
+
+  /** A view of the full-layout-only section at `section * n`, or zeros for a compact batch. */
+  #extra<T>(section: number, perDatagram: number, make: (b: ArrayBufferLike, at: number, len: number) => T, zeros: (len: number) => T): T {
+    const n = this.count
+    if (section < 0) return zeros(perDatagram * n)
+    return make(this.#meta.buffer, this.#meta.byteOffset + section * n, perDatagram * n)
   }
 
   /**
@@ -210,7 +272,12 @@ export class Batch implements Iterable<Message> {
    * ```
    */
   get localAddressBytes(): Uint8Array {
-    return new Uint8Array(this.#meta.buffer, this.#meta.byteOffset + L_LOCAL_ADDR * this.count, 16 * this.count)
+    return this.#extra(
+      this.#s.localAddr,
+      16,
+      (b, at, len) => new Uint8Array(b, at, len),
+      (len) => new Uint8Array(len),
+    )
   }
 
   /**
@@ -221,7 +288,12 @@ export class Batch implements Iterable<Message> {
    * ```
    */
   get interfaceIndexes(): Uint32Array {
-    return new Uint32Array(this.#meta.buffer, this.#meta.byteOffset + LAYOUT.interfaceIndexes * this.count, this.count)
+    return this.#extra(
+      this.#s.interfaceIndexes,
+      1,
+      (b, at, len) => new Uint32Array(b, at, len),
+      (len) => new Uint32Array(len),
+    )
   }
 
   /**
@@ -233,7 +305,12 @@ export class Batch implements Iterable<Message> {
    * ```
    */
   get timestamps(): BigUint64Array {
-    return new BigUint64Array(this.#meta.buffer, this.#meta.byteOffset + LAYOUT.timestamps * this.count, this.count)
+    return this.#extra(
+      this.#s.timestamps,
+      1,
+      (b, at, len) => new BigUint64Array(b, at, len),
+      (len) => new BigUint64Array(len),
+    )
   }
 
   /**
@@ -244,7 +321,12 @@ export class Batch implements Iterable<Message> {
    * ```
    */
   get tosValues(): Uint8Array {
-    return new Uint8Array(this.#meta.buffer, this.#meta.byteOffset + L_TOS * this.count, this.count)
+    return this.#extra(
+      this.#s.tos,
+      1,
+      (b, at, len) => new Uint8Array(b, at, len),
+      (len) => new Uint8Array(len),
+    )
   }
 
   /**
@@ -255,7 +337,12 @@ export class Batch implements Iterable<Message> {
    * ```
    */
   get scopeIds(): Uint32Array {
-    return new Uint32Array(this.#meta.buffer, this.#meta.byteOffset + LAYOUT.scopeIds * this.count, this.count)
+    return this.#extra(
+      this.#s.scopeIds,
+      1,
+      (b, at, len) => new Uint32Array(b, at, len),
+      (len) => new Uint32Array(len),
+    )
   }
 
   #check(i: number): void {
@@ -276,8 +363,9 @@ export class Batch implements Iterable<Message> {
     this.#check(i)
     const w = this.#word32()
     const n = this.count
-    const at = this.#metaLen + w[((LAYOUT.offsets * n) >>> 2) + i]
-    return this.#meta.subarray(at, at + w[((LAYOUT.lengths * n) >>> 2) + i])
+    const s = this.#s
+    const at = this.#metaLen + w[((s.offsets * n) >>> 2) + i]
+    return this.#meta.subarray(at, at + w[((s.lengths * n) >>> 2) + i])
   }
 
   /**
@@ -290,7 +378,7 @@ export class Batch implements Iterable<Message> {
    */
   truncated(i: number): boolean {
     this.#check(i)
-    return (this.#meta[L_FLAGS * this.count + i] & FLAG_TRUNCATED) !== 0
+    return (this.#meta[this.#s.flags * this.count + i] & FLAG_TRUNCATED) !== 0
   }
 
   /**
@@ -305,9 +393,11 @@ export class Batch implements Iterable<Message> {
     this.#check(i)
     const n = this.count
     const m = this.#meta
-    if ((m[L_FLAGS * n + i] & FLAG_LOCAL) === 0) return undefined
-    const o = L_LOCAL_ADDR * n + 16 * i
-    return m[LAYOUT.localFamilies * n + i] === 6 ? formatIPv6(m, o, 0) : formatIPv4(m, o)
+    const s = this.#s
+    // A compact batch has no datagram with FLAG_LOCAL (nor the sections read below).
+    if ((m[s.flags * n + i] & FLAG_LOCAL) === 0) return undefined
+    const o = s.localAddr * n + 16 * i
+    return m[s.localFamilies * n + i] === 6 ? formatIPv6(m, o, 0) : formatIPv4(m, o)
   }
 
   /**
@@ -320,7 +410,7 @@ export class Batch implements Iterable<Message> {
    */
   interfaceIndex(i: number): number | undefined {
     this.#check(i)
-    if ((this.#meta[L_FLAGS * this.count + i] & FLAG_LOCAL) === 0) return undefined
+    if ((this.#meta[this.#s.flags * this.count + i] & FLAG_LOCAL) === 0) return undefined
     return this.interfaceIndexes[i]
   }
 
@@ -334,7 +424,7 @@ export class Batch implements Iterable<Message> {
    */
   timestamp(i: number): bigint | undefined {
     this.#check(i)
-    if ((this.#meta[L_FLAGS * this.count + i] & FLAG_TIMESTAMP) === 0) return undefined
+    if ((this.#meta[this.#s.flags * this.count + i] & FLAG_TIMESTAMP) === 0) return undefined
     return this.timestamps[i]
   }
 
@@ -348,8 +438,8 @@ export class Batch implements Iterable<Message> {
    */
   tos(i: number): number | undefined {
     this.#check(i)
-    if ((this.#meta[L_FLAGS * this.count + i] & FLAG_TOS) === 0) return undefined
-    return this.#meta[L_TOS * this.count + i]
+    if ((this.#meta[this.#s.flags * this.count + i] & FLAG_TOS) === 0) return undefined
+    return this.#meta[this.#s.tos * this.count + i]
   }
 
   /**
@@ -383,34 +473,74 @@ export class Batch implements Iterable<Message> {
   #address(i: number): string {
     const n = this.count
     const m = this.#meta
+    const s = this.#s
     const w = this.#word32()
-    const fam = m[L_FAMILIES * n + i]
-    const j = ((L_ADDR * n) >>> 2) + 4 * i
+    const fam = m[s.families * n + i]
+    const j = ((s.addr * n) >>> 2) + (s.addrWidth >>> 2) * i
     const c = this.#cache
     if (
       c !== null &&
       c.fam === fam &&
       c.w0 === w[j] &&
-      (fam === 4 || (c.w1 === w[j + 1] && c.w2 === w[j + 2] && c.w3 === w[j + 3] && c.scope === this.#scope(w, i)))
+      (fam !== 6 || (c.w1 === w[j + 1] && c.w2 === w[j + 2] && c.w3 === w[j + 3] && c.scope === this.#scope(w, i)))
     ) {
       return c.text
     }
     let text = ''
+    if (fam === 6) {
+      // Only the full layout holds IPv6 sources.
+      text = formatIPv6(m, s.addr * n + 16 * i, this.#scope(w, i))
+      this.#cache = { fam, w0: w[j], w1: w[j + 1], w2: w[j + 2], w3: w[j + 3], scope: this.#scope(w, i), text }
+      return text
+    }
     if (fam === 4) {
       // Batch after batch from the same client (request/response): the text is kept.
       if (w[j] === lastV4Word) text = lastV4Text
       else {
-        text = formatIPv4(m, L_ADDR * n + 16 * i)
+        text = formatIPv4(m, s.addr * n + s.addrWidth * i)
         lastV4Word = w[j]
         lastV4Text = text
       }
-    } else if (fam === 6) text = formatIPv6(m, L_ADDR * n + 16 * i, this.#scope(w, i))
-    this.#cache = { fam, w0: w[j], w1: w[j + 1], w2: w[j + 2], w3: w[j + 3], scope: fam === 6 ? this.#scope(w, i) : 0, text }
+    }
+    this.#cache = { fam, w0: w[j], w1: 0, w2: 0, w3: 0, scope: 0, text }
     return text
   }
 
   #scope(w: Uint32Array, i: number): number {
-    return w[((LAYOUT.scopeIds * this.count) >>> 2) + i]
+    const at = this.#s.scopeIds
+    return at < 0 ? 0 : w[((at * this.count) >>> 2) + i]
+  }
+
+  /**
+   * Whether datagrams `a` and `b` come from the same source address (ports aside).
+   * @internal
+   */
+  sameSource(a: number, b: number): boolean {
+    const n = this.count
+    const m = this.#meta
+    const s = this.#s
+    const fam = m[s.families * n + a]
+    if (fam !== m[s.families * n + b]) return false
+    const w = this.#word32()
+    const k = s.addrWidth >>> 2
+    const ja = ((s.addr * n) >>> 2) + k * a
+    const jb = ((s.addr * n) >>> 2) + k * b
+    if (w[ja] !== w[jb]) return false
+    if (k === 1) return true
+    return (
+      w[ja + 1] === w[jb + 1] &&
+      w[ja + 2] === w[jb + 2] &&
+      w[ja + 3] === w[jb + 3] &&
+      (fam !== 6 || this.#scope(w, a) === this.#scope(w, b))
+    )
+  }
+
+  /**
+   * IPv6 scope id of datagram `i`'s source (0 when none).
+   * @internal
+   */
+  scopeId(i: number): number {
+    return this.#scope(this.#word32(), i)
   }
 
   /**
@@ -424,7 +554,7 @@ export class Batch implements Iterable<Message> {
   port(i: number): number {
     this.#check(i)
     const m = this.#meta
-    const o = LAYOUT.ports * this.count + 2 * i
+    const o = this.#s.ports * this.count + 2 * i
     return LITTLE_ENDIAN ? m[o] | (m[o + 1] << 8) : (m[o] << 8) | m[o + 1]
   }
 
@@ -438,7 +568,7 @@ export class Batch implements Iterable<Message> {
    */
   family(i: number): 'IPv4' | 'IPv6' {
     this.#check(i)
-    return this.#meta[L_FAMILIES * this.count + i] === 6 ? 'IPv6' : 'IPv4'
+    return this.#meta[this.#s.families * this.count + i] === 6 ? 'IPv6' : 'IPv4'
   }
 
   /**
@@ -452,6 +582,8 @@ export class Batch implements Iterable<Message> {
     let i = 0
     const n = this.count
     const m = this.#meta
+    const fams = this.#s.families * n
+    const flags = this.#s.flags * n
     const ports = this.ports
     const buffer = this.buffer
     const offsets = this.offsets
@@ -467,8 +599,8 @@ export class Batch implements Iterable<Message> {
             data: buffer.subarray(off, off + lengths[k]),
             address: address(k),
             port: ports[k],
-            family: m[L_FAMILIES * n + k] === 6 ? 'IPv6' : 'IPv4',
-            truncated: (m[L_FLAGS * n + k] & FLAG_TRUNCATED) !== 0,
+            family: m[fams + k] === 6 ? 'IPv6' : 'IPv4',
+            truncated: (m[flags + k] & FLAG_TRUNCATED) !== 0,
           },
           done: false,
         }
@@ -480,11 +612,12 @@ export class Batch implements Iterable<Message> {
   }
 
   /**
-   * Wraps what the native layer delivers: metadata (64 bytes per datagram) then payloads.
+   * Wraps what the native layer delivers: metadata (64 bytes per datagram, or 16 when
+   * `compact`) then payloads.
    * @internal
    */
-  static fromNative(bytes: Buffer, count: number, kernelDrops: number): Batch {
-    return new Batch(bytes, count, kernelDrops)
+  static fromNative(bytes: Buffer, count: number, kernelDrops: number, compact = false): Batch {
+    return new Batch(bytes, count, kernelDrops, compact)
   }
 
   /**
@@ -495,6 +628,6 @@ export class Batch implements Iterable<Message> {
    * ```
    */
   static empty(): Batch {
-    return new Batch(EMPTY, 0, -1)
+    return new Batch(EMPTY, 0, -1, false)
   }
 }

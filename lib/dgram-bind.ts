@@ -240,18 +240,19 @@ function emitMessages(self: Facade, batch: Batch, n: number): void {
   const lengths = batch.lengths
   const ports = batch.ports
   const fams = batch.families
-  const bytes = batch.addressBytes
-  const scopes = batch.scopeIds
   // Consecutive datagrams usually share a source: reuse its address text.
   let prev = -1
   let address = ''
   let family = 'IPv4'
   for (let i = 0; i < n && state.open; i++) {
-    if (prev === -1 || !sameSource(bytes, fams, scopes, prev, i)) {
+    if (prev === -1 || !batch.sameSource(prev, i)) {
       address = batch.address(i)
       family = fams[i] === 6 ? 'IPv6' : 'IPv4'
       // Node names the scope of a link-local sender by its interface (`fe80::1%eth0`).
-      if (scopes[i] !== 0 && family === 'IPv6') address = scopeByName(address, scopes[i])
+      if (family === 'IPv6') {
+        const scope = batch.scopeId(i)
+        if (scope !== 0) address = scopeByName(address, scope)
+      }
       prev = i
     }
     const off = offsets[i]
@@ -273,7 +274,7 @@ function emitOne(self: Facade, batch: Batch): void {
   const family = batch.family(0)
   let address = batch.address(0)
   if (family === 'IPv6') {
-    const scope = batch.scopeIds[0]
+    const scope = batch.scopeId(0)
     if (scope !== 0) address = scopeByName(address, scope)
   }
   try {
@@ -298,15 +299,6 @@ function scopeByName(address: string, scope: number): string {
   const name = ifNames.get(scope)
   const pct = address.lastIndexOf('%')
   return name === undefined || pct < 0 ? address : `${address.slice(0, pct)}%${name}`
-}
-
-function sameSource(bytes: Uint8Array, fams: Uint8Array, scopes: Uint32Array, a: number, b: number): boolean {
-  if (fams[a] !== fams[b]) return false
-  const n = fams[a] === 4 ? 4 : 16
-  const oa = 16 * a
-  const ob = 16 * b
-  for (let k = 0; k < n; k++) if (bytes[oa + k] !== bytes[ob + k]) return false
-  return n === 4 || scopes[a] === scopes[b]
 }
 
 /** Socket.connect(port, address?, callback?). */

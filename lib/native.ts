@@ -9,7 +9,13 @@
 // one warning (code UDP_MMSG_FALLBACK) carrying that same explanation.
 
 import * as errors from './errors.js'
-import { EVENT_BATCH as FB_BATCH, EVENT_ERROR as FB_ERROR, EVENT_WRITABLE as FB_WRITABLE, FALLBACK_LAYOUT } from './fallback/layout.js'
+import {
+  EVENT_BATCH as FB_BATCH,
+  EVENT_BATCH_COMPACT as FB_BATCH_COMPACT,
+  EVENT_ERROR as FB_ERROR,
+  EVENT_WRITABLE as FB_WRITABLE,
+  FALLBACK_LAYOUT,
+} from './fallback/layout.js'
 import { FallbackSocket } from './fallback/socket.js'
 import { nativeLoadError } from './native-error.js'
 import type { NativeOptions } from '../index.js'
@@ -27,6 +33,7 @@ interface Backend {
   open: (options: NativeOptions, dispatch: Dispatch) => NativeSocket
   batchLayout: Binding['batchLayout']
   EVENT_BATCH: number
+  EVENT_BATCH_COMPACT: number
   EVENT_ERROR: number
   EVENT_WRITABLE: number
 }
@@ -35,6 +42,7 @@ const fallback: Backend = {
   open: (options, dispatch) => new FallbackSocket(options, dispatch) as unknown as NativeSocket,
   batchLayout: () => FALLBACK_LAYOUT,
   EVENT_BATCH: FB_BATCH,
+  EVENT_BATCH_COMPACT: FB_BATCH_COMPACT,
   EVENT_ERROR: FB_ERROR,
   EVENT_WRITABLE: FB_WRITABLE,
 }
@@ -173,8 +181,9 @@ export const BATCH_LAYOUT = chosen.binding.batchLayout()
 /** The family (4 or 6) of an open UDP socket fd, checked as adopting it would be (src/adopt.rs); undefined on the fallback backend. */
 export const udpSocketFamily: ((fd: number) => number) | undefined = (chosen.binding as { udpSocketFamily?: (fd: number) => number })
   .udpSocketFamily
-/** Dispatch `kind` values: a received batch, a receive error, room in the send buffer. */
+/** Dispatch `kind` values: a received batch (full or compact metadata layout), a receive error, room in the send buffer. */
 export const EVENT_BATCH = chosen.binding.EVENT_BATCH
+export const EVENT_BATCH_COMPACT = chosen.binding.EVENT_BATCH_COMPACT
 export const EVENT_ERROR = chosen.binding.EVENT_ERROR
 export const EVENT_WRITABLE = chosen.binding.EVENT_WRITABLE
 /**

@@ -8,7 +8,7 @@
 
 import { Batch } from './batch.js'
 import * as errors from './errors.js'
-import { EVENT_BATCH, EVENT_ERROR, EVENT_WRITABLE } from './native.js'
+import { EVENT_BATCH, EVENT_BATCH_COMPACT, EVENT_ERROR, EVENT_WRITABLE } from './native.js'
 import type { Dispatch } from './native.js'
 import type { UdpSocket } from './socket.js'
 import { checkOptions, checkSignal } from './validate.js'
@@ -26,8 +26,9 @@ const MAX_PENDING_ERRORS = 64
  * it, but not the event loop: an unref()'d socket still lets the process exit. */
 export const pulling = new Set<UdpSocket>()
 
-/** What the native side reports: a batch, a receive error, or room in the send buffer. */
+/** What the native side reports: a batch (full or compact metadata), a receive error, or room in the send buffer. */
 export const KIND_BATCH = EVENT_BATCH
+export const KIND_BATCH_COMPACT = EVENT_BATCH_COMPACT
 export const KIND_ERROR = EVENT_ERROR
 export const KIND_WRITABLE = EVENT_WRITABLE
 
@@ -40,7 +41,8 @@ export function makeDispatch(weak: WeakRef<UdpSocket>): Dispatch {
   return (kind, data, count, kernelDrops, errno, syscall) => {
     const s = weak.deref()
     if (s === undefined) return
-    if (kind === KIND_BATCH) onBatch(s, data, count, kernelDrops)
+    if (kind === KIND_BATCH_COMPACT) onBatch(s, data, count, kernelDrops, true)
+    else if (kind === KIND_BATCH) onBatch(s, data, count, kernelDrops, false)
     else onEvent(s, kind, errno, syscall)
   }
 }
@@ -261,8 +263,8 @@ export function onListenerChange(this: UdpSocket, event: string | symbol): void 
 }
 /* oxlint-enable oxc/no-this-in-exported-function */
 
-function onBatch(s: UdpSocket, data: Buffer | null, n: number, kernelDrops: number): void {
-  const batch = Batch.fromNative(data ?? Buffer.alloc(0), n, kernelDrops)
+function onBatch(s: UdpSocket, data: Buffer | null, n: number, kernelDrops: number, compact: boolean): void {
+  const batch = Batch.fromNative(data ?? Buffer.alloc(0), n, kernelDrops, compact)
   s._gotDatagrams += n
   s._gotBatches++
   s._gotBytes += batch.payloadBytes

@@ -22,7 +22,9 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV
 
 use proptest::prelude::*;
 use udp_mmsg::addr::{self, CompactAddr};
-use udp_mmsg::batch::{BatchBuilder, Extra, MetaLayout, FLAG_LOCAL, FLAG_TIMESTAMP, FLAG_TOS};
+use udp_mmsg::batch::{
+  fits_compact, BatchBuilder, Extra, MetaLayout, FLAGS_NEEDING_FULL, FLAG_LOCAL, FLAG_TIMESTAMP, FLAG_TOS,
+};
 use udp_mmsg::cmsg::{self, WrappingCounter};
 
 /// Converts a compact address back to a `SocketAddr` (the inverse of `decode_sockaddr`, for
@@ -320,29 +322,54 @@ proptest! {
     reserve_extra in 0usize..40,
     bytes_hint in prop_oneof![Just(None), (0usize..100).prop_map(Some)],
     drops in proptest::option::of(any::<u64>()),
+    compact in any::<bool>(),
   ) {
-    let n = dgrams.len();
+    // For a compact batch most datagrams are made to fit it (IPv4 source, no extras); every
+    // seventh is left as drawn, and must be refused unless it happens to fit.
+    let dgrams: Vec<Dgram> = dgrams
+      .into_iter()
+      .enumerate()
+      .map(|(i, mut d)| {
+        if compact && i % 7 != 6 {
+          d.from.family = 4;
+          d.from.bytes[4..].fill(0);
+          d.from.scope_id = 0;
+          d.extra.flags &= !FLAGS_NEEDING_FULL;
+        }
+        d
+      })
+      .collect();
     let total: usize = dgrams.iter().map(|d| d.payload.len()).sum();
     // Reserve room for more datagrams than pushed (a short batch is re-laid out), and a payload
     // hint that may be wrong (the buffer grows).
-    let mut b = BatchBuilder::new(n + reserve_extra, bytes_hint.unwrap_or(total));
+    let mut b = BatchBuilder::new(dgrams.len() + reserve_extra, bytes_hint.unwrap_or(total), compact);
+    let mut kept = Vec::new();
     for d in &dgrams {
-      prop_assert!(b.push(&d.payload, &d.from, &d.extra));
+      let fits = !compact || fits_compact(&d.from, &d.extra);
+      prop_assert_eq!(b.push(&d.payload, &d.from, &d.extra), fits);
+      if fits {
+        kept.push(d);
+      }
     }
-    if reserve_extra == 0 {
+    let n = kept.len();
+    let total: usize = kept.iter().map(|d| d.payload.len()).sum();
+    if reserve_extra == 0 && n == dgrams.len() {
       prop_assert!(!b.push(b"x", &CompactAddr::default(), &Extra::default()), "a full builder refuses more");
     }
     let r = b.finish(drops);
-    let l = MetaLayout { count: n };
+    let l = MetaLayout { count: n, compact };
+    let per = if compact { 16 } else { 64 };
+    prop_assert_eq!(r.layout(), l);
     prop_assert_eq!(r.count as usize, n);
     prop_assert_eq!(r.meta_len, l.total());
-    prop_assert_eq!(r.meta().len(), 64 * n);
-    prop_assert_eq!(r.bytes.len(), 64 * n + total);
+    prop_assert_eq!(r.meta().len(), per * n);
+    prop_assert_eq!(r.bytes.len(), per * n + total);
     prop_assert_eq!(r.kernel_drops, drops);
     let m = r.meta();
     let data = r.data();
+    let w = l.address_width();
     let mut expect_off = 0usize;
-    for (i, d) in dgrams.iter().enumerate() {
+    for (i, d) in kept.iter().enumerate() {
       let len = u32_at(m, l.lengths() + 4 * i) as usize;
       let off = u32_at(m, l.offsets() + 4 * i) as usize;
       prop_assert_eq!(len, d.payload.len());
@@ -352,20 +379,23 @@ proptest! {
       prop_assert_eq!(u16::from_ne_bytes([m[l.ports() + 2 * i], m[l.ports() + 2 * i + 1]]), d.from.port);
       prop_assert_eq!(m[l.families() + i], d.from.family);
       prop_assert_eq!(m[l.flags() + i], d.extra.flags);
-      prop_assert_eq!(&m[l.addresses() + 16 * i..l.addresses() + 16 * i + 16], &d.from.bytes[..]);
-      prop_assert_eq!(u32_at(m, l.scopes() + 4 * i), d.from.scope_id);
-      let ts = u64::from_ne_bytes(m[l.timestamps() + 8 * i..l.timestamps() + 8 * i + 8].try_into().unwrap());
+      prop_assert_eq!(&m[l.addresses() + w * i..l.addresses() + w * i + w], &d.from.bytes[..w]);
+      let Some(x) = l.extras() else { continue };
+      prop_assert_eq!(u32_at(m, x.scopes + 4 * i), d.from.scope_id);
+      let ts = u64::from_ne_bytes(m[x.timestamps + 8 * i..x.timestamps + 8 * i + 8].try_into().unwrap());
       prop_assert_eq!(ts, if d.extra.flags & FLAG_TIMESTAMP != 0 { d.extra.timestamp_ns } else { 0 });
-      prop_assert_eq!(m[l.tos() + i], if d.extra.flags & FLAG_TOS != 0 { d.extra.tos } else { 0 });
+      prop_assert_eq!(m[x.tos + i], if d.extra.flags & FLAG_TOS != 0 { d.extra.tos } else { 0 });
       let local = d.extra.flags & FLAG_LOCAL != 0;
-      prop_assert_eq!(u32_at(m, l.ifindexes() + 4 * i), if local { d.extra.ifindex } else { 0 });
-      prop_assert_eq!(m[l.local_families() + i], if local { d.extra.local.family } else { 0 });
-      let la = &m[l.local_addresses() + 16 * i..l.local_addresses() + 16 * i + 16];
+      prop_assert_eq!(u32_at(m, x.ifindexes + 4 * i), if local { d.extra.ifindex } else { 0 });
+      prop_assert_eq!(m[x.local_families + i], if local { d.extra.local.family } else { 0 });
+      let la = &m[x.local_addresses + 16 * i..x.local_addresses + 16 * i + 16];
       prop_assert_eq!(la, if local { &d.extra.local.bytes[..] } else { &[0u8; 16][..] });
     }
     prop_assert_eq!(expect_off, data.len());
-    // The reserved bytes between the sections stay zero.
-    prop_assert!(m[30 * n..32 * n].iter().all(|&b| b == 0));
+    if !compact {
+      // The reserved bytes between the sections stay zero.
+      prop_assert!(m[30 * n..32 * n].iter().all(|&b| b == 0));
+    }
   }
 }
 
@@ -623,7 +653,8 @@ mod wire {
         prop_assert!(n >= 1 && n <= batch);
         let b = slab.take(n);
         prop_assert_eq!(b.count as usize, n);
-        let l = MetaLayout { count: n };
+        let l = b.layout();
+        prop_assert!(b.compact, "IPv4 sources and no extras: the compact layout");
         let m = b.meta();
         let mut off = 0;
         for k in 0..n {
@@ -635,6 +666,7 @@ mod wire {
           prop_assert_eq!(&b.data()[off..off + len], &payload(i, full)[..len]);
           prop_assert_eq!(m[l.flags() + k] & FLAG_TRUNCATED != 0, full > slot, "truncation flag of datagram {}", i);
           prop_assert_eq!(m[l.families() + k], 4);
+          prop_assert_eq!(&m[l.addresses() + 4 * k..l.addresses() + 4 * k + 4], &[127, 0, 0, 1]);
           prop_assert_eq!(u16::from_ne_bytes([m[l.ports() + 2 * k], m[l.ports() + 2 * k + 1]]), tx.local_addr().unwrap().port());
           off += len;
         }

@@ -24,9 +24,17 @@ export const FALLBACK_LAYOUT: BatchLayout = Object.freeze({
   flagLocal: 2,
   flagTimestamp: 4,
   flagTos: 8,
+  compactBytesPerDatagram: 16,
+  compactLengths: 0,
+  compactOffsets: 4,
+  compactAddresses: 8,
+  compactPorts: 12,
+  compactFamilies: 14,
+  compactFlags: 15,
 })
 
 /** Dispatch `kind` values (src/native/dispatch.rs). */
 export const EVENT_BATCH = 0
 export const EVENT_ERROR = 1
 export const EVENT_WRITABLE = 2
+export const EVENT_BATCH_COMPACT = 3

@@ -5,7 +5,7 @@ use std::sync::atomic::Ordering::*;
 
 use super::errors::report_error_queue;
 use super::{errno_of, Delivery, Event, Shared, MAX_BATCHES_PER_WAKE};
-use crate::batch::{MetaLayout, FLAG_TRUNCATED};
+use crate::batch::FLAG_TRUNCATED;
 use crate::recv::RecvSlab;
 use crate::stats::Counters;
 
@@ -77,7 +77,7 @@ fn deliver(
   let batch = slab.take(n);
   let c = &shared.counters;
   let count = batch.count as usize;
-  let flags = MetaLayout { count }.flags();
+  let flags = batch.layout().flags();
   Counters::add(&c.datagrams_received, count as u64);
   Counters::add(&c.bytes_received, (batch.bytes.len() - batch.meta_len) as u64);
   Counters::add(&c.batches_received, 1);

@@ -10,10 +10,14 @@ use napi_derive::napi;
 use crate::batch::{self, MetaLayout};
 use crate::io::Event;
 
-/// Dispatch `kind` of a received batch: `data` is the metadata then the payloads (see
-/// `batchLayout()`), `count` the datagrams in it.
+/// Dispatch `kind` of a received batch: `data` is the metadata (full layout) then the
+/// payloads (see `batchLayout()`), `count` the datagrams in it.
 #[napi]
 pub const EVENT_BATCH: u32 = 0;
+/// Dispatch `kind` of a received batch whose metadata has the compact layout (`compact*` in
+/// `batchLayout()`); otherwise as `EVENT_BATCH`.
+#[napi]
+pub const EVENT_BATCH_COMPACT: u32 = 3;
 /// Dispatch `kind` of a receive error: `errno` and `syscall` say which.
 #[napi]
 pub const EVENT_ERROR: u32 = 1;
@@ -24,7 +28,7 @@ pub const EVENT_WRITABLE: u32 = 2;
 // The dispatch callback's parameter list (the constructor's `ts_arg_type` spells it). One call per
 // event (a batch, not a datagram), its values positional rather than an object: an object
 // with named properties cost a property-name lookup per field on every event.
-// - `kind`: `EVENT_BATCH`, `EVENT_ERROR` or `EVENT_WRITABLE`;
+// - `kind`: `EVENT_BATCH`, `EVENT_BATCH_COMPACT`, `EVENT_ERROR` or `EVENT_WRITABLE`;
 // - `data`: for a batch, its metadata then its payloads in one buffer (see `batchLayout()`);
 //   otherwise null;
 // - `count`: for a batch, the number of datagrams in it; otherwise 0;
@@ -35,7 +39,9 @@ pub const EVENT_WRITABLE: u32 = 2;
 
 /// Where each section of a batch's metadata starts, as a multiple of the batch's datagram
 /// count `n` (section `s` of a batch of `n` datagrams starts at byte `s * n`), and the flag
-/// bits of the `flags` section. Every section is aligned for its element type.
+/// bits of the `flags` section. Every section is aligned for its element type. The `compact*`
+/// fields describe the compact layout (`EVENT_BATCH_COMPACT`): IPv4 sources in 4 bytes each
+/// and no timestamps, scope ids, interface indexes, TOS or local addresses.
 #[napi(object)]
 pub struct BatchLayout {
   /// Metadata bytes per datagram; the payloads start at `bytesPerDatagram * n`.
@@ -72,32 +78,55 @@ pub struct BatchLayout {
   pub flag_timestamp: u32,
   /// Flag: the TOS / traffic class byte is known.
   pub flag_tos: u32,
+  /// Compact layout: metadata bytes per datagram.
+  pub compact_bytes_per_datagram: u32,
+  /// Compact layout: payload lengths, u32.
+  pub compact_lengths: u32,
+  /// Compact layout: payload offsets, u32.
+  pub compact_offsets: u32,
+  /// Compact layout: source IPv4 addresses, 4 bytes each.
+  pub compact_addresses: u32,
+  /// Compact layout: source ports, u16.
+  pub compact_ports: u32,
+  /// Compact layout: source address families, u8.
+  pub compact_families: u32,
+  /// Compact layout: flag bits, u8.
+  pub compact_flags: u32,
 }
 
 /// The metadata layout of received batches (read it once; it never changes).
 #[napi]
 pub fn batch_layout() -> BatchLayout {
   // Offsets for one datagram are the multipliers.
-  let one = MetaLayout { count: 1 };
+  let one = MetaLayout::full(1);
+  let x = batch::ExtraSections::of_full(1);
+  let c = MetaLayout::compact(1);
   let u = |v: usize| v as u32;
   BatchLayout {
-    bytes_per_datagram: u(batch::META_BYTES_PER_DATAGRAM),
-    timestamps: u(one.timestamps()),
+    bytes_per_datagram: u(one.total()),
+    timestamps: u(x.timestamps),
     lengths: u(one.lengths()),
     offsets: u(one.offsets()),
-    scopes: u(one.scopes()),
-    ifindexes: u(one.ifindexes()),
+    scopes: u(x.scopes),
+    ifindexes: u(x.ifindexes),
     ports: u(one.ports()),
     families: u(one.families()),
     flags: u(one.flags()),
-    tos: u(one.tos()),
-    local_families: u(one.local_families()),
+    tos: u(x.tos),
+    local_families: u(x.local_families),
     addresses: u(one.addresses()),
-    local_addresses: u(one.local_addresses()),
+    local_addresses: u(x.local_addresses),
     flag_truncated: batch::FLAG_TRUNCATED as u32,
     flag_local: batch::FLAG_LOCAL as u32,
     flag_timestamp: batch::FLAG_TIMESTAMP as u32,
     flag_tos: batch::FLAG_TOS as u32,
+    compact_bytes_per_datagram: u(c.total()),
+    compact_lengths: u(c.lengths()),
+    compact_offsets: u(c.offsets()),
+    compact_addresses: u(c.addresses()),
+    compact_ports: u(c.ports()),
+    compact_families: u(c.families()),
+    compact_flags: u(c.flags()),
   }
 }
 
@@ -117,7 +146,11 @@ pub unsafe fn event_args(
   // SAFETY: (all calls) the caller's contract; every out-pointer is a live local.
   unsafe {
     let (kind, count, drops) = match &event {
-      Event::Batch(b) => (EVENT_BATCH, b.count, b.kernel_drops.map_or(-1.0, |d| d as f64)),
+      Event::Batch(b) => (
+        if b.compact { EVENT_BATCH_COMPACT } else { EVENT_BATCH },
+        b.count,
+        b.kernel_drops.map_or(-1.0, |d| d as f64),
+      ),
       Event::Error(_) => (EVENT_ERROR, 0, -1.0),
       Event::Writable => (EVENT_WRITABLE, 0, -1.0),
     };

@@ -9,7 +9,8 @@ use std::io;
 use std::os::fd::RawFd;
 
 use crate::addr::decode_sockaddr;
-use crate::batch::{BatchBuilder, Extra, RawBatch, FLAG_TRUNCATED};
+use crate::addr::CompactAddr;
+use crate::batch::{fits_compact, BatchBuilder, Extra, RawBatch, FLAG_TRUNCATED};
 use crate::cmsg::WrappingCounter;
 mod control;
 mod region;
@@ -263,7 +264,8 @@ impl RecvSlab {
 
   /// Copies the first `n` received slots into a compact [`RawBatch`], reading each one's
   /// address and control messages with bounds checks and splitting GRO receives back into
-  /// the datagrams they were made of.
+  /// the datagrams they were made of. The batch gets the compact metadata layout when every
+  /// source is IPv4 and no datagram carries per-datagram extras (see `crate::batch`).
   pub fn take(&mut self, n: usize) -> RawBatch {
     let n = n.min(self.batch);
     self.high_water = self.high_water.max(n);
@@ -272,6 +274,7 @@ impl RecvSlab {
     let mut bytes = 0usize;
     let mut gro_slots = 0u32;
     let mut control_truncated = 0u32;
+    let mut compact = true;
     for i in 0..n {
       let r = self.results[i];
       let ctrl = &self.control[i * CONTROL_PER_SLOT..(i + 1) * CONTROL_PER_SLOT];
@@ -303,14 +306,15 @@ impl RecvSlab {
         control_truncated += pieces as u32;
       }
       bytes += (0..pieces).map(|k| (len - k * seg).min(seg).min(self.limit)).sum::<usize>();
-      self.infos[i] = SlotInfo { extra: info.extra, seg, pieces };
+      let from = decode_sockaddr(&self.names[i], r.namelen);
+      compact &= fits_compact(&from, &info.extra);
+      self.infos[i] = SlotInfo { extra: info.extra, seg, pieces, from };
     }
-    let mut b = BatchBuilder::new(datagrams, bytes);
+    let mut b = BatchBuilder::new(datagrams, bytes, compact);
     for i in 0..n {
       let r = self.results[i];
-      let SlotInfo { mut extra, seg, pieces } = self.infos[i];
+      let SlotInfo { mut extra, seg, pieces, from } = self.infos[i];
       let len = r.len.min(self.slot);
-      let from = decode_sockaddr(&self.names[i], r.namelen);
       let base = i * self.slot;
       let cut_by_kernel = r.flags & libc::MSG_TRUNC != 0 || r.len > self.slot;
       for k in 0..pieces {
@@ -338,6 +342,7 @@ struct SlotInfo {
   extra: Extra,
   seg: usize,
   pieces: usize,
+  from: CompactAddr,
 }
 
 /// A GRO receive can hold up to 64 KiB.

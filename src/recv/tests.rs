@@ -1,7 +1,6 @@
 //! Tests of the receive path over loopback: lengths, truncation, sources, GRO splitting.
 
 use super::*;
-use crate::batch::MetaLayout;
 use std::net::UdpSocket;
 use std::os::fd::AsRawFd;
 
@@ -26,7 +25,8 @@ fn check_mode(mode: RecvMode) {
   let b = slab.take(n);
   assert_eq!(b.count, 4);
   assert_eq!(b.data(), b"onetwelve bfour");
-  let l = MetaLayout { count: 4 };
+  let l = b.layout();
+  assert!(b.compact, "IPv4 sources, no extras: the compact layout");
   let len =
     |i: usize| u32::from_ne_bytes(b.meta()[l.lengths() + 4 * i..l.lengths() + 4 * i + 4].try_into().unwrap());
   assert_eq!([len(0), len(1), len(2), len(3)], [3, 0, 8, 4]);
@@ -84,7 +84,7 @@ fn gro_receives_are_split_back_into_datagrams() {
   assert_eq!(b.gro_slots, 1);
   assert_eq!(b.count, 11);
   assert_eq!(b.data(), &data[..]);
-  let l = MetaLayout { count: 11 };
+  let l = b.layout();
   let len =
     |i: usize| u32::from_ne_bytes(b.meta()[l.lengths() + 4 * i..l.lengths() + 4 * i + 4].try_into().unwrap());
   assert_eq!((0..11).map(len).collect::<Vec<_>>(), lens);
