@@ -352,6 +352,7 @@ async function drainJs(cfg, cal, mode, notes) {
       backlog: fill.sent,
       drops: info ? info.drops : null,
       cpuNsPerDgram: result.cpuNs / Math.max(1, result.received),
+      faultsPerK: (1000 * result.minorFaults) / Math.max(1, result.received),
       rcvbuf: buf.rcvbuf,
       complete: result.why === 'complete',
       native: result.native,
@@ -379,7 +380,8 @@ async function drainCeiling(cfg, cal) {
       received: r.received,
       backlog: r.sent,
       drops: r.kernelDrops,
-      cpuNsPerDgram: null,
+      cpuNsPerDgram: r.cpuNs / Math.max(1, r.received),
+      faultsPerK: (1000 * r.minorFaults) / Math.max(1, r.received),
       rcvbuf: r.rcvbuf,
       complete: r.received === r.sent,
     }

@@ -175,6 +175,7 @@ async function drain(kind) {
   const cmd = readLineSync(LIMIT_MS) // blocks: the event loop (and so dgram) does not read
   const expect = Number(cmd.split(' ')[1])
   const cpu0 = cpuNs()
+  const faults0 = process.resourceUsage().minorPageFault
   const t0 = process.hrtime.bigint()
   let done = false
   const finish = (count, why) => {
@@ -182,7 +183,8 @@ async function drain(kind) {
     done = true
     const ns = Number(process.hrtime.bigint() - t0)
     const cpu = cpuNs() - cpu0
-    out({ result: { received: count, ns, cpuNs: cpu, why, ...mem(), native: nativeStats(r.sock) } })
+    const minorFaults = process.resourceUsage().minorPageFault - faults0
+    out({ result: { received: count, ns, cpuNs: cpu, minorFaults, why, ...mem(), native: nativeStats(r.sock) } })
     r.sock.close()
     process.exit(0)
   }

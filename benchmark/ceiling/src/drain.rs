@@ -103,6 +103,7 @@ pub fn run(argv: &[String]) {
   // at least one datagram, so `sent + 1` calls always suffice.
   let mut rb = RecvBatch::new(batch, size);
   let mut received = 0u64;
+  let (cpu0, faults0) = (net::cpu_ns(), net::minor_faults());
   let start = Instant::now();
   let deadline = start + DRAIN_LIMIT;
   for _ in 0..=sent {
@@ -117,6 +118,7 @@ pub fn run(argv: &[String]) {
     }
   }
   let ns = start.elapsed().as_nanos() as u64;
+  let (cpu, faults) = (net::cpu_ns().saturating_sub(cpu0), net::minor_faults().saturating_sub(faults0));
   let drops = rb.max_drops.max(net::meminfo_drops(rx_fd));
   rb.report_truncation();
   eprintln!(
@@ -134,6 +136,8 @@ pub fn run(argv: &[String]) {
     ("kernelDrops", Json::U(drops)),
     ("ns", Json::U(ns)),
     ("pps", Json::F(per_second(received, ns))),
+    ("cpuNs", Json::U(cpu)),
+    ("minorFaults", Json::U(faults)),
     ("rcvbuf", Json::U(granted)),
     ("forced", Json::B(forced)),
   ]);

@@ -170,8 +170,8 @@ pub fn stdin_at_eof() -> bool {
   n <= 0
 }
 
-/// This process's CPU time (user + system) in nanoseconds.
-pub fn cpu_ns() -> u64 {
+/// This process's resource usage (`getrusage(RUSAGE_SELF)`).
+fn rusage() -> libc::rusage {
   // SAFETY: an all-zero rusage is a valid value of this plain C struct.
   let mut ru: libc::rusage = unsafe { mem::zeroed() };
   // SAFETY: `ru` is a live rusage the kernel fills in.
@@ -179,6 +179,17 @@ pub fn cpu_ns() -> u64 {
   if rc != 0 {
     fail(format!("getrusage: {}", io::Error::last_os_error()));
   }
+  ru
+}
+
+/// Minor page faults this process has taken (first touches of memory, among others).
+pub fn minor_faults() -> u64 {
+  u64::try_from(rusage().ru_minflt).unwrap_or(0)
+}
+
+/// This process's CPU time (user + system) in nanoseconds.
+pub fn cpu_ns() -> u64 {
+  let ru = rusage();
   let tv_ns = |tv: libc::timeval| {
     u64::try_from(tv.tv_sec).unwrap_or(0) * 1_000_000_000 + u64::try_from(tv.tv_usec).unwrap_or(0) * 1_000
   };
