@@ -83,6 +83,8 @@ const FLAG_LOCAL = BATCH_LAYOUT.flagLocal
 const FLAG_TIMESTAMP = BATCH_LAYOUT.flagTimestamp
 const FLAG_TOS = BATCH_LAYOUT.flagTos
 const EMPTY = Buffer.alloc(0)
+/** A typed-array constructor: a view (buffer, offset, length) or zeros (length). */
+type ExtraArray<T> = { new (length: number): T; new (buffer: ArrayBufferLike, byteOffset: number, length: number): T }
 /** The last IPv4 source formatted (its address word as the metadata holds it) and its text. */
 let lastV4Word = -1
 let lastV4Text = ''
@@ -258,10 +260,10 @@ export class Batch implements Iterable<Message> {
   }
 
   /** A view of the full-layout-only section at `section * n`, or zeros for a compact batch. */
-  #extra<T>(section: number, perDatagram: number, make: (b: ArrayBufferLike, at: number, len: number) => T, zeros: (len: number) => T): T {
+  #extra<T>(Kind: ExtraArray<T>, section: number, perDatagram: number): T {
     const n = this.count
-    if (section < 0) return zeros(perDatagram * n)
-    return make(this.#meta.buffer, this.#meta.byteOffset + section * n, perDatagram * n)
+    if (section < 0) return new Kind(perDatagram * n)
+    return new Kind(this.#meta.buffer, this.#meta.byteOffset + section * n, perDatagram * n)
   }
 
   /**
@@ -272,12 +274,7 @@ export class Batch implements Iterable<Message> {
    * ```
    */
   get localAddressBytes(): Uint8Array {
-    return this.#extra(
-      this.#s.localAddr,
-      16,
-      (b, at, len) => new Uint8Array(b, at, len),
-      (len) => new Uint8Array(len),
-    )
+    return this.#extra(Uint8Array, this.#s.localAddr, 16)
   }
 
   /**
@@ -288,12 +285,7 @@ export class Batch implements Iterable<Message> {
    * ```
    */
   get interfaceIndexes(): Uint32Array {
-    return this.#extra(
-      this.#s.interfaceIndexes,
-      1,
-      (b, at, len) => new Uint32Array(b, at, len),
-      (len) => new Uint32Array(len),
-    )
+    return this.#extra(Uint32Array, this.#s.interfaceIndexes, 1)
   }
 
   /**
@@ -305,12 +297,7 @@ export class Batch implements Iterable<Message> {
    * ```
    */
   get timestamps(): BigUint64Array {
-    return this.#extra(
-      this.#s.timestamps,
-      1,
-      (b, at, len) => new BigUint64Array(b, at, len),
-      (len) => new BigUint64Array(len),
-    )
+    return this.#extra(BigUint64Array, this.#s.timestamps, 1)
   }
 
   /**
@@ -321,12 +308,7 @@ export class Batch implements Iterable<Message> {
    * ```
    */
   get tosValues(): Uint8Array {
-    return this.#extra(
-      this.#s.tos,
-      1,
-      (b, at, len) => new Uint8Array(b, at, len),
-      (len) => new Uint8Array(len),
-    )
+    return this.#extra(Uint8Array, this.#s.tos, 1)
   }
 
   /**
@@ -337,12 +319,7 @@ export class Batch implements Iterable<Message> {
    * ```
    */
   get scopeIds(): Uint32Array {
-    return this.#extra(
-      this.#s.scopeIds,
-      1,
-      (b, at, len) => new Uint32Array(b, at, len),
-      (len) => new Uint32Array(len),
-    )
+    return this.#extra(Uint32Array, this.#s.scopeIds, 1)
   }
 
   #check(i: number): void {
