@@ -248,15 +248,22 @@ impl BatchBuilder {
   /// Appends one datagram. Returns false (and appends nothing) once `count` datagrams are in,
   /// or when the batch is compact and the datagram needs the full layout (a caller's bug).
   pub fn push(&mut self, payload: &[u8], from: &CompactAddr, extra: &Extra) -> bool {
+    self.push_parts(payload, &[], from, extra)
+  }
+
+  /// [`push`](Self::push) for a datagram whose bytes are `head` followed by `tail` (a receive
+  /// slot made of two buffers).
+  pub fn push_parts(&mut self, head: &[u8], tail: &[u8], from: &CompactAddr, extra: &Extra) -> bool {
     let i = self.next;
     let l = self.layout;
     if i >= l.count || (l.compact && !fits_compact(from, extra)) {
       return false;
     }
     let offset = (self.buf.len() - l.total()) as u32;
-    self.buf.extend_from_slice(payload);
+    self.buf.extend_from_slice(head);
+    self.buf.extend_from_slice(tail);
     let meta = &mut self.buf[..l.total()];
-    put_u32(meta, l.lengths() + 4 * i, payload.len() as u32);
+    put_u32(meta, l.lengths() + 4 * i, (head.len() + tail.len()) as u32);
     put_u32(meta, l.offsets() + 4 * i, offset);
     let p = l.ports() + 2 * i;
     meta[p..p + 2].copy_from_slice(&from.port.to_ne_bytes());

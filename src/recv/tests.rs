@@ -37,6 +37,60 @@ fn check_mode(mode: RecvMode) {
   assert_eq!(slab.receive(rx.as_raw_fd(), mode, 0, 4).unwrap(), 1, "the fifth is still queued");
 }
 
+/// Slots larger than `HEAD` are a head and a tail buffer: datagrams on either side of the
+/// boundary, and one cut by the limit inside the tail, arrive byte for byte.
+fn check_split_slots(mode: RecvMode) {
+  let (rx, tx) = pair();
+  rx.set_nonblocking(false).unwrap();
+  let _ = socket2::SockRef::from(&rx).set_recv_buffer_size(4 << 20);
+  rx.set_nonblocking(true).unwrap();
+  let limit = 9000;
+  let mut slab = RecvSlab::with_gro(8, limit, false);
+  assert_eq!(slab.head, HEAD, "a 9000-byte slot is split");
+  let sizes = [1, HEAD - 1, HEAD, HEAD + 1, 5000, limit, 0, limit + 100];
+  let msgs: Vec<Vec<u8>> =
+    sizes.iter().enumerate().map(|(k, &n)| (0..n).map(|j| (j * 7 + k * 13) as u8).collect()).collect();
+  for m in &msgs {
+    tx.send(m).unwrap();
+  }
+  let mut got = 0;
+  let mut data = Vec::new();
+  let mut lens = Vec::new();
+  let mut flags = Vec::new();
+  while got < msgs.len() {
+    let n = slab.receive(rx.as_raw_fd(), mode, 0, 8).unwrap();
+    let b = slab.take(n);
+    let l = b.layout();
+    for i in 0..b.count as usize {
+      lens
+        .push(u32::from_ne_bytes(b.meta()[l.lengths() + 4 * i..l.lengths() + 4 * i + 4].try_into().unwrap())
+          as usize);
+      flags.push(b.meta()[l.flags() + i]);
+    }
+    data.extend_from_slice(b.data());
+    got += n;
+  }
+  let mut want = Vec::new();
+  for m in &msgs {
+    want.extend_from_slice(&m[..m.len().min(limit)]);
+  }
+  assert_eq!(lens, sizes.iter().map(|&n| n.min(limit)).collect::<Vec<_>>());
+  assert!(data == want, "payloads differ");
+  assert_eq!(flags[..7], [0; 7]);
+  assert_eq!(flags[7], FLAG_TRUNCATED, "longer than the slot: cut and flagged");
+}
+
+#[test]
+fn split_slots_keep_every_byte_batched() {
+  #[cfg(target_os = "linux")]
+  check_split_slots(RecvMode::Batched);
+}
+
+#[test]
+fn split_slots_keep_every_byte_portable() {
+  check_split_slots(RecvMode::Portable);
+}
+
 #[test]
 fn batched_receive_reports_lengths_truncation_and_sources() {
   #[cfg(target_os = "linux")]
