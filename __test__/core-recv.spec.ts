@@ -361,3 +361,28 @@ test('every accessor reads the same from a batch of IPv4 sources (16 bytes of me
     t.true(b.localAddressBytes.every((x) => x === 0))
   }
 })
+
+test('batches of every size read alike: few datagrams (read byte by byte) and more (through typed views)', async (t) => {
+  const rx = openLo(t, 4, { recvBufferSize: BIG_RCVBUF, batchSize: 16 })
+  const txs = [openLo(t, 4), openLo(t, 4, { address: '127.0.0.2' })]
+  let seq = 0
+  for (const count of [1, 2, 4, 5, 9]) {
+    const first = seq
+    // Queued before anyone reads (loopback delivers within the send), so one batch takes them all.
+    for (let i = 0; i < count; i++) await txs[i % 2].sendBatch(messagesTo(V4, portOf(rx), [seq++]))
+    const got: { seq: number | string; address: string; port: number; family: string }[] = []
+    while (got.length < count) {
+      const b = await rx.recvBatch({ timeoutMs: 10_000 })
+      if (b.count === 0) break
+      for (let i = 0; i < b.count; i++)
+        got.push({ seq: checkPayload(b.data(i)), address: b.address(i), port: b.port(i), family: b.family(i) })
+    }
+    const want = range(0, count).map((i) => ({
+      seq: first + i,
+      address: i % 2 ? '127.0.0.2' : V4,
+      port: portOf(txs[i % 2]),
+      family: 'IPv4',
+    }))
+    t.deepEqual(got, want, `${count} datagram(s)`)
+  }
+})

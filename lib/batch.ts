@@ -90,6 +90,8 @@ let lastV4Word = -1
 let lastV4Text = ''
 /** Ports are u16 in the machine's byte order (the native layer writes them so). */
 const LITTLE_ENDIAN = endianness() === 'LE'
+/** Up to this many datagrams, per-datagram reads compose metadata words from bytes (see `#u32`). */
+const FEW = 4
 
 /** One received datagram, as created by iterating a {@link Batch}. */
 export interface Message {
@@ -193,6 +195,20 @@ export class Batch implements Iterable<Message> {
       this.#words = new Uint32Array(m.buffer, m.byteOffset, this.#metaLen >>> 2)
     }
     return this.#words
+  }
+
+  /** Metadata word `k` (native byte order). A batch of a few datagrams (a lone query) reads
+   * its bytes: making the 32-bit view costs more than the reads (and a small V8-owned buffer
+   * first has to be moved off the JS heap for `.buffer`). */
+  #u32(k: number): number {
+    const w = this.#words
+    if (w !== null) return w[k]
+    if (this.count > FEW) return this.#word32()[k]
+    const m = this.#meta
+    const o = k << 2
+    return LITTLE_ENDIAN
+      ? (m[o] | (m[o + 1] << 8) | (m[o + 2] << 16) | (m[o + 3] << 24)) >>> 0
+      : ((m[o] << 24) | (m[o + 1] << 16) | (m[o + 2] << 8) | m[o + 3]) >>> 0
   }
 
   /**
@@ -338,11 +354,10 @@ export class Batch implements Iterable<Message> {
    */
   data(i: number): Buffer {
     this.#check(i)
-    const w = this.#word32()
     const n = this.count
     const s = this.#s
-    const at = this.#metaLen + w[((s.offsets * n) >>> 2) + i]
-    return this.#meta.subarray(at, at + w[((s.lengths * n) >>> 2) + i])
+    const at = this.#metaLen + this.#u32(((s.offsets * n) >>> 2) + i)
+    return this.#meta.subarray(at, at + this.#u32(((s.lengths * n) >>> 2) + i))
   }
 
   /**
@@ -451,41 +466,42 @@ export class Batch implements Iterable<Message> {
     const n = this.count
     const m = this.#meta
     const s = this.#s
-    const w = this.#word32()
     const fam = m[s.families * n + i]
     const j = ((s.addr * n) >>> 2) + (s.addrWidth >>> 2) * i
+    const w0 = this.#u32(j)
     const c = this.#cache
     if (
       c !== null &&
       c.fam === fam &&
-      c.w0 === w[j] &&
-      (fam !== 6 || (c.w1 === w[j + 1] && c.w2 === w[j + 2] && c.w3 === w[j + 3] && c.scope === this.#scope(w, i)))
+      c.w0 === w0 &&
+      (fam !== 6 || (c.w1 === this.#u32(j + 1) && c.w2 === this.#u32(j + 2) && c.w3 === this.#u32(j + 3) && c.scope === this.#scope(i)))
     ) {
       return c.text
     }
     let text = ''
     if (fam === 6) {
       // Only the full layout holds IPv6 sources.
-      text = formatIPv6(m, s.addr * n + 16 * i, this.#scope(w, i))
-      this.#cache = { fam, w0: w[j], w1: w[j + 1], w2: w[j + 2], w3: w[j + 3], scope: this.#scope(w, i), text }
+      const scope = this.#scope(i)
+      text = formatIPv6(m, s.addr * n + 16 * i, scope)
+      this.#cache = { fam, w0, w1: this.#u32(j + 1), w2: this.#u32(j + 2), w3: this.#u32(j + 3), scope, text }
       return text
     }
     if (fam === 4) {
       // Batch after batch from the same client (request/response): the text is kept.
-      if (w[j] === lastV4Word) text = lastV4Text
+      if (w0 === lastV4Word) text = lastV4Text
       else {
         text = formatIPv4(m, s.addr * n + s.addrWidth * i)
-        lastV4Word = w[j]
+        lastV4Word = w0
         lastV4Text = text
       }
     }
-    this.#cache = { fam, w0: w[j], w1: 0, w2: 0, w3: 0, scope: 0, text }
+    this.#cache = { fam, w0, w1: 0, w2: 0, w3: 0, scope: 0, text }
     return text
   }
 
-  #scope(w: Uint32Array, i: number): number {
+  #scope(i: number): number {
     const at = this.#s.scopeIds
-    return at < 0 ? 0 : w[((at * this.count) >>> 2) + i]
+    return at < 0 ? 0 : this.#u32(((at * this.count) >>> 2) + i)
   }
 
   /**
@@ -498,17 +514,16 @@ export class Batch implements Iterable<Message> {
     const s = this.#s
     const fam = m[s.families * n + a]
     if (fam !== m[s.families * n + b]) return false
-    const w = this.#word32()
     const k = s.addrWidth >>> 2
     const ja = ((s.addr * n) >>> 2) + k * a
     const jb = ((s.addr * n) >>> 2) + k * b
-    if (w[ja] !== w[jb]) return false
+    if (this.#u32(ja) !== this.#u32(jb)) return false
     if (k === 1) return true
     return (
-      w[ja + 1] === w[jb + 1] &&
-      w[ja + 2] === w[jb + 2] &&
-      w[ja + 3] === w[jb + 3] &&
-      (fam !== 6 || this.#scope(w, a) === this.#scope(w, b))
+      this.#u32(ja + 1) === this.#u32(jb + 1) &&
+      this.#u32(ja + 2) === this.#u32(jb + 2) &&
+      this.#u32(ja + 3) === this.#u32(jb + 3) &&
+      (fam !== 6 || this.#scope(a) === this.#scope(b))
     )
   }
 
@@ -517,7 +532,7 @@ export class Batch implements Iterable<Message> {
    * @internal
    */
   scopeId(i: number): number {
-    return this.#scope(this.#word32(), i)
+    return this.#scope(i)
   }
 
   /**
