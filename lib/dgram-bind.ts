@@ -22,6 +22,7 @@ import type { Facade, LookupCallback } from './dgram-state.js'
 import { bindInWorker, fdTypeName, inClusterWorker } from './dgram-cluster.js'
 import type { Obtained } from './dgram-cluster.js'
 import { UdpSocket } from './socket.js'
+import { setSink } from './receive.js'
 import type { BindOptions } from './options.js'
 import { dgramPort, dgramString } from './validate.js'
 
@@ -211,7 +212,8 @@ export function startListening(self: Facade, sock: UdpSocket): void {
       process.nextTick(rethrow, e)
     }
   })
-  state.unsubscribe = sock.onBatch((batch) => onBatch(self, batch))
+  setSink(sock, (batch) => onBatch(self, batch))
+  state.unsubscribe = () => setSink(sock, null)
   state.receiving = true
   state.bindState = BIND_STATE_BOUND
   if (state.recvBufferSize) self.setRecvBufferSize(state.recvBufferSize)

@@ -235,7 +235,8 @@ export function settled(w: Waiter): void {
  */
 export function updateReading(s: UdpSocket): void {
   const waiting = s._waiters.length > 0 && !s._closed
-  const want = !s._closed && (waiting || (s._iterators > 0 ? s._queue.length < ITERATOR_HIGH_WATER : s.listenerCount('batch') > 0))
+  const want =
+    !s._closed && (waiting || (s._iterators > 0 ? s._queue.length < ITERATOR_HIGH_WATER : s._sink !== null || s.listenerCount('batch') > 0))
   if (want !== s._reading) {
     s._reading = want
     s._native.setReading(want)
@@ -274,14 +275,28 @@ function onBatch(s: UdpSocket, data: Buffer | null, n: number, kernelDrops: numb
     s._discarded += n
     return
   }
-  const listening = s.listenerCount('batch') > 0
+  const sink = s._sink
+  const emitting = s.listenerCount('batch') > 0
+  const listening = sink !== null || emitting
   // A throwing listener is the caller's uncaught exception (as with node:dgram), but the
   // batch still reaches pull consumers and the reading state stays right.
   try {
-    if (listening) s.emit('batch', batch)
+    if (sink !== null) sink(batch)
+    if (emitting) s.emit('batch', batch)
   } finally {
     afterBatch(s, batch, listening)
   }
+}
+
+/**
+ * Sets (or, with null, removes) the socket's internal consumer: it gets every batch before the
+ * `'batch'` listeners and keeps the socket reading, without the EventEmitter bookkeeping a
+ * listener costs (`'newListener'`, a microtask). The `node:dgram` facade receives through it
+ * (what it throws is an uncaught exception, as from a listener).
+ */
+export function setSink(s: UdpSocket, sink: ((batch: Batch) => void) | null): void {
+  s._sink = sink
+  if (!s._closed) updateReading(s)
 }
 
 /** A receive error or room in the send buffer. */

@@ -101,6 +101,7 @@ export class UdpSocket extends EventEmitter implements AsyncIterable<Batch> {
   /** @internal */ _flushScheduled = false
   /** @internal */ _scratch: PackScratch = sharedScratch
   /** @internal */ _readingScheduled = false
+  /** @internal The facade's consumer of every batch (see `setSink` in receive.ts). */ _sink: ((batch: Batch) => void) | null = null
 
   /**
    * Creates and binds a socket (the same as {@link UdpSocket.bindSync}, as a promise).
