@@ -169,8 +169,9 @@ export class Socket extends EventEmitter {
     const sock = state.sock
     state.sock = null
     if (sock !== null) {
-      if (state.unsubscribe) state.unsubscribe()
+      // Closed first, the socket is not told to stop reading (a native call) just before.
       sock.close()
+      if (state.unsubscribe) state.unsubscribe()
     }
     if (state.holder !== null) {
       const holder = state.holder

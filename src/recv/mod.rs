@@ -39,7 +39,7 @@ pub enum RecvMode {
 /// A slot larger than [`HEAD`] (the default one holds the largest UDP payload) is two
 /// buffers: its first `HEAD` bytes in a head area where the slots lie back to back, the rest
 /// in a tail area of its own. Small datagrams then land a few per page, as in a slab sized
-/// for them (one page per datagram with 64 KiB slots cost ~5-10 % of a drain of 64-byte
+/// for them (one page per datagram with 64 KiB slots cost ~3-8 % of a drain of 64-byte
 /// datagrams, in the kernel's copy and in `take`), and a large one still arrives whole.
 pub struct RecvSlab {
   batch: usize,
