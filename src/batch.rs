@@ -292,6 +292,31 @@ impl BatchBuilder {
     true
   }
 
+  /// [`push_parts`](Self::push_parts) for the common case of a compact batch: a datagram from
+  /// IPv4 address `ip` (network order, as the kernel writes it) with no extras. Returns false
+  /// (and appends nothing) when the batch is full or not compact.
+  pub fn push_v4(&mut self, head: &[u8], tail: &[u8], ip: [u8; 4], port: u16) -> bool {
+    let i = self.next;
+    let l = self.layout;
+    if i >= l.count || !l.compact {
+      return false;
+    }
+    let offset = (self.buf.len() - l.total()) as u32;
+    self.buf.extend_from_slice(head);
+    self.buf.extend_from_slice(tail);
+    let meta = &mut self.buf[..l.total()];
+    put_u32(meta, l.lengths() + 4 * i, (head.len() + tail.len()) as u32);
+    put_u32(meta, l.offsets() + 4 * i, offset);
+    let p = l.ports() + 2 * i;
+    meta[p..p + 2].copy_from_slice(&port.to_ne_bytes());
+    meta[l.families() + i] = crate::addr::FAMILY_V4;
+    // The flags stay 0 (the metadata starts zeroed).
+    let a = l.addresses() + 4 * i;
+    meta[a..a + 4].copy_from_slice(&ip);
+    self.next += 1;
+    true
+  }
+
   /// Finishes the batch. If fewer datagrams than reserved were pushed, the metadata is
   /// re-laid out for the real count so the JS side can rely on `MetaLayout { count }`.
   pub fn finish(self, kernel_drops: Option<u64>) -> RawBatch {

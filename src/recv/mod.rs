@@ -13,6 +13,7 @@ use crate::addr::CompactAddr;
 use crate::batch::{fits_compact, BatchBuilder, Extra, RawBatch, FLAG_TRUNCATED};
 use crate::cmsg::WrappingCounter;
 mod control;
+mod plain;
 mod region;
 pub mod spare;
 #[cfg(test)]
@@ -60,11 +61,15 @@ pub struct RecvSlab {
   #[cfg(target_os = "linux")]
   hdrs: Vec<libc::mmsghdr>,
   /// Slots whose header the kernel wrote since it was built (at first: all, never built),
-  /// rebuilt before the next call. Only these: rebuilding (or even checking) all `batch`
+  /// reset before the next call. Only these: resetting (or even checking) all `batch`
   /// headers per call cost more than the system call itself when one datagram arrives at a
   /// time. A call fills a contiguous run of slots, so one range says which.
   #[cfg(target_os = "linux")]
   stale: std::ops::Range<usize>,
+  /// Every header has been built once: from then on the kernel writes only their lengths
+  /// and flags (it reads the iovec arrays, never writes them), so a reset restores those.
+  #[cfg(target_os = "linux")]
+  built: bool,
   /// Per-slot results of the last receive: bytes, flags, address length, control length.
   results: Vec<SlotResult>,
   infos: Vec<SlotInfo>,
@@ -126,6 +131,8 @@ impl RecvSlab {
       hdrs: vec![unsafe { std::mem::zeroed() }; batch],
       #[cfg(target_os = "linux")]
       stale: 0..batch,
+      #[cfg(target_os = "linux")]
+      built: false,
       results: vec![SlotResult::default(); batch],
       infos: vec![SlotInfo::default(); batch],
       pending_error: None,
@@ -166,6 +173,11 @@ impl RecvSlab {
   /// Slots in the slab (the most datagrams one receive returns).
   pub fn capacity(&self) -> usize {
     self.batch
+  }
+
+  /// Slot `i`'s control buffer.
+  fn ctrl(&self, i: usize) -> &[u8] {
+    &self.control[i * CONTROL_PER_SLOT..(i + 1) * CONTROL_PER_SLOT]
   }
 
   /// Where slot `i`'s tail buffer starts in `buf` (its head starts at `i * head`).
@@ -229,9 +241,20 @@ impl RecvSlab {
   #[cfg(target_os = "linux")]
   fn receive_mmsg(&mut self, fd: RawFd, from: usize, max: usize) -> io::Result<usize> {
     self.last_syscalls = 1;
-    for i in std::mem::replace(&mut self.stale, 0..0) {
-      let h = self.header(i);
-      self.hdrs[i] = libc::mmsghdr { msg_hdr: h, msg_len: 0 };
+    let stale = std::mem::replace(&mut self.stale, 0..0);
+    if self.built {
+      for h in &mut self.hdrs[stale] {
+        h.msg_hdr.msg_namelen = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+        h.msg_hdr.msg_controllen = CONTROL_PER_SLOT as _;
+        h.msg_hdr.msg_flags = 0;
+        h.msg_len = 0;
+      }
+    } else {
+      for i in 0..self.batch {
+        let h = self.header(i);
+        self.hdrs[i] = libc::mmsghdr { msg_hdr: h, msg_len: 0 };
+      }
+      self.built = true;
     }
     // SAFETY: `hdrs[from..from + max]` are valid mmsghdrs whose pointers reference live
     // buffers owned by `self` (name, iovec -> slot, control) of the advertised sizes; the
@@ -301,6 +324,14 @@ impl RecvSlab {
   pub fn take(&mut self, n: usize) -> RawBatch {
     let n = n.min(self.batch);
     self.high_water = self.high_water.max(n);
+    match self.take_plain(n) {
+      Some(b) => b,
+      None => self.take_general(n),
+    }
+  }
+
+  /// [`take`](Self::take) for any slots: GRO receives, cut datagrams, IPv6 sources, extras.
+  fn take_general(&mut self, n: usize) -> RawBatch {
     // First pass: control messages, and how many datagrams / bytes each slot yields.
     let mut datagrams = 0usize;
     let mut bytes = 0usize;
@@ -309,8 +340,7 @@ impl RecvSlab {
     let mut compact = true;
     for i in 0..n {
       let r = self.results[i];
-      let ctrl = &self.control[i * CONTROL_PER_SLOT..(i + 1) * CONTROL_PER_SLOT];
-      let mut info = read_control(ctrl, r.controllen);
+      let mut info = read_control(self.ctrl(i), r.controllen);
       let ctrunc = r.flags & libc::MSG_CTRUNC != 0;
       if ctrunc {
         // The kernel ran out of control space (options added with setSocketOption can ask for

@@ -143,3 +143,98 @@ fn gro_receives_are_split_back_into_datagrams() {
   assert_eq!((0..11).map(len).collect::<Vec<_>>(), lens);
   assert!(b.meta()[l.flags()..l.flags() + 11].iter().all(|&f| f & FLAG_TRUNCATED == 0));
 }
+
+/// The one-pass path for plain batches (`plain`) builds exactly what the general pass builds,
+/// and leaves anything else to it: a cut datagram, control data besides the drop counter.
+#[cfg(target_os = "linux")]
+#[test]
+fn plain_batches_match_the_general_pass() {
+  let (rx, tx) = pair();
+  socket2::SockRef::from(&rx).set_recv_buffer_size(1 << 20).unwrap();
+  let other = UdpSocket::bind("127.0.0.2:0").unwrap();
+  let set = |opt: libc::c_int| {
+    let on: libc::c_int = 1;
+    // SAFETY: passes a live c_int and its size.
+    let rc = unsafe {
+      libc::setsockopt(
+        rx.as_raw_fd(),
+        libc::SOL_SOCKET,
+        opt,
+        &on as *const libc::c_int as *const libc::c_void,
+        4,
+      )
+    };
+    assert_eq!(rc, 0);
+  };
+  set(crate::linux::SO_RXQ_OVFL);
+  let limit = 9000;
+  let to = rx.local_addr().unwrap();
+  let sizes = [1, HEAD - 1, HEAD, HEAD + 1, 5000, limit, 0, 64];
+  let send_all = |sizes: &[usize]| {
+    for (k, &n) in sizes.iter().enumerate() {
+      let m: Vec<u8> = (0..n).map(|j| (j * 7 + k * 13) as u8).collect();
+      let from = if k % 2 == 0 { &tx } else { &other };
+      from.send_to(&m, to).unwrap();
+    }
+  };
+  let mut slab = RecvSlab::with_gro(8, limit, false);
+  slab.drop_counter = true;
+  let receive = |slab: &mut RecvSlab, want: usize| {
+    let mut n = 0;
+    for _ in 0..100 {
+      match slab.receive(rx.as_raw_fd(), RecvMode::Batched, n, want - n) {
+        Ok(k) => n += k,
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+          std::thread::sleep(std::time::Duration::from_millis(5))
+        }
+        Err(e) => panic!("{e}"),
+      }
+      if n == want {
+        break;
+      }
+    }
+    assert_eq!(n, want);
+  };
+  send_all(&sizes);
+  receive(&mut slab, sizes.len());
+  let plain = slab.take_plain(sizes.len()).expect("IPv4, nothing cut, only the drop counter: plain");
+  let general = slab.take_general(sizes.len());
+  assert!(plain.compact && general.compact);
+  assert_eq!(
+    (plain.count, plain.meta_len, plain.kernel_drops),
+    (general.count, general.meta_len, general.kernel_drops)
+  );
+  assert_eq!(plain.kernel_drops, Some(0));
+  assert!(plain.bytes == general.bytes, "plain and general batches differ");
+
+  // Datagrams queued after the kernel dropped some carry the drop counter: both passes read it.
+  socket2::SockRef::from(&rx).set_recv_buffer_size(1).unwrap();
+  send_all(&[64; 64]);
+  let mut small = RecvSlab::with_gro(64, limit, false);
+  small.drop_counter = true;
+  let n = small.receive(rx.as_raw_fd(), RecvMode::Batched, 0, 64).unwrap();
+  assert!(n < 64, "a minimal receive buffer drops some of 64 datagrams");
+  send_all(&[64]);
+  let m = small.receive(rx.as_raw_fd(), RecvMode::Batched, 0, 64).unwrap();
+  assert_eq!(m, 1, "one datagram fits an empty buffer");
+  let plain = small.take_plain(m).expect("the drop counter alone: plain");
+  let general = small.take_general(m);
+  assert!(plain.bytes == general.bytes);
+  assert_eq!(plain.kernel_drops, general.kernel_drops);
+  assert_eq!(plain.kernel_drops, Some(64 - n as u64), "what the kernel dropped");
+  socket2::SockRef::from(&rx).set_recv_buffer_size(1 << 20).unwrap();
+
+  // A datagram longer than the limit: cut, which only the general pass reports.
+  send_all(&[10, limit + 1]);
+  receive(&mut slab, 2);
+  assert!(slab.take_plain(2).is_none());
+  assert_eq!(slab.take(2).meta()[crate::batch::MetaLayout::compact(2).flags() + 1], FLAG_TRUNCATED);
+
+  // Control data besides the drop counter (a receive timestamp): general pass.
+  set(libc::SO_TIMESTAMPNS);
+  send_all(&[10]);
+  receive(&mut slab, 1);
+  assert!(slab.take_plain(1).is_none());
+  let b = slab.take(1);
+  assert!(!b.compact, "a timestamp needs the full layout");
+}
