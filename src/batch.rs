@@ -254,25 +254,14 @@ impl BatchBuilder {
   /// [`push`](Self::push) for a datagram whose bytes are `head` followed by `tail` (a receive
   /// slot made of two buffers).
   pub fn push_parts(&mut self, head: &[u8], tail: &[u8], from: &CompactAddr, extra: &Extra) -> bool {
-    let i = self.next;
     let l = self.layout;
-    if i >= l.count || (l.compact && !fits_compact(from, extra)) {
+    if self.next >= l.count || (l.compact && !fits_compact(from, extra)) {
       return false;
     }
-    let offset = (self.buf.len() - l.total()) as u32;
-    self.buf.extend_from_slice(head);
-    self.buf.extend_from_slice(tail);
-    let meta = &mut self.buf[..l.total()];
-    put_u32(meta, l.lengths() + 4 * i, (head.len() + tail.len()) as u32);
-    put_u32(meta, l.offsets() + 4 * i, offset);
-    let p = l.ports() + 2 * i;
-    meta[p..p + 2].copy_from_slice(&from.port.to_ne_bytes());
-    meta[l.families() + i] = from.family;
-    meta[l.flags() + i] = extra.flags;
     let w = l.address_width();
-    let a = l.addresses() + w * i;
-    meta[a..a + w].copy_from_slice(&from.bytes[..w]);
+    let i = self.append(head, tail, from.port, from.family, extra.flags, &from.bytes[..w]);
     if let Some(x) = l.extras() {
+      let meta = &mut self.buf[..l.total()];
       put_u32(meta, x.scopes + 4 * i, from.scope_id);
       if extra.flags & FLAG_TIMESTAMP != 0 {
         let t = x.timestamps + 8 * i;
@@ -288,7 +277,6 @@ impl BatchBuilder {
         meta[d..d + 16].copy_from_slice(&extra.local.bytes);
       }
     }
-    self.next += 1;
     true
   }
 
@@ -296,11 +284,18 @@ impl BatchBuilder {
   /// IPv4 address `ip` (network order, as the kernel writes it) with no extras. Returns false
   /// (and appends nothing) when the batch is full or not compact.
   pub fn push_v4(&mut self, head: &[u8], tail: &[u8], ip: [u8; 4], port: u16) -> bool {
-    let i = self.next;
-    let l = self.layout;
-    if i >= l.count || !l.compact {
+    if self.next >= self.layout.count || !self.layout.compact {
       return false;
     }
+    self.append(head, tail, port, crate::addr::FAMILY_V4, 0, &ip);
+    true
+  }
+
+  /// Appends the next datagram's payload and writes the sections every layout has (`address`
+  /// is `address_width()` bytes); returns its index. The caller checked there is room.
+  fn append(&mut self, head: &[u8], tail: &[u8], port: u16, family: u8, flags: u8, address: &[u8]) -> usize {
+    let i = self.next;
+    let l = self.layout;
     let offset = (self.buf.len() - l.total()) as u32;
     self.buf.extend_from_slice(head);
     self.buf.extend_from_slice(tail);
@@ -309,12 +304,12 @@ impl BatchBuilder {
     put_u32(meta, l.offsets() + 4 * i, offset);
     let p = l.ports() + 2 * i;
     meta[p..p + 2].copy_from_slice(&port.to_ne_bytes());
-    meta[l.families() + i] = crate::addr::FAMILY_V4;
-    // The flags stay 0 (the metadata starts zeroed).
-    let a = l.addresses() + 4 * i;
-    meta[a..a + 4].copy_from_slice(&ip);
+    meta[l.families() + i] = family;
+    meta[l.flags() + i] = flags;
+    let a = l.addresses() + address.len() * i;
+    meta[a..a + address.len()].copy_from_slice(address);
     self.next += 1;
-    true
+    i
   }
 
   /// Finishes the batch. If fewer datagrams than reserved were pushed, the metadata is

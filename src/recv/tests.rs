@@ -1,6 +1,7 @@
 //! Tests of the receive path over loopback: lengths, truncation, sources, GRO splitting.
 
 use super::*;
+use crate::batch::FLAG_TRUNCATED;
 use std::net::UdpSocket;
 use std::os::fd::AsRawFd;
 
