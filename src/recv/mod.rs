@@ -1,9 +1,10 @@
 //! Batched receive: a preallocated slab of datagram slots, filled by one `recvmmsg` call
 //! (Linux) or by a loop of `recvmsg` calls (the portable path), then compacted into a
-//! [`RawBatch`](crate::batch::RawBatch). The slab is reused for every batch; only the compact copy is allocated.
+//! [`RawBatch`](crate::batch::RawBatch). The slab is reused for every batch; only the compact
+//! copy is allocated.
 //!
 //! One concern per file: this one holds the slab and the receive calls; `take` compacts what a
-//! receive filled into a batch (`plain` is its one-pass common case); `control` reads the
+//! receive filled into a batch (`plain` is its common case, without per-slot records); `control` reads the
 //! control messages of each datagram (drop counter, local address, timestamp, TOS, GRO).
 
 use std::io;
