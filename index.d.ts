@@ -321,6 +321,11 @@ export interface NativeOptions {
    */
   fd?: number
   /**
+   * Start reading at once (as `setReading(true)` right after the constructor would, without
+   * the second call); absent: paused.
+   */
+  reading?: boolean
+  /**
    * Steering of the `SO_REUSEPORT` group, applied once the socket is open (`crate::steering`);
    * absent: the group's steering is left as it is.
    */

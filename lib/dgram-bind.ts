@@ -22,7 +22,7 @@ import type { Facade, LookupCallback } from './dgram-state.js'
 import { bindInWorker, fdTypeName, inClusterWorker } from './dgram-cluster.js'
 import type { Obtained } from './dgram-cluster.js'
 import { UdpSocket } from './socket.js'
-import { setSink } from './receive.js'
+import { kReadAtOnce, setSink } from './receive.js'
 import type { BindOptions } from './options.js'
 import { dgramPort, dgramString } from './validate.js'
 
@@ -109,7 +109,7 @@ export function bind(self: Facade, args: unknown[]): void {
     // As Node: the fd is opened at once and 'listening' is emitted synchronously.
     let sock: UdpSocket
     try {
-      sock = new UdpSocket({ type: self.type, fd, ...adoptOptions(state.ext) } as BindOptions)
+      sock = new UdpSocket({ type: self.type, fd, ...adoptOptions(state.ext), [kReadAtOnce]: true } as BindOptions)
     } catch (e) {
       const code = (e as { code?: unknown }).code
       // As Node: anything but a UDP socket is ERR_INVALID_FD_TYPE (with Node's name for it),
@@ -126,7 +126,7 @@ export function bind(self: Facade, args: unknown[]): void {
     if (!state.open) return void (got.holder && got.holder.close())
     let sock: UdpSocket
     try {
-      sock = new UdpSocket({ type: self.type, fd: got.fd, ...adoptOptions(state.ext) } as BindOptions)
+      sock = new UdpSocket({ type: self.type, fd: got.fd, ...adoptOptions(state.ext), [kReadAtOnce]: true } as BindOptions)
     } catch (e) {
       if (got.holder) got.holder.close()
       return failBind(self, E.withHostPort(asErrno(e), 'bind', ip, p), ip, p)
@@ -163,7 +163,7 @@ export function bind(self: Facade, args: unknown[]): void {
     }
     let sock: UdpSocket
     try {
-      const opts: Record<string, unknown> = { type: self.type, address: ip, port: p }
+      const opts: Record<string | symbol, unknown> = { type: self.type, address: ip, port: p, [kReadAtOnce]: true }
       for (const k in state.ext) opts[k] = state.ext[k]
       if (state.reuseAddr) opts.reuseAddr = true
       if (state.ipv6Only && self.type === 'udp6') opts.ipv6Only = true

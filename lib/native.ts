@@ -104,6 +104,7 @@ export const PACK_ORDER = [
   'recvTos',
   'tos',
   'fd',
+  'reading',
 ] as const satisfies ReadonlyArray<keyof NativeOptions>
 
 const num = (v: number | undefined | null): number => (v === undefined || v === null ? NaN : v)
@@ -135,6 +136,7 @@ export function packInto(a: Float64Array, o: NativeOptions): void {
   a[20] = flag(o.recvTos)
   a[21] = num(o.tos)
   a[22] = num(o.fd)
+  a[23] = flag(o.reading)
 }
 
 /** The warning text: why the binary did not load, what the fallback lacks, how to get it. */

@@ -111,6 +111,8 @@ export function normalize(options: unknown): Normalized {
       recvTos: bool(recvTos, 'recvTos', false),
       tos: int(tos, 'tos', 0, 255, undefined),
       fd: fd === undefined ? undefined : fd.fd,
+      // Not a user option: set by the constructor for the facade (see `kReadAtOnce`).
+      reading: false,
       steering: bindSteering(o, fd !== undefined),
     },
   }

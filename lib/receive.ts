@@ -226,6 +226,13 @@ export function settled(w: Waiter): void {
 }
 
 /**
+ * @internal An options key (a symbol, so no user option can collide or be mistaken for it) for a
+ * socket whose consumer is attached right after the constructor returns (the facade's sink):
+ * the socket reads from the start, saving the separate `setReading(true)` call.
+ */
+export const kReadAtOnce: unique symbol = Symbol('udp-mmsg.readAtOnce')
+
+/**
  * Starts or pauses reading to match the consumers, and keeps the socket reachable while a
  * pull is pending (see `pulling`). Called after every change of the listeners, waiters,
  * iterators or queue. A pending pull always reads (the queue is then empty). With an active

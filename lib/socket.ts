@@ -14,7 +14,7 @@ import type { NativeSocket, NativeStats } from './native.js'
 import { normalize, steeringOf } from './options.js'
 import { PackScratch, sharedScratch } from './pack.js'
 import type { SockInfo } from './pack.js'
-import { makeDispatch, closeReceive, iterate, onListenerChange, pulling, recvBatch } from './receive.js'
+import { makeDispatch, closeReceive, iterate, kReadAtOnce, onListenerChange, pulling, recvBatch } from './receive.js'
 import type { Waiter } from './receive.js'
 import { closeSends, flushSends, sendBatch, trySendBatch } from './send-queue.js'
 import type { SendOp } from './send-queue.js'
@@ -145,10 +145,13 @@ export class UdpSocket extends EventEmitter implements AsyncIterable<Batch> {
     const signal = options && typeof options === 'object' ? checkSignal(options.signal, 'options.signal') : undefined
     if (signal && signal.aborted) throw errors.abortError(signal)
     const { type, native: nopts } = normalize(options)
+    const readAtOnce = typeof options === 'object' && options !== null && (options as Record<symbol, unknown>)[kReadAtOnce] === true
+    if (readAtOnce) nopts.reading = true
     this._native = callNative(() => openSocket(nopts, makeDispatch(new WeakRef(this))))
     this._type = type
     this._family = type === 'udp6' ? 6 : 4
     this._connected = nopts.connectAddress !== undefined
+    this._reading = readAtOnce
     live.add(this)
     this.on('newListener', onListenerChange)
     this.on('removeListener', onListenerChange)

@@ -98,10 +98,15 @@ pub fn open(cfg: &SocketConfig) -> Result<(Socket, Granted), OpenError> {
     }
   }
   let bind = if cfg.ipv6 { crate::addr::to_v6_mapped(cfg.bind) } else { cfg.bind };
-  step(socket.bind(&SockAddr::from(bind)), "bind", &bind.to_string())?;
+  // The address is formatted only for the error (formatting it every time was ~0.4 µs).
+  socket
+    .bind(&SockAddr::from(bind))
+    .map_err(|e| OpenError { os: OsError::from_io(&e, "bind"), detail: bind.to_string() })?;
   if let Some(peer) = cfg.connect {
     let peer = if cfg.ipv6 { crate::addr::to_v6_mapped(peer) } else { peer };
-    step(socket.connect(&SockAddr::from(peer)), "connect", &peer.to_string())?;
+    socket
+      .connect(&SockAddr::from(peer))
+      .map_err(|e| OpenError { os: OsError::from_io(&e, "connect"), detail: peer.to_string() })?;
   }
   // Read back only what was asked for (the rest is read when asked: `bufferSizes()`).
   let granted = Granted {

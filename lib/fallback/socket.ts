@@ -103,6 +103,7 @@ export class FallbackSocket {
       if (options.recvBufferSize !== undefined) sock.setRecvBufferSize(options.recvBufferSize)
       if (options.sendBufferSize !== undefined) sock.setSendBufferSize(options.sendBufferSize)
       if (options.connectAddress !== undefined) this.connect(options.connectAddress, options.connectPort ?? 0)
+      if (options.reading === true) core.setReading(true)
     } catch (e) {
       core.close()
       throw fromDgram(e, 'bind')

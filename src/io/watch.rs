@@ -61,7 +61,7 @@ pub struct Watcher {
   /// The `Watch` still points here: the memory waits for it as well as for the handles.
   held: Cell<bool>,
   /// Tracked by its environment's teardown (`teardown::register`) until its handles close.
-  registered: Cell<bool>,
+  registered: Cell<Option<teardown::Ticket>>,
   /// What the owner wants done when the environment tears down with the socket still open
   /// (close it, fd and all), before the watcher closes its handles; see `set_teardown`.
   teardown: RefCell<Option<Box<dyn FnOnce()>>>,
@@ -118,7 +118,7 @@ impl Watch {
       closed: Cell::new(false),
       handles: Cell::new(0),
       held: Cell::new(true),
-      registered: Cell::new(false),
+      registered: Cell::new(None),
       teardown: RefCell::new(None),
     }));
     // SAFETY: `w` is a live, uniquely owned allocation until handles point at it below.
@@ -367,8 +367,8 @@ impl Watcher {
 /// teardown has nothing left to wait for (the last watcher of a tearing-down environment
 /// completes its hook).
 fn handles_closed(w: &Watcher) {
-  if w.registered.replace(false) {
-    teardown::unregister(w.env, w as *const Watcher as *mut c_void);
+  if let Some(ticket) = w.registered.take() {
+    teardown::unregister(w.env, ticket, w as *const Watcher as *mut c_void);
   }
 }
 

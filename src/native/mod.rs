@@ -191,6 +191,8 @@ impl NativeSocket {
     }
     let coalesce = std::time::Duration::from_micros(options.coalesce_micros.min(1_000_000) as u64);
     let shared = Arc::new(Shared::new(sock.as_raw_fd(), mode, coalesce));
+    // Read from the start when asked: the watch picks it up when it first polls.
+    shared.reading.store(options.reading.unwrap_or(false), std::sync::atomic::Ordering::SeqCst);
     let spec = SlabSpec {
       batch: options.batch_size as usize,
       limit: options.max_datagram_size as usize,

@@ -70,6 +70,9 @@ pub struct NativeOptions {
   /// Adopt (a duplicate of) this already open UDP socket instead of creating one: `address`,
   /// `port`, `reuseAddr`, `reusePort` and `ipv6Only` are then unused (see `crate::adopt`).
   pub fd: Option<i32>,
+  /// Start reading at once (as `setReading(true)` right after the constructor would, without
+  /// the second call); absent: paused.
+  pub reading: Option<bool>,
   /// Steering of the `SO_REUSEPORT` group, applied once the socket is open (`crate::steering`);
   /// absent: the group's steering is left as it is.
   pub steering: Option<crate::steering::SteeringOptions>,

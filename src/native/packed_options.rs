@@ -13,7 +13,7 @@ use crate::error::{invalid_arg, NResult};
 use crate::steering::SteeringOptions;
 
 /// The packed slots, in order. Each is the `NativeOptions` field of the same (camelCase) name.
-pub const OPTION_SLOTS: [&str; 23] = [
+pub const OPTION_SLOTS: [&str; 24] = [
   "port",
   "ipv6",
   "ipv6Only",
@@ -37,6 +37,7 @@ pub const OPTION_SLOTS: [&str; 23] = [
   "recvTos",
   "tos",
   "fd",
+  "reading",
 ];
 
 /// The names of the packed option slots, in the order the constructor reads them.
@@ -142,6 +143,7 @@ pub fn unpack(
     recv_tos: s.bool("recvTos")?,
     tos: s.opt_u32("tos")?,
     fd: s.opt_i32("fd")?,
+    reading: s.opt_bool("reading")?,
     steering,
   })
 }
@@ -154,7 +156,8 @@ mod tests {
     let mut v = vec![0.0; OPTION_SLOTS.len()];
     for (i, name) in OPTION_SLOTS.iter().enumerate() {
       v[i] = match *name {
-        "ipv6Only" | "recvBufferSize" | "sendBufferSize" | "ttl" | "connectPort" | "tos" | "fd" => f64::NAN,
+        "ipv6Only" | "recvBufferSize" | "sendBufferSize" | "ttl" | "connectPort" | "tos" | "fd"
+        | "reading" => f64::NAN,
         "batchSize" => 256.0,
         "maxDatagramSize" => 65507.0,
         "maxPendingBatches" => 4.0,
