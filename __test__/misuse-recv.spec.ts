@@ -322,6 +322,15 @@ for (const mode of ['iterate', 'recv'] as const) {
   })
 }
 
+for (const mode of ['listener', 'facade'] as const) {
+  const what = mode === 'listener' ? "UdpSocket with a 'batch'" : "facade socket with a 'message'"
+  test(`a referenced ${what} listener that no variable holds keeps receiving across gc()`, async (t) => {
+    const r = await runGcFixture(mode, 60_000, (l) => 'error' in l)
+    t.deepEqual(r.lines.find((l) => 'got' in l), { got: 'after-gc' }, `the datagram must arrive: ${JSON.stringify(r.lines)} ${r.stderr}`)
+    t.deepEqual([r.code, r.signal], [0, null], 'the process then exited by itself')
+  })
+}
+
 test("a for await over an unref()'d socket does not keep the process alive", async (t) => {
   const r = await runGcFixture('exit', 30_000)
   t.deepEqual(r.lines, [{ ready: true }], r.stderr)
