@@ -249,6 +249,13 @@ compat(
     return {
       badType: thrown(() => S.add(d.createSocket('udp5' as 'udp4'))),
       badTypeOptions: thrown(() => S.add(d.createSocket({ type: 'tcp' as 'udp4' }))),
+      // createSocket checks the buffer-size options itself (a truthy value must be a uint32).
+      recvSizeString: thrown(() => S.add(d.createSocket({ type: 'udp4', recvBufferSize: 'big' as unknown as number }))),
+      sendSizeNegative: thrown(() => S.add(d.createSocket({ type: 'udp4', sendBufferSize: -1 }))),
+      recvSizeFraction: thrown(() => S.add(d.createSocket({ type: 'udp4', recvBufferSize: 1.5 }))),
+      sendSizeHuge: thrown(() => S.add(d.createSocket({ type: 'udp4', sendBufferSize: 2 ** 33 }))),
+      sizeZeroAndNaN: thrown(() => S.add(d.createSocket({ type: 'udp4', recvBufferSize: 0, sendBufferSize: NaN }))),
+      sizeCheckedBeforeType: thrown(() => S.add(d.createSocket({ type: 'tcp' as 'udp4', recvBufferSize: 'x' as unknown as number }))),
       sendPort0: thrown(() => s.send('x', 0, '127.0.0.1')),
       sendPort70000: thrown(() => s.send('x', 70000, '127.0.0.1')),
       sendPortStr: thrown(() => s.send('x', 'abc' as unknown as number, '127.0.0.1')),
@@ -273,6 +280,9 @@ compat(
   },
   (t, r) => {
     t.is(r.badType.code, 'ERR_SOCKET_BAD_TYPE')
+    t.is(r.recvSizeString.code, 'ERR_INVALID_ARG_TYPE')
+    t.is(r.sendSizeNegative.code, 'ERR_OUT_OF_RANGE')
+    t.is(r.sizeZeroAndNaN, 'no throw')
     t.is(r.sendPort70000.code, 'ERR_SOCKET_BAD_PORT')
     t.is(r.unboundGetRecv.code, 'ERR_SOCKET_BUFFER_SIZE')
     t.is(r.setRecvNegative.code, 'ERR_SOCKET_BAD_BUFFER_SIZE')

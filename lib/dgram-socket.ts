@@ -16,7 +16,7 @@ import { BIND_STATE_UNBOUND, CONNECT_STATE_CONNECTED, CONNECT_STATE_DISCONNECTED
 import type { State } from './dgram-state.js'
 import { normalize } from './options.js'
 import type { UdpSocket } from './socket.js'
-import { dgramString } from './validate.js'
+import { dgramString, dgramUint32 } from './validate.js'
 
 /** udp-mmsg options createSocket() accepts on top of Node's (ignored by node:dgram). */
 const EXTENSION_OPTIONS = [
@@ -55,6 +55,9 @@ export class Socket extends EventEmitter {
     if (type !== null && typeof type === 'object') {
       options = type as Record<string, unknown>
       type = options.type
+      // As Node: checked here (a bad size at bind time would be thrown where nothing catches it).
+      if (options.recvBufferSize) dgramUint32(options.recvBufferSize, 'options.recvBufferSize')
+      if (options.sendBufferSize) dgramUint32(options.sendBufferSize, 'options.sendBufferSize')
     } else {
       options = NO_OPTIONS
     }

@@ -6,6 +6,7 @@
 // typed against `dgram.Socket` accepts it unchanged. The implementation is dgram-socket.ts.
 
 import type * as nodeDgram from 'node:dgram'
+import * as realDgram from 'node:dgram'
 import { Socket as FacadeSocket } from './dgram-socket.js'
 import type { UdpSocket } from './socket.js'
 
@@ -69,8 +70,10 @@ export const Socket = FacadeSocket as unknown as {
  * kernel until `bind()` (or the first `send()`); closing is `close()`, or aborting `signal`.
  *
  * @throws TypeError `ERR_SOCKET_BAD_TYPE` for a type other than `'udp4'`/`'udp6'`;
- * `ERR_INVALID_ARG_TYPE` for a non-function `lookup` or a non-AbortSignal `signal`; a
- * TypeError/RangeError naming a bad udp-mmsg option.
+ * `ERR_INVALID_ARG_TYPE` for a non-function `lookup`, a non-AbortSignal `signal` or a
+ * non-number `recvBufferSize`/`sendBufferSize`; RangeError `ERR_OUT_OF_RANGE` for a buffer
+ * size that is not an integer in 0..4294967295 (all as node:dgram); a TypeError/RangeError
+ * naming a bad udp-mmsg option.
  *
  * @example
  * ```ts
@@ -85,3 +88,17 @@ export function createSocket(options: SocketOptions, callback?: MessageListener)
 export function createSocket(type: SocketType | SocketOptions, listener?: MessageListener): Socket {
   return new Socket(type, listener)
 }
+
+/**
+ * node:dgram's own `_createSocketHandle`, re-exported so the module has node:dgram's exports.
+ * It makes a node:dgram (libuv) handle, which facade sockets do not use.
+ *
+ * @deprecated DEP0112 in Node; kept only for code that still reaches for it.
+ * @throws As node:dgram's.
+ * @example
+ * ```ts
+ * import * as dgram from 'udp-mmsg/dgram'
+ * typeof dgram._createSocketHandle // 'function' (where Node still has it)
+ * ```
+ */
+export const _createSocketHandle: unknown = (realDgram as unknown as { _createSocketHandle?: unknown })._createSocketHandle

@@ -56,6 +56,15 @@ export function describeNode(value: unknown): string {
   return `type ${typeof value} (${shown})`
 }
 
+/** How Node's ERR_OUT_OF_RANGE shows a received value: large integers with `_` separators. */
+function receivedNode(value: unknown): string {
+  if (typeof value === 'number' && Number.isInteger(value) && Math.abs(value) > 2 ** 32) {
+    const digits = String(Math.abs(value)).replace(/\B(?=(\d{3})+$)/g, '_')
+    return value < 0 ? `-${digits}` : digits
+  }
+  return inspect(value)
+}
+
 /** libuv's description of an errno (`'bad file descriptor'`), as Node's SystemError shows it. */
 export function uvMessage(errno: number): string {
   const entry = getSystemErrorMap().get(-Math.abs(errno))
@@ -246,8 +255,19 @@ export const dgram = {
       `${name} should be ${allowZero ? '>=' : '>'} 0 and < 65536. Received ${describeNode(port)}.`,
     ),
   outOfBounds: (name: string) => codedError(RangeError, 'ERR_BUFFER_OUT_OF_BOUNDS', `"${name}" is outside of buffer bounds`),
+  // Node says "property" for a dotted name ("options.recvBufferSize"), "argument" otherwise.
   invalidArgType: (name: string, expected: string, value: unknown) =>
-    codedError(TypeError, 'ERR_INVALID_ARG_TYPE', `The "${name}" argument must be ${expected}. Received ${describeNode(value)}`),
+    codedError(
+      TypeError,
+      'ERR_INVALID_ARG_TYPE',
+      `The "${name}" ${name.includes('.') ? 'property' : 'argument'} must be ${expected}. Received ${describeNode(value)}`,
+    ),
+  outOfRange: (name: string, range: string, value: unknown) =>
+    codedError(
+      RangeError,
+      'ERR_OUT_OF_RANGE',
+      `The value of "${name}" is out of range. It must be ${range}. Received ${receivedNode(value)}`,
+    ),
   invalidFdType: (type: string) => codedError(TypeError, 'ERR_INVALID_FD_TYPE', `Unsupported fd type: ${type}`),
   missingArgs: (name: string) => codedError(TypeError, 'ERR_MISSING_ARGS', `The "${name}" argument must be specified`),
   unsupported: (what: string, hint?: string) =>

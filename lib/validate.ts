@@ -110,6 +110,13 @@ export function dgramString(value: unknown, name: string): asserts value is stri
   if (typeof value !== 'string') throw errors.dgram.invalidArgType(name, 'of type string', value)
 }
 
+/** Node's `validateUint32` (not positive): a number, an integer, 0..4294967295, with its errors. */
+export function dgramUint32(value: unknown, name: string): asserts value is number {
+  if (typeof value !== 'number') throw errors.dgram.invalidArgType(name, 'of type number', value)
+  if (!Number.isInteger(value)) throw errors.dgram.outOfRange(name, 'an integer', value)
+  if (value < 0 || value > 0xffffffff) throw errors.dgram.outOfRange(name, '>= 0 && <= 4294967295', value)
+}
+
 /** What node:dgram's send() accepts as a payload part, as its messages name it. */
 export const DGRAM_BUFFER_TYPES = 'of type string or an instance of Buffer, TypedArray, or DataView'
 
