@@ -350,6 +350,31 @@ compat(
 )
 
 compat(
+  "the sends after a failing one go out in the same turn: other sockets' callbacks come after theirs",
+  async (d, S) => {
+    const rx = await S.bound(d)
+    const a = await S.bound(d)
+    const b = await S.bound(d)
+    const port = rx.address().port
+    const order: string[] = []
+    const all = new Promise<void>((resolve) => {
+      const note = (what: string) => (e: NodeJS.ErrnoException | null) => {
+        order.push(`${what}:${e ? e.code : 'ok'}`)
+        if (order.length === 4) resolve()
+      }
+      a.send(Buffer.alloc(70000), port, '127.0.0.1', note('a1'))
+      a.send('a2', port, '127.0.0.1', note('a2'))
+      a.send('a3', port, '127.0.0.1', note('a3'))
+      b.send('b1', port, '127.0.0.1', note('b1'))
+    })
+    const got = messages(rx, 3)
+    await all
+    return { order, received: (await got).map((m) => m.text).sort() }
+  },
+  (t, r) => t.deepEqual(r.order, ['a1:EMSGSIZE', 'a2:ok', 'a3:ok', 'b1:ok']),
+)
+
+compat(
   "ICMP port unreachable on a connected socket: 'error' event `recvmsg ECONNREFUSED`",
   async (d, S) => {
     // A port nobody listens on: bind one, note it, close it.

@@ -209,21 +209,38 @@ export function endDispatch(self: Facade): void {
 function flush(self: Facade): void {
   const state = self[kState]
   state.flushScheduled = false
-  if (!state.open || state.inFlight !== null || state.sock === null) return
+  // A batch that failed part-way is retried at once with the sends after the failing one, as
+  // Node would have sent them in this same turn: a retry on a later tick would let other
+  // sockets' sends (and callbacks) overtake them.
+  while (flushOnce(self)) {
+    /* retry what a failed batch left */
+  }
+}
+
+/** One batch of the ready sends. True when it failed part-way and sends are ready again. */
+function flushOnce(self: Facade): boolean {
+  const state = self[kState]
+  if (!state.open || state.inFlight !== null || state.sock === null) return false
   const sock = state.sock
   const taken = takeReady(self)
-  if (taken === null) return
+  if (taken === null) return false
   const { ok, messages } = prepare(self, taken)
-  if (ok.length === 0) return scheduleMore(self)
+  if (ok.length === 0) {
+    scheduleMore(self)
+    return false
+  }
   let sent: number
   try {
     sent = sock.trySendBatch(messages)
   } catch (err) {
     onSendError(self, ok, 0, err)
-    return scheduleMore(self)
+    return state.open && state.sends.length > 0 && state.sends[0].ready
   }
   for (let i = 0; i < sent; i++) finishSend(self, ok[i], null)
-  if (sent === ok.length) return scheduleMore(self)
+  if (sent === ok.length) {
+    scheduleMore(self)
+    return false
+  }
   // The send buffer is full: the rest waits (without blocking) for room.
   const rest = ok.slice(sent)
   const p = sock.sendBatch(sent === 0 ? messages : messages.slice(sent))
@@ -240,6 +257,7 @@ function flush(self: Facade): void {
       scheduleMore(self)
     },
   )
+  return false
 }
 
 /**
