@@ -36,14 +36,16 @@ struct EnvEntry {
   slots: Vec<*mut c_void>,
   /// The free slots, reused last-freed first.
   free: Vec<usize>,
-  /// How many slots hold an item.
-  live: usize,
   tearing_down: bool,
 }
 
 impl EnvEntry {
+  /// How many slots hold an item (every other slot is on the free list).
+  fn live(&self) -> usize {
+    self.slots.len() - self.free.len()
+  }
+
   fn insert(&mut self, item: *mut c_void) -> Ticket {
-    self.live += 1;
     match self.free.pop() {
       Some(at) => {
         self.slots[at] = item;
@@ -61,8 +63,7 @@ impl EnvEntry {
       if *slot == item && !item.is_null() {
         *slot = null_mut();
         self.free.push(ticket.0);
-        self.live -= 1;
-        if self.live == 0 && self.slots.len() > 1024 {
+        if self.live() == 0 && self.slots.len() > 1024 {
           // A burst is over: give its memory back (no ticket is outstanding).
           self.slots = Vec::new();
           self.free = Vec::new();
@@ -97,8 +98,7 @@ pub(super) unsafe fn register(env: sys::napi_env, item: *mut c_void, close: Clos
       if status != sys::Status::napi_ok {
         return None;
       }
-      let mut e =
-        EnvEntry { env, hook, close, slots: Vec::new(), free: Vec::new(), live: 0, tearing_down: false };
+      let mut e = EnvEntry { env, hook, close, slots: Vec::new(), free: Vec::new(), tearing_down: false };
       let ticket = e.insert(item);
       envs.push(e);
       Some(ticket)
@@ -122,7 +122,7 @@ fn settle(env: sys::napi_env, change: impl FnOnce(&mut EnvEntry)) {
       let at = envs.iter().position(|e| e.env == env)?;
       let e = &mut envs[at];
       change(e);
-      if e.tearing_down && e.live == 0 {
+      if e.tearing_down && e.live() == 0 {
         Some(envs.swap_remove(at).hook)
       } else {
         None
@@ -173,7 +173,6 @@ mod tests {
       close: never,
       slots: Vec::new(),
       free: Vec::new(),
-      live: 0,
       tearing_down: false,
     }
   }
@@ -187,12 +186,12 @@ mod tests {
     let mut e = entry();
     let a = e.insert(item(1));
     let b = e.insert(item(2));
-    assert_eq!(e.live, 2);
+    assert_eq!(e.live(), 2);
     e.remove(a, item(1));
-    assert_eq!(e.live, 1);
+    assert_eq!(e.live(), 1);
     e.remove(a, item(1)); // twice: no effect
     e.remove(b, item(3)); // a stale ticket for another item: no effect
-    assert_eq!(e.live, 1);
+    assert_eq!(e.live(), 1);
     let c = e.insert(item(3));
     assert_eq!(c, a, "the freed slot is reused");
     assert_eq!(e.slots.len(), 2);
@@ -205,11 +204,11 @@ mod tests {
   fn the_slab_gives_its_memory_back_after_a_burst() {
     let mut e = entry();
     let tickets: Vec<_> = (1..=3000).map(|n| (e.insert(item(n)), item(n))).collect();
-    assert_eq!(e.live, 3000);
+    assert_eq!(e.live(), 3000);
     for (t, i) in tickets {
       e.remove(t, i);
     }
-    assert_eq!(e.live, 0);
+    assert_eq!(e.live(), 0);
     assert!(e.slots.capacity() == 0 && e.free.capacity() == 0);
     let t = e.insert(item(1));
     assert_eq!(t, Ticket(0));
