@@ -49,6 +49,11 @@ export declare class NativeSocket {
    * stopped because the send buffer was full (or sent everything).
    */
   lastSendError(): NativeSendError | null
+  /**
+   * The key `sendOneFast` finds this socket by (made on first call), or -1 when the socket is
+   * closed or the thread's table is full (then use `sendOne`).
+   */
+  sendKey(): number
   /** Buffer sizes the kernel granted (read back with getsockopt, not the requested ones). */
   bufferSizes(): BufferSizes
   /** Sets `SO_RCVBUF` (or `SO_SNDBUF` when `send` is true) after creation. */

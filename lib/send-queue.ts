@@ -7,7 +7,7 @@
 // (via errors.nativeAddressRefusal) the only decoding of its address refusals.
 
 import * as errors from './errors.js'
-import type { NativeSocket } from './native.js'
+import { sendOneFast } from './native.js'
 import { detach, pack } from './pack.js'
 import type { Packed } from './pack.js'
 import { cursor, sliceOf } from './slice.js'
@@ -35,12 +35,21 @@ export interface SendOp {
 
 type Locate = (kind: 'destination' | 'source', k: number) => [number, string | undefined]
 
-function nativeSend(native: NativeSocket, v: Slice | Packed, start: number, max: number): number {
+function nativeSend(s: UdpSocket, v: Slice | Packed, start: number, max: number): number {
+  const native = s._native
   // One datagram of one part to one destination (or the connected peer), nothing per
   // datagram: the call a server answering one query at a time makes, with 3 arguments for
-  // the native layer to convert instead of 11.
+  // the native layer to convert instead of 11 (through `sendOneFast` where the binary has it:
+  // the socket's key is asked for once, on its first such send; -1 means use `sendOne`).
   if (v.count === 1 && start === 0 && max >= 1 && v.parts === null && v.srcIdx === null && v.tos === null && v.addrs.length <= 1) {
-    return v.addrs.length === 0 ? native.sendOne(v.data, null, 0) : native.sendOne(v.data, v.addrs[0], v.ports[0])
+    const address = v.addrs.length === 0 ? null : v.addrs[0]
+    const port = v.addrs.length === 0 ? 0 : v.ports[0]
+    if (sendOneFast !== undefined) {
+      let key = s._sendKey
+      if (key === undefined) key = s._sendKey = native.sendKey()
+      if (key >= 0) return sendOneFast(key, v.data, address, port)
+    }
+    return native.sendOne(v.data, address, port)
   }
   return native.send(v.data, v.lens, v.parts, v.dest, v.addrs, v.ports, start, max, v.srcIdx, v.sources, v.tos)
 }
@@ -80,7 +89,7 @@ function sendFrom(s: UdpSocket, p: Packed, start: number, max: number, cur: Curs
   const v = whole ? p : sliceOf(p, start, max, cur as Cursor)
   let sent: number
   try {
-    sent = nativeSend(s._native, v, 0, v.count)
+    sent = nativeSend(s, v, 0, v.count)
   } catch (e) {
     throw messageError(e, locateIn(v, start), start) || errors.fromNative(e)
   }
@@ -107,7 +116,7 @@ function checkScopes(s: UdpSocket, p: Packed): void {
   const sources = p.scopedSources.length === 0 ? null : p.scopedSources.map((g) => (p.sources as string[])[g])
   const probe = { data: NO_BYTES, lens: ONE_EMPTY, parts: null, dest: null, addrs, ports, srcIdx: null, sources, tos: null }
   try {
-    nativeSend(s._native, probe as unknown as Slice, 1, 0)
+    nativeSend(s, probe as unknown as Slice, 1, 0)
   } catch (e) {
     const locate: Locate = (kind, k) => {
       if (kind === 'destination') {

@@ -82,6 +82,8 @@ export class UdpSocket extends EventEmitter implements AsyncIterable<Batch> {
   /** @internal */ _connected: boolean
   /** @internal */ _closed = false
   /** @internal */ _reading = false
+  /** @internal The native socket's key for `sendOneFast` (send-queue.ts): asked for on the first one-datagram send; -1 once closed or when there is none. */
+  _sendKey: number | undefined = undefined
   /** @internal */ _refed = true
   /** @internal Batches waiting for a pull consumer. */ _queue: Batch[] = []
   /** @internal Pending pulls (recvBatch calls, iterators' next()). */ _waiters: Waiter[] = []
@@ -771,6 +773,7 @@ export class UdpSocket extends EventEmitter implements AsyncIterable<Batch> {
     if (this._closed) return
     this._closed = true
     this._reading = false
+    this._sendKey = -1
     live.delete(this)
     pulling.delete(this)
     // The final counters are read on demand (stats() after close): making the 20-field stats

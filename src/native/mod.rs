@@ -31,6 +31,7 @@ pub mod dispatch;
 pub mod options;
 pub mod packed_options;
 mod send;
+mod send_fast;
 mod sockopts;
 pub mod stats;
 
@@ -96,6 +97,8 @@ pub struct NativeSocket {
   inner: Slot<Open>,
   /// The counters, kept past close so `stats()` then reports the final counts.
   shared: Arc<Shared>,
+  /// Its key for `sendOneFast`, once asked for (`send_fast`).
+  send_key: std::cell::Cell<Option<u32>>,
 }
 
 #[napi]
@@ -236,7 +239,7 @@ impl NativeSocket {
         }));
       }
     });
-    Ok(NativeSocket { inner, shared: kept })
+    Ok(NativeSocket { inner, shared: kept, send_key: std::cell::Cell::new(None) })
   }
 
   /// Runs `f` on the open socket, or fails with the closed-socket error.
@@ -318,6 +321,7 @@ impl NativeSocket {
   fn shutdown(&mut self) {
     // The kernel's last word on drops, before the fd goes (stats() after close reports it).
     self.inner.with(|o| stats::final_drops(&o.socket, &o.shared.counters));
+    send_fast::forget(self.send_key.take());
     self.inner.close();
   }
 }

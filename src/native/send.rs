@@ -80,24 +80,7 @@ impl NativeSocket {
   /// time). Returns 1 or 0, as `send` does.
   #[napi]
   pub fn send_one(&self, env: Env, data: &[u8], address: Option<String>, port: u32) -> Result<u32> {
-    self.with(&env, |o| {
-      let dest = match &address {
-        Some(a) => Some(destination(o, a, port, 0)?),
-        None => None,
-      };
-      let lens = [u32::try_from(data.len()).map_err(|_| invalid_arg("data", "is larger than 4 GiB"))?];
-      let packed = Packed {
-        data,
-        part_lens: &lens,
-        parts_per_msg: None,
-        dest_index: None,
-        dests: dest.as_slice(),
-        source_index: None,
-        sources: &[],
-        tos: None,
-      };
-      send_packed(o, &packed, 0, 1)
-    })
+    self.with(&env, |o| send_one_to(o, data, address.as_deref(), port))
   }
 
   /// The error that stopped the last `send` before all it was asked to send, or null when it
@@ -108,6 +91,27 @@ impl NativeSocket {
       Ok(o.last_send_error.map(|e| NativeSendError { errno: e.errno, syscall: e.syscall.to_string() }))
     })
   }
+}
+
+/// Sends `data` as one datagram to `address`:`port` (the connected peer when `address` is
+/// None): `sendOne`'s work, shared with `sendOneFast` (`send_fast`).
+pub(super) fn send_one_to(o: &mut Open, data: &[u8], address: Option<&str>, port: u32) -> NResult<u32> {
+  let dest = match address {
+    Some(a) => Some(destination(o, a, port, 0)?),
+    None => None,
+  };
+  let lens = [u32::try_from(data.len()).map_err(|_| invalid_arg("data", "is larger than 4 GiB"))?];
+  let packed = Packed {
+    data,
+    part_lens: &lens,
+    parts_per_msg: None,
+    dest_index: None,
+    dests: dest.as_slice(),
+    source_index: None,
+    sources: &[],
+    tos: None,
+  };
+  send_packed(o, &packed, 0, 1)
 }
 
 /// Entry `k` of a destination table as a socket address of the socket's family (an IPv4
