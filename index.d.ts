@@ -109,7 +109,7 @@ export declare class NativeSocket {
    * once per event (a batch, an error, writability) with positional arguments (see
    * `dispatch::event_args`).
    */
-  constructor(address: string, options: Float64Array, connectAddress: string | undefined | null, steering: SteeringOptions | undefined | null, dispatch: (kind: number, data: Buffer | null, count: number, kernelDrops: number, errno?: number, syscall?: string) => void)
+  constructor(address: string, options: Float64Array, connectAddress: string | undefined | null, steering: SteeringOptions | undefined | null, dispatch: (kind: number, data: Uint8Array | null, count: number, kernelDrops: number, errno?: number, syscall?: string) => void)
   /** True when this socket uses one system call per datagram (the portable path). */
   get portable(): boolean
   /** Starts (true) or pauses (false) reading; while paused, datagrams wait in the kernel. */
@@ -253,6 +253,16 @@ export declare const EVENT_BATCH: number
  * `batchLayout()`); otherwise as `EVENT_BATCH`.
  */
 export declare const EVENT_BATCH_COMPACT: number
+
+/** As `EVENT_BATCH_LANDED`, for the compact metadata layout. */
+export declare const EVENT_BATCH_COMPACT_LANDED: number
+
+/**
+ * Dispatch `kind` of a small received batch (full layout) that landed in the environment's
+ * landing buffer (`landing`): `data` is that buffer, its first `errno` bytes the batch. The
+ * dispatch function must copy them out before anything else runs.
+ */
+export declare const EVENT_BATCH_LANDED: number
 
 /** Dispatch `kind` of a receive error: `errno` and `syscall` say which. */
 export declare const EVENT_ERROR: number

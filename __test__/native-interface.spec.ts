@@ -7,7 +7,17 @@ import { UdpSocket, V4, portOf, waitUntil } from './helpers.js'
 import { openSocket as openNative, packInto, PACK_ORDER } from '../lib/native.js'
 import { normalize } from '../lib/options.js'
 
-const { batchLayout, EVENT_BATCH, EVENT_BATCH_COMPACT, EVENT_ERROR, EVENT_WRITABLE } = native as any
+const { batchLayout, EVENT_BATCH, EVENT_BATCH_COMPACT, EVENT_BATCH_LANDED, EVENT_BATCH_COMPACT_LANDED, EVENT_ERROR, EVENT_WRITABLE } = native as any
+
+/** A dispatch event as lib/receive.ts reads it: a landed batch (src/native/landing.rs) copied
+ * out of the landing buffer at once, under the kind of its layout. */
+function event(kind: number, data: Uint8Array | null, count: number, kernelDrops: number, errno?: number) {
+  if (kind === EVENT_BATCH_LANDED || kind === EVENT_BATCH_COMPACT_LANDED) {
+    const bytes = Buffer.from((data as Uint8Array).subarray(0, errno as number))
+    return { kind: kind === EVENT_BATCH_LANDED ? EVENT_BATCH : EVENT_BATCH_COMPACT, data: bytes, count, kernelDrops, landed: true }
+  }
+  return { kind, data, count, kernelDrops, landed: false }
+}
 // Sockets are opened as lib/ opens them: the options packed (src/native/packed_options.rs).
 const openSocket = openNative as unknown as (options: Record<string, unknown>, dispatch: (...args: any[]) => void) => any
 
@@ -149,13 +159,32 @@ test('a malformed packed options array is an argument error naming the option, n
   }
 })
 
-test('event kinds are four distinct numbers', (t) => {
-  const kinds = [EVENT_BATCH, EVENT_BATCH_COMPACT, EVENT_ERROR, EVENT_WRITABLE]
-  t.deepEqual(
-    kinds.map((k) => typeof k),
-    ['number', 'number', 'number', 'number'],
-  )
-  t.is(new Set(kinds).size, 4)
+test('event kinds are six distinct numbers', (t) => {
+  const kinds = [EVENT_BATCH, EVENT_BATCH_COMPACT, EVENT_BATCH_LANDED, EVENT_BATCH_COMPACT_LANDED, EVENT_ERROR, EVENT_WRITABLE]
+  t.true(kinds.every((k) => typeof k === 'number'))
+  t.is(new Set(kinds).size, 6)
+})
+
+test('a small batch lands in the landing buffer (its length in the errno slot); a large one comes in a buffer of its own', async (t) => {
+  const raw: any[][] = []
+  const rx = openSocket(options({ maxDatagramSize: 65507 }), (...args: any[]) => raw.push(args))
+  t.teardown(() => rx.close())
+  rx.setReading(true)
+  const tx = UdpSocket.bindSync({ address: V4, port: 0 })
+  t.teardown(() => tx.close())
+  const port = rx.localAddress().port
+  tx.trySendBatch([{ data: Buffer.from('small'), address: V4, port }])
+  t.true(await waitUntil(() => raw.length >= 1, 10_000))
+  tx.trySendBatch([{ data: Buffer.alloc(20_000, 7), address: V4, port }])
+  t.true(await waitUntil(() => raw.length >= 2, 10_000))
+  const [small, large] = raw
+  const L = batchLayout()
+  t.is(small[0], EVENT_BATCH_COMPACT_LANDED)
+  t.true(small[1] instanceof Uint8Array && small[1].length >= small[4])
+  t.is(small[4], L.compactBytesPerDatagram + 5, 'the batch length')
+  t.is(large[0], EVENT_BATCH_COMPACT)
+  t.true(Buffer.isBuffer(large[1]))
+  t.is(large[1].length, L.compactBytesPerDatagram + 20_000)
 })
 
 test('send returns how many datagrams went; lastSendError() says which error stopped it early', (t) => {
@@ -251,7 +280,8 @@ test('batchLayout() says where a received batch keeps each field', async (t) => 
   const events: any[] = []
   const rx = openSocket(
     options({ pktinfo: true, timestamps: true, recvTos: true }),
-    (kind: number, data: Buffer | null, count: number, kernelDrops: number) => events.push({ kind, data, count, kernelDrops }),
+    (kind: number, data: Uint8Array | null, count: number, kernelDrops: number, errno?: number) =>
+      events.push(event(kind, data, count, kernelDrops, errno)),
   )
   t.teardown(() => rx.close())
   rx.setReading(true)
@@ -300,7 +330,9 @@ test('batchLayout() says where a received batch keeps each field', async (t) => 
 /** Opens a native socket with `over`, reading, and collects its events. */
 function collecting(t: any, over: Record<string, unknown>) {
   const events: any[] = []
-  const rx = openSocket(options(over), (kind: number, data: Buffer | null, count: number) => events.push({ kind, data, count }))
+  const rx = openSocket(options(over), (kind: number, data: Uint8Array | null, count: number, drops: number, errno?: number) =>
+    events.push(event(kind, data, count, drops, errno)),
+  )
   t.teardown(() => rx.close())
   rx.setReading(true)
   const received = () => events.reduce((a, e) => a + e.count, 0)

@@ -12,6 +12,8 @@ import * as errors from './errors.js'
 import {
   EVENT_BATCH as FB_BATCH,
   EVENT_BATCH_COMPACT as FB_BATCH_COMPACT,
+  EVENT_BATCH_COMPACT_LANDED as FB_BATCH_COMPACT_LANDED,
+  EVENT_BATCH_LANDED as FB_BATCH_LANDED,
   EVENT_ERROR as FB_ERROR,
   EVENT_WRITABLE as FB_WRITABLE,
   FALLBACK_LAYOUT,
@@ -34,6 +36,8 @@ interface Backend {
   batchLayout: Binding['batchLayout']
   EVENT_BATCH: number
   EVENT_BATCH_COMPACT: number
+  EVENT_BATCH_LANDED: number
+  EVENT_BATCH_COMPACT_LANDED: number
   EVENT_ERROR: number
   EVENT_WRITABLE: number
 }
@@ -43,6 +47,8 @@ const fallback: Backend = {
   batchLayout: () => FALLBACK_LAYOUT,
   EVENT_BATCH: FB_BATCH,
   EVENT_BATCH_COMPACT: FB_BATCH_COMPACT,
+  EVENT_BATCH_LANDED: FB_BATCH_LANDED,
+  EVENT_BATCH_COMPACT_LANDED: FB_BATCH_COMPACT_LANDED,
   EVENT_ERROR: FB_ERROR,
   EVENT_WRITABLE: FB_WRITABLE,
 }
@@ -195,6 +201,9 @@ export const sendOneFast: ((key: number, data: Uint8Array, address: string | nul
 /** Dispatch `kind` values: a received batch (full or compact metadata layout), a receive error, room in the send buffer. */
 export const EVENT_BATCH = chosen.binding.EVENT_BATCH
 export const EVENT_BATCH_COMPACT = chosen.binding.EVENT_BATCH_COMPACT
+/** A small batch in the environment's landing buffer (src/native/landing.rs): `data` is that buffer, the batch its first `errno` bytes, to be copied out at once. */
+export const EVENT_BATCH_LANDED = chosen.binding.EVENT_BATCH_LANDED
+export const EVENT_BATCH_COMPACT_LANDED = chosen.binding.EVENT_BATCH_COMPACT_LANDED
 export const EVENT_ERROR = chosen.binding.EVENT_ERROR
 export const EVENT_WRITABLE = chosen.binding.EVENT_WRITABLE
 /**
@@ -202,5 +211,5 @@ export const EVENT_WRITABLE = chosen.binding.EVENT_WRITABLE
  * src/native/dispatch.rs `event_args`): `data`/`count`/`kernelDrops` for a batch, `errno` and
  * `syscall` for an error.
  */
-export type Dispatch = (kind: number, data: Buffer | null, count: number, kernelDrops: number, errno?: number, syscall?: string) => void
+export type Dispatch = (kind: number, data: Uint8Array | null, count: number, kernelDrops: number, errno?: number, syscall?: string) => void
 export type { AddressInfo, BatchLayout, BufferSizes, Capabilities, NativeOptions, NativeSendError, NativeStats } from '../index.js'

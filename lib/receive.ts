@@ -8,7 +8,7 @@
 
 import { Batch } from './batch.js'
 import * as errors from './errors.js'
-import { EVENT_BATCH, EVENT_BATCH_COMPACT, EVENT_ERROR, EVENT_WRITABLE } from './native.js'
+import { EVENT_BATCH, EVENT_BATCH_COMPACT, EVENT_BATCH_COMPACT_LANDED, EVENT_BATCH_LANDED, EVENT_ERROR, EVENT_WRITABLE } from './native.js'
 import type { Dispatch } from './native.js'
 import type { UdpSocket } from './socket.js'
 import { checkOptions, checkSignal } from './validate.js'
@@ -29,6 +29,8 @@ export const pulling = new Set<UdpSocket>()
 /** What the native side reports: a batch (full or compact metadata), a receive error, or room in the send buffer. */
 export const KIND_BATCH = EVENT_BATCH
 export const KIND_BATCH_COMPACT = EVENT_BATCH_COMPACT
+export const KIND_BATCH_LANDED = EVENT_BATCH_LANDED
+export const KIND_BATCH_COMPACT_LANDED = EVENT_BATCH_COMPACT_LANDED
 export const KIND_ERROR = EVENT_ERROR
 export const KIND_WRITABLE = EVENT_WRITABLE
 
@@ -41,10 +43,24 @@ export function makeDispatch(weak: WeakRef<UdpSocket>): Dispatch {
   return (kind, data, count, kernelDrops, errno, syscall) => {
     const s = weak.deref()
     if (s === undefined) return
-    if (kind === KIND_BATCH_COMPACT) onBatch(s, data, count, kernelDrops, true)
-    else if (kind === KIND_BATCH) onBatch(s, data, count, kernelDrops, false)
+    if (kind === KIND_BATCH_COMPACT_LANDED) onBatch(s, landed(data as Uint8Array, errno as number), count, kernelDrops, true)
+    else if (kind === KIND_BATCH_LANDED) onBatch(s, landed(data as Uint8Array, errno as number), count, kernelDrops, false)
+    else if (kind === KIND_BATCH_COMPACT) onBatch(s, data as Buffer, count, kernelDrops, true)
+    else if (kind === KIND_BATCH) onBatch(s, data as Buffer, count, kernelDrops, false)
     else onEvent(s, kind, errno, syscall)
   }
+}
+
+/**
+ * The first `length` bytes of the landing buffer (src/native/landing.rs), copied into a
+ * `Buffer` of their own from Node's pool (8-byte aligned, as the metadata views need). The
+ * copy is made before anything else runs: the next batch overwrites the landing buffer, and
+ * it must never reach user code.
+ */
+function landed(landing: Uint8Array, length: number): Buffer {
+  const b = Buffer.allocUnsafe(length)
+  if (length > 0) b.set(length === landing.length ? landing : landing.subarray(0, length))
+  return b
 }
 
 /** A pending pull: a recvBatch call or an iterator's next(). */

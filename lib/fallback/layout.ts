@@ -38,3 +38,6 @@ export const EVENT_BATCH = 0
 export const EVENT_ERROR = 1
 export const EVENT_WRITABLE = 2
 export const EVENT_BATCH_COMPACT = 3
+/** The fallback never lands a batch in a shared buffer (the native `EVENT_BATCH_LANDED` kinds): no kind matches. */
+export const EVENT_BATCH_LANDED = -1
+export const EVENT_BATCH_COMPACT_LANDED = -1

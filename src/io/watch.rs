@@ -67,8 +67,9 @@ pub struct Watcher {
   teardown: RefCell<Option<Box<dyn FnOnce()>>>,
 }
 
-/// Batches of at most this many bytes reach JS as a copy in V8-owned memory (see `call_js`).
-const COPY_MAX: usize = 16 * 1024;
+/// Batches of at most this many bytes reach JS as a copy (through the landing buffer, see
+/// `call_js`).
+const COPY_MAX: usize = crate::native::landing::LANDING_BYTES;
 
 /// What the JS-facing class holds: the watcher, closed when dropped.
 pub struct Watch(NonNull<Watcher>);
@@ -288,7 +289,8 @@ impl Watcher {
   // stack), while the callback reference and async context are live.
   unsafe fn call_js(&self, event: Event) -> bool {
     let env = self.env;
-    // A small batch is copied into memory V8 owns, which the GC frees by itself; a large one is
+    // A small batch is copied (into the environment's landing buffer, which the dispatch
+    // function copies out of into memory V8 owns, freed by the GC by itself); a large one is
     // handed over without a copy, as an external buffer whose finalizer frees it (a finalizer
     // costs an allocation and a callback on a later turn: a burst of them after each
     // collection showed as latency spikes and heap fragmentation with many small batches).

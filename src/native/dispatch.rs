@@ -18,6 +18,14 @@ pub const EVENT_BATCH: u32 = 0;
 /// `batchLayout()`); otherwise as `EVENT_BATCH`.
 #[napi]
 pub const EVENT_BATCH_COMPACT: u32 = 3;
+/// Dispatch `kind` of a small received batch (full layout) that landed in the environment's
+/// landing buffer (`landing`): `data` is that buffer, its first `errno` bytes the batch. The
+/// dispatch function must copy them out before anything else runs.
+#[napi]
+pub const EVENT_BATCH_LANDED: u32 = 4;
+/// As `EVENT_BATCH_LANDED`, for the compact metadata layout.
+#[napi]
+pub const EVENT_BATCH_COMPACT_LANDED: u32 = 5;
 /// Dispatch `kind` of a receive error: `errno` and `syscall` say which.
 #[napi]
 pub const EVENT_ERROR: u32 = 1;
@@ -28,14 +36,16 @@ pub const EVENT_WRITABLE: u32 = 2;
 // The dispatch callback's parameter list (the constructor's `ts_arg_type` spells it). One call per
 // event (a batch, not a datagram), its values positional rather than an object: an object
 // with named properties cost a property-name lookup per field on every event.
-// - `kind`: `EVENT_BATCH`, `EVENT_BATCH_COMPACT`, `EVENT_ERROR` or `EVENT_WRITABLE`;
+// - `kind`: `EVENT_BATCH`, `EVENT_BATCH_COMPACT` (or their `_LANDED` forms), `EVENT_ERROR` or
+//   `EVENT_WRITABLE`;
 // - `data`: for a batch, its metadata then its payloads in one buffer (see `batchLayout()`);
-//   otherwise null;
+//   for a landed batch, the landing buffer (the batch is its first `errno` bytes); otherwise
+//   null;
 // - `count`: for a batch, the number of datagrams in it; otherwise 0;
 // - `kernelDrops`: for a batch, the kernel's cumulative drop counter for the socket, or -1
 //   when unknown; otherwise -1;
 // - `errno`, `syscall`: for an error, its errno (positive) and the system call that failed;
-//   absent for other kinds.
+//   for a landed batch, `errno` is its length in bytes; absent for other kinds.
 
 /// Where each section of a batch's metadata starts, as a multiple of the batch's datagram
 /// count `n` (section `s` of a batch of `n` datagrams starts at byte `s * n`), and the flag
@@ -132,7 +142,8 @@ pub fn batch_layout() -> BatchLayout {
 
 /// Builds the dispatch callback's arguments for `event` (listed above) in the
 /// current handle scope; returns how many of `argv` were filled, or None when N-API failed.
-/// A batch's bytes become a V8-owned copy when `copy` is set, else an external buffer.
+/// A batch's bytes are copied when `copy` is set (into the environment's landing buffer, or
+/// else into a V8-owned buffer of their own), else handed over as an external buffer.
 ///
 /// # Safety
 /// Call on `env`'s JS thread inside an open handle scope; the values live as long as it.
@@ -159,6 +170,13 @@ pub unsafe fn event_args(
     ok(sys::napi_create_double(env, drops, &mut argv[3]))?;
     match event {
       Event::Batch(b) if copy => {
+        if let Some(landing) = super::landing::land(env, &b.bytes) {
+          let landed = if b.compact { EVENT_BATCH_COMPACT_LANDED } else { EVENT_BATCH_LANDED };
+          ok(sys::napi_create_uint32(env, landed, &mut argv[0]))?;
+          argv[1] = landing;
+          ok(sys::napi_create_uint32(env, b.bytes.len() as u32, &mut argv[4]))?;
+          return Some(5);
+        }
         let mut data = std::ptr::null_mut();
         ok(sys::napi_create_buffer_copy(
           env,

@@ -28,6 +28,7 @@ use crate::socket::{self, SocketConfig};
 
 mod connection;
 pub mod dispatch;
+pub(crate) mod landing;
 pub mod options;
 pub mod packed_options;
 mod send;
@@ -116,7 +117,7 @@ impl NativeSocket {
     connect_address: Option<String>,
     steering: Option<crate::steering::SteeringOptions>,
     #[napi(
-      ts_arg_type = "(kind: number, data: Buffer | null, count: number, kernelDrops: number, errno?: number, syscall?: string) => void"
+      ts_arg_type = "(kind: number, data: Uint8Array | null, count: number, kernelDrops: number, errno?: number, syscall?: string) => void"
     )]
     dispatch: Function<'_, (), ()>,
   ) -> Result<Self> {
