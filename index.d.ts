@@ -107,7 +107,8 @@ export declare class NativeSocket {
    * The options come packed (see `packed_options`): the bind `address`, the numeric options
    * in the order `optionSlots()` gives, `connectAddress` and `steering`. `dispatch` is called
    * once per event (a batch, an error, writability) with positional arguments (see
-   * `dispatch::event_args`).
+   * `dispatch::event_args`). When `options` holds one slot more than `optionSlots()`, the
+   * socket's `sendKey()` is written there (so JS has it without a second call).
    */
   constructor(address: string, options: Float64Array, connectAddress: string | undefined | null, steering: SteeringOptions | undefined | null, dispatch: (kind: number, data: Uint8Array | null, count: number, kernelDrops: number, errno?: number, syscall?: string) => void)
   /** True when this socket uses one system call per datagram (the portable path). */

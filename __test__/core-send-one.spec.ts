@@ -29,6 +29,7 @@ needs('native')('the binary exports sendOneFast, and sockets hand out keys for i
   const key = s._native.sendKey()
   t.true(key >= 0)
   t.is(s._native.sendKey(), key, 'the same key on every call')
+  t.is(s._sendKey, key, 'the constructor handed the same key to JS')
   s.close()
   t.is(s._native.sendKey(), -1, 'none once closed')
 })

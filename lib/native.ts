@@ -78,11 +78,24 @@ function openNative(binding: Binding): Backend['open'] {
     )
   }
   // One scratch array: the constructor reads it synchronously, before any other JS can run.
-  const packed = new Float64Array(PACK_ORDER.length)
+  // Its extra last slot is the constructor's output: the new socket's `sendKey()`.
+  const packed = new Float64Array(PACK_ORDER.length + 1)
   return (o, dispatch) => {
     packInto(packed, o)
-    return new binding.NativeSocket(o.address, packed, o.connectAddress ?? null, o.steering ?? null, dispatch)
+    packed[PACK_ORDER.length] = -1
+    const socket = new binding.NativeSocket(o.address, packed, o.connectAddress ?? null, o.steering ?? null, dispatch)
+    openedKey = packed[PACK_ORDER.length]
+    return socket
   }
+}
+
+let openedKey = -1
+
+/** @internal The `sendOneFast` key of the socket the last `openSocket` call made (read right after it; -1 when there is none, as on the fallback backend). */
+export function takeSendKey(): number {
+  const k = openedKey
+  openedKey = -1
+  return k
 }
 
 /** @internal The slots `packInto` writes, in order; checked against the binary's `optionSlots()` at load. */
@@ -191,8 +204,8 @@ export const udpSocketFamily: ((fd: number) => number) | undefined = (chosen.bin
   .udpSocketFamily
 /**
  * `sendOneFast(key, data, address, port)` (src/native/send_fast.rs): `sendOne` on the socket
- * whose `sendKey()` is `key`, as a plain function rather than a class method (~3 µs less per
- * call); undefined on the fallback backend. Not in the generated typings: the binary adds it
+ * whose `sendKey()` is `key` (see `takeSendKey`), as a plain function rather than a class
+ * method (~3 µs less per call); undefined on the fallback backend. Not in the generated typings: the binary adds it
  * to its exports at load.
  */
 export const sendOneFast: ((key: number, data: Uint8Array, address: string | null, port: number) => number) | undefined = (

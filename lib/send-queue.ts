@@ -39,16 +39,13 @@ function nativeSend(s: UdpSocket, v: Slice | Packed, start: number, max: number)
   const native = s._native
   // One datagram of one part to one destination (or the connected peer), nothing per
   // datagram: the call a server answering one query at a time makes, with 3 arguments for
-  // the native layer to convert instead of 11 (through `sendOneFast` where the binary has it:
-  // the socket's key is asked for once, on its first such send; -1 means use `sendOne`).
+  // the native layer to convert instead of 11 (through `sendOneFast` where the binary has it
+  // and gave the socket a key; otherwise `sendOne`).
   if (v.count === 1 && start === 0 && max >= 1 && v.parts === null && v.srcIdx === null && v.tos === null && v.addrs.length <= 1) {
     const address = v.addrs.length === 0 ? null : v.addrs[0]
     const port = v.addrs.length === 0 ? 0 : v.ports[0]
-    if (sendOneFast !== undefined) {
-      let key = s._sendKey
-      if (key === undefined) key = s._sendKey = native.sendKey()
-      if (key >= 0) return sendOneFast(key, v.data, address, port)
-    }
+    const key = s._sendKey
+    if (key >= 0 && sendOneFast !== undefined) return sendOneFast(key, v.data, address, port)
     return native.sendOne(v.data, address, port)
   }
   return native.send(v.data, v.lens, v.parts, v.dest, v.addrs, v.ports, start, max, v.srcIdx, v.sources, v.tos)

@@ -9,7 +9,7 @@ import type { ReadableStream } from 'node:stream/web'
 import { Batch } from './batch.js'
 import * as errors from './errors.js'
 import { live, stats, warnIfCapped } from './lifetime.js'
-import { BACKEND, openSocket } from './native.js'
+import { BACKEND, openSocket, takeSendKey } from './native.js'
 import type { NativeSocket, NativeStats } from './native.js'
 import { normalize, steeringOf } from './options.js'
 import { PackScratch, sharedScratch } from './pack.js'
@@ -82,8 +82,8 @@ export class UdpSocket extends EventEmitter implements AsyncIterable<Batch> {
   /** @internal */ _connected: boolean
   /** @internal */ _closed = false
   /** @internal */ _reading = false
-  /** @internal The native socket's key for `sendOneFast` (send-queue.ts): asked for on the first one-datagram send; -1 once closed or when there is none. */
-  _sendKey: number | undefined = undefined
+  /** @internal The native socket's key for `sendOneFast` (send-queue.ts); -1 once closed or when there is none. */
+  _sendKey = -1
   /** @internal */ _refed = true
   /** @internal Batches waiting for a pull consumer. */ _queue: Batch[] = []
   /** @internal Pending pulls (recvBatch calls, iterators' next()). */ _waiters: Waiter[] = []
@@ -150,6 +150,7 @@ export class UdpSocket extends EventEmitter implements AsyncIterable<Batch> {
     const readAtOnce = typeof options === 'object' && options !== null && (options as Record<symbol, unknown>)[kReadAtOnce] === true
     if (readAtOnce) nopts.reading = true
     this._native = callNative(() => openSocket(nopts, makeDispatch(new WeakRef(this))))
+    this._sendKey = takeSendKey()
     this._type = type
     this._family = type === 'udp6' ? 6 : 4
     this._connected = nopts.connectAddress !== undefined

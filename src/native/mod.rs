@@ -108,12 +108,13 @@ impl NativeSocket {
   /// The options come packed (see `packed_options`): the bind `address`, the numeric options
   /// in the order `optionSlots()` gives, `connectAddress` and `steering`. `dispatch` is called
   /// once per event (a batch, an error, writability) with positional arguments (see
-  /// `dispatch::event_args`).
+  /// `dispatch::event_args`). When `options` holds one slot more than `optionSlots()`, the
+  /// socket's `sendKey()` is written there (so JS has it without a second call).
   #[napi(constructor)]
   pub fn new(
     env: Env,
     address: String,
-    options: &[f64],
+    mut options: Float64ArraySlice<'_>,
     connect_address: Option<String>,
     steering: Option<crate::steering::SteeringOptions>,
     #[napi(
@@ -121,8 +122,13 @@ impl NativeSocket {
     )]
     dispatch: Function<'_, (), ()>,
   ) -> Result<Self> {
-    let options = packed_options::unpack(address, options, connect_address, steering);
-    throw(&env, options.and_then(|o| Self::open(&env, o, dispatch)))
+    let unpacked = packed_options::unpack(address, options.as_ref(), connect_address, steering);
+    let socket = throw(&env, unpacked.and_then(|o| Self::open(&env, o, dispatch)))?;
+    // SAFETY: JS cannot run during this call, so nothing else touches the array meanwhile.
+    if let Some(out) = unsafe { options.as_mut() }.get_mut(packed_options::OPTION_SLOTS.len()) {
+      *out = socket.send_key() as f64;
+    }
+    Ok(socket)
   }
 
   /// The constructor's work, with errors not yet thrown.

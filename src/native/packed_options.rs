@@ -110,10 +110,15 @@ pub fn unpack(
   connect_address: Option<String>,
   steering: Option<SteeringOptions>,
 ) -> NResult<NativeOptions> {
-  if values.len() != OPTION_SLOTS.len() {
+  // One more slot is the constructor's output (the socket's send key), never read here.
+  if values.len() != OPTION_SLOTS.len() && values.len() != OPTION_SLOTS.len() + 1 {
     return Err(invalid_arg(
       "options",
-      format!("must hold {} slots (see optionSlots()), got {}", OPTION_SLOTS.len(), values.len()),
+      format!(
+        "must hold {} slots (see optionSlots()), or one more for the send key, got {}",
+        OPTION_SLOTS.len(),
+        values.len()
+      ),
     ));
   }
   let mut s = Slots { values, next: 0 };

@@ -3,8 +3,8 @@
 //! method's wrapper cost ~3 µs of a request/response server's ~55 µs per query (`perf`,
 //! loopback): unwrapping `this` and checking its type tag, napi-rs's bookkeeping of native
 //! borrows, and a `String` allocated for the address. Here the socket is found by a number
-//! (`sendKey()`, asked once per socket) in a per-thread table, and the address is read into
-//! a buffer on the stack.
+//! (`sendKey()`, which the constructor also writes into its options array) in a per-thread
+//! table, and the address is read into a buffer on the stack.
 //!
 //! The table holds a socket's slot (the same one its class holds) from its first `sendKey()`
 //! until it closes, and a key names one slot and its generation: a key of a closed socket is
