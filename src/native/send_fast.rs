@@ -6,10 +6,10 @@
 //! (`sendKey()`, which the constructor also writes into its options array) in a per-thread
 //! table, and the address is read into a buffer on the stack.
 //!
-//! The table holds a socket's slot (the same one its class holds) from its first `sendKey()`
-//! until it closes, and a key names one slot and its generation: a key of a closed socket is
-//! refused (the closed-socket error) even when another socket reuses its place. A key is only
-//! a number, never a pointer, so a wrong one is refused, not followed. Each thread (worker) has
+//! The table holds a socket's slot (the same one its class holds) from its construction until
+//! it closes, and a key names one slot and its generation: a key of a closed socket is refused
+//! (the closed-socket error) even when another socket reuses its place. A key is only a
+//! number, never a pointer, so a wrong one is refused, not followed. Each thread (worker) has
 //! its own table; a key from another thread is not found there.
 //!
 //! The N-API function is registered by `#[napi(module_exports)]`, which unit-test builds leave
