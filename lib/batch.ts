@@ -122,7 +122,9 @@ interface AddressCache {
  * datagram unless you ask (`data(i)`, `address(i)`, iteration). Batches come from a
  * {@link UdpSocket} (`'batch'` events, `recvBatch()`, `for await`); there is no public
  * constructor. The typed arrays are views of memory the batch owns: they stay valid as long
- * as you keep the batch (or the arrays).
+ * as you keep the batch (or the arrays). A small batch (up to 16 KiB) lives in Node's buffer
+ * pool, as a `Buffer.allocUnsafe()` result does: `batch.buffer.buffer` is then the pool's
+ * `ArrayBuffer`, shared with other pooled Buffers.
  *
  * @example
  * ```ts

@@ -202,15 +202,14 @@ export const BATCH_LAYOUT = chosen.binding.batchLayout()
 /** The family (4 or 6) of an open UDP socket fd, checked as adopting it would be (src/adopt.rs); undefined on the fallback backend. */
 export const udpSocketFamily: ((fd: number) => number) | undefined = (chosen.binding as { udpSocketFamily?: (fd: number) => number })
   .udpSocketFamily
+type SendOneFast = (key: number, data: Uint8Array, address: string | null, port: number) => number
 /**
  * `sendOneFast(key, data, address, port)` (src/native/send_fast.rs): `sendOne` on the socket
  * whose `sendKey()` is `key` (see `takeSendKey`), as a plain function rather than a class
- * method (~3 µs less per call); undefined on the fallback backend. Not in the generated typings: the binary adds it
- * to its exports at load.
+ * method (~3 µs less per call); undefined on the fallback backend. Not in the generated
+ * typings: the binary adds it to its exports at load.
  */
-export const sendOneFast: ((key: number, data: Uint8Array, address: string | null, port: number) => number) | undefined = (
-  chosen.binding as { sendOneFast?: (key: number, data: Uint8Array, address: string | null, port: number) => number }
-).sendOneFast
+export const sendOneFast: SendOneFast | undefined = (chosen.binding as { sendOneFast?: SendOneFast }).sendOneFast
 /** Dispatch `kind` values: a received batch (full or compact metadata layout), a receive error, room in the send buffer. */
 export const EVENT_BATCH = chosen.binding.EVENT_BATCH
 export const EVENT_BATCH_COMPACT = chosen.binding.EVENT_BATCH_COMPACT
