@@ -50,8 +50,9 @@ export declare class NativeSocket {
    */
   lastSendError(): NativeSendError | null
   /**
-   * The key `sendOneFast` finds this socket by (made on first call), or -1 when the socket is
-   * closed or the thread's table is full (then use `sendOne`).
+   * The key `sendOneFast` finds this socket by (the constructor hands it over too, in its
+   * options array), or -1 when the socket is closed or the thread's table is full (then use
+   * `sendOne`).
    */
   sendKey(): number
   /** Buffer sizes the kernel granted (read back with getsockopt, not the requested ones). */

@@ -92,8 +92,9 @@ thread_local! {
 
 #[napi]
 impl NativeSocket {
-  /// The key `sendOneFast` finds this socket by (made on first call), or -1 when the socket is
-  /// closed or the thread's table is full (then use `sendOne`).
+  /// The key `sendOneFast` finds this socket by (the constructor hands it over too, in its
+  /// options array), or -1 when the socket is closed or the thread's table is full (then use
+  /// `sendOne`).
   #[napi]
   pub fn send_key(&self) -> i64 {
     if let Some(k) = self.send_key.get() {
