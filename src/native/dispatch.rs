@@ -156,7 +156,7 @@ pub unsafe fn event_args(
   let ok = |s: sys::napi_status| (s == sys::Status::napi_ok).then_some(());
   // SAFETY: (all calls) the caller's contract; every out-pointer is a live local.
   unsafe {
-    let (kind, count, drops) = match &event {
+    let (mut kind, count, drops) = match &event {
       Event::Batch(b) => (
         if b.compact { EVENT_BATCH_COMPACT } else { EVENT_BATCH },
         b.count,
@@ -165,37 +165,45 @@ pub unsafe fn event_args(
       Event::Error(_) => (EVENT_ERROR, 0, -1.0),
       Event::Writable => (EVENT_WRITABLE, 0, -1.0),
     };
-    ok(sys::napi_create_uint32(env, kind, &mut argv[0]))?;
     ok(sys::napi_create_uint32(env, count, &mut argv[2]))?;
     ok(sys::napi_create_double(env, drops, &mut argv[3]))?;
-    match event {
-      Event::Batch(b) if copy => {
-        if let Some(landing) = super::landing::land(env, &b.bytes) {
-          let landed = if b.compact { EVENT_BATCH_COMPACT_LANDED } else { EVENT_BATCH_LANDED };
-          ok(sys::napi_create_uint32(env, landed, &mut argv[0]))?;
+    let argc = match event {
+      Event::Batch(b) if copy => match super::landing::land(env, &b.bytes) {
+        Some(landing) => {
+          kind = if b.compact { EVENT_BATCH_COMPACT_LANDED } else { EVENT_BATCH_LANDED };
           argv[1] = landing;
           ok(sys::napi_create_uint32(env, b.bytes.len() as u32, &mut argv[4]))?;
-          return Some(5);
+          5
         }
-        let mut data = std::ptr::null_mut();
-        ok(sys::napi_create_buffer_copy(
-          env,
-          b.bytes.len(),
-          b.bytes.as_ptr().cast(),
-          &mut data,
-          &mut argv[1],
-        ))?;
+        None => {
+          let mut data = std::ptr::null_mut();
+          ok(sys::napi_create_buffer_copy(
+            env,
+            b.bytes.len(),
+            b.bytes.as_ptr().cast(),
+            &mut data,
+            &mut argv[1],
+          ))?;
+          4
+        }
+      },
+      Event::Batch(b) => {
+        argv[1] = Buffer::to_napi_value(env, Buffer::from(b.bytes)).ok()?;
+        4
       }
-      Event::Batch(b) => argv[1] = Buffer::to_napi_value(env, Buffer::from(b.bytes)).ok()?,
       Event::Error(e) => {
         ok(sys::napi_get_null(env, &mut argv[1]))?;
         ok(sys::napi_create_int32(env, e.errno, &mut argv[4]))?;
         let name = e.syscall;
         ok(sys::napi_create_string_utf8(env, name.as_ptr().cast(), name.len() as isize, &mut argv[5]))?;
-        return Some(6);
+        6
       }
-      Event::Writable => ok(sys::napi_get_null(env, &mut argv[1]))?,
-    }
-    Some(4)
+      Event::Writable => {
+        ok(sys::napi_get_null(env, &mut argv[1]))?;
+        4
+      }
+    };
+    ok(sys::napi_create_uint32(env, kind, &mut argv[0]))?;
+    Some(argc)
   }
 }
