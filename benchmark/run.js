@@ -40,12 +40,14 @@ const USAGE = `usage: node benchmark/run.js [options]
                        the library default)
   --send-batch N       messages per sendBatch / ceiling sendmmsg call (default 1024)
   --backlog N          cap on the drain backlog (default 200000)
+  --drain-warmup N     untimed datagrams each JS drain receiver takes before its backlog is
+                       queued (default 32768; quick: 256; 0: a cold receiver)
   --memory-count N     datagrams of the memory scenario (default 10000000)
   --memory-rate PPS    sender rate of the memory scenario (default: 70% of the max-live
                        udp-mmsg rate, at most 1000000; 500000 when max-live did not run)
   --gso SEGS           datagrams per GSO send of the full-speed sender (max-live and memory
                        scenarios; default 64, 1 = plain sendmmsg)
-  --rtt-count N        timed round trips per rtt run (default 2000, after 200 untimed)
+  --rtt-count N        timed round trips per rtt run (default 2000, after 2000 untimed)
   --create-count N     timed create + bind + close per create run (default 1000, after 2000
                        untimed)
   --reqresp-duration S length of each reqresp run (default 3)
@@ -94,6 +96,9 @@ function parseArgs(argv) {
         break
       case '--backlog':
         o.backlog = num(a, val(), 100, 10_000_000)
+        break
+      case '--drain-warmup':
+        o.drainWarmup = num(a, val(), 0, 1_000_000)
         break
       case '--memory-count':
         o.memoryCount = num(a, val(), 1000, 100_000_000)
@@ -146,6 +151,8 @@ function parseArgs(argv) {
     batch: o.batch ?? 256,
     sendBatch: o.sendBatch ?? 1024,
     drainRcvbuf: 64 * MiB, // requested; Linux grants twice that
+    // Untimed datagrams each drain receiver takes first (see worker.js `warmUp`).
+    drainWarmup: o.drainWarmup ?? (q ? 256 : 32_768),
     backlogCap: o.backlog ?? (q ? 5000 : 200_000),
     liveRcvbuf: 4 * MiB,
     rate: o.rate ?? (q ? 50_000 : 200_000),
@@ -334,7 +341,7 @@ async function fillAndGo(receiver, port, cfg, cal) {
 }
 
 async function drainJs(cfg, cal, mode, notes) {
-  const w = start('worker', [mode, JSON.stringify({ rcvbuf: cfg.drainRcvbuf, batchSize: cfg.batch, limitMs: WORKER_LIMIT, drainLimitMs: 30_000 })], {
+  const w = start('worker', [mode, JSON.stringify({ rcvbuf: cfg.drainRcvbuf, batchSize: cfg.batch, limitMs: WORKER_LIMIT, drainLimitMs: 30_000, warmup: cfg.drainWarmup, size: cfg.size })], {
     name: mode,
     limitMs: WORKER_LIMIT + 5000,
   })
@@ -363,10 +370,12 @@ async function drainJs(cfg, cal, mode, notes) {
   }
 }
 
-async function drainCeiling(cfg, cal) {
+async function drainCeiling(cfg, cal, keep = false) {
   // Filled by a separate `ceiling send` process, exactly as for the JS receivers: a backlog sent
   // by the draining thread itself drains ~20 % faster (skbs allocated and freed on one CPU).
+  // With `keep`, every batch is also copied into fresh memory kept to the end (`--keep`).
   const args = ['drain', '--external', '--count', String(cal.backlog), '--size', String(cfg.size), '--batch', String(cfg.batch), '--rcvbuf', String(cfg.drainRcvbuf)]
+  if (keep) args.push('--keep')
   const p = start(CEILING, args, { name: 'ceiling drain', limitMs: 120_000 })
   try {
     const ready = await p.next(20_000)
@@ -588,6 +597,7 @@ async function main() {
       ['udp-mmsg per-message', () => drainJs(cfg, cal, 'drain-iter', notes)],
       ['node:dgram', () => drainJs(cfg, cal, 'drain-dgram', notes)],
       ['ceiling', () => drainCeiling(cfg, cal)],
+      ['ceiling, batches kept', () => drainCeiling(cfg, cal, true)],
     ])
     for (const [impl, rows] of Object.entries(s.impls)) {
       for (const r of rows) {

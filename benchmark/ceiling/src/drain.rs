@@ -42,10 +42,17 @@ fn settle(fd: std::os::fd::RawFd) {
   }
 }
 
-/// `ceiling drain --count N --size S --batch B [--rcvbuf BYTES] [--family 4|6] [--external]`
+/// `ceiling drain --count N --size S --batch B [--rcvbuf BYTES] [--family 4|6] [--external] [--keep]`
+///
+/// With `--keep` every batch is also copied into fresh memory that is kept until the drain
+/// ends (see `RecvBatch::copy_out`): what any receiver must do whose batches may outlive the
+/// next receive and are freed by a garbage collector (none runs during a short drain), as a
+/// JS library's are. It measures that requirement alone, without a JS call.
 pub fn run(argv: &[String]) {
-  let args = Args::parse(argv, &["--count", "--size", "--batch", "--rcvbuf", "--family"], &["--external"]);
+  let args =
+    Args::parse(argv, &["--count", "--size", "--batch", "--rcvbuf", "--family"], &["--external", "--keep"]);
   let external = args.flag("--external");
+  let keep = args.flag("--keep");
   let count = args.req_u64("--count", 1, MAX_COUNT);
   let size = args.req_u64("--size", 1, MAX_PAYLOAD as u64) as usize;
   let batch = (args.req_u64("--batch", 1, u64::MAX) as usize).min(MAX_BATCH);
@@ -103,12 +110,18 @@ pub fn run(argv: &[String]) {
   // at least one datagram, so `sent + 1` calls always suffice.
   let mut rb = RecvBatch::new(batch, size);
   let mut received = 0u64;
+  let mut kept: Vec<Vec<u8>> = Vec::new();
   let (cpu0, faults0) = (net::cpu_ns(), net::minor_faults());
   let start = Instant::now();
   let deadline = start + DRAIN_LIMIT;
   for _ in 0..=sent {
     match rb.recv(rx_fd) {
-      Ok(Some(got)) => received += got.datagrams,
+      Ok(Some(got)) => {
+        received += got.datagrams;
+        if keep {
+          kept.push(rb.copy_out(got.datagrams as usize));
+        }
+      }
       Ok(None) => break,
       Err(e) => fail(format!("recvmmsg: {e}")),
     }
@@ -119,6 +132,8 @@ pub fn run(argv: &[String]) {
   }
   let ns = start.elapsed().as_nanos() as u64;
   let (cpu, faults) = (net::cpu_ns().saturating_sub(cpu0), net::minor_faults().saturating_sub(faults0));
+  let kept_bytes: usize = kept.iter().map(Vec::len).sum();
+  drop(kept);
   let drops = rb.max_drops.max(net::meminfo_drops(rx_fd));
   rb.report_truncation();
   eprintln!(
@@ -138,6 +153,7 @@ pub fn run(argv: &[String]) {
     ("pps", Json::F(per_second(received, ns))),
     ("cpuNs", Json::U(cpu)),
     ("minorFaults", Json::U(faults)),
+    ("keptBytes", Json::U(kept_bytes as u64)),
     ("rcvbuf", Json::U(granted)),
     ("forced", Json::B(forced)),
   ]);

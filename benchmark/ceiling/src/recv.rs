@@ -139,6 +139,38 @@ impl RecvBatch {
     Ok(Some(Got { datagrams: n as u64, bytes }))
   }
 
+  /// The last call's `n` datagrams copied into fresh memory of their own, as a library must
+  /// hand over a batch its user may keep: per datagram a 16-byte record (length, offset,
+  /// IPv4 source, port, family, flags: the compact layout udp-mmsg uses), then the payloads
+  /// back to back. Every byte is written (no zeroing pass).
+  pub fn copy_out(&self, n: usize) -> Vec<u8> {
+    let hdrs = &self.hdrs[..n];
+    let payload: usize = hdrs.iter().map(|h| h.msg_len as usize).sum();
+    let mut out = Vec::with_capacity(16 * n + payload);
+    let mut offset = 0u32;
+    for (h, name) in hdrs.iter().zip(self._names.iter()) {
+      // SAFETY: sockaddr_storage is large enough and aligned for a sockaddr_in; a non-IPv4
+      // source only yields meaningless bytes in the record, never an invalid read.
+      let sin = unsafe { &*(name as *const libc::sockaddr_storage as *const libc::sockaddr_in) };
+      out.extend_from_slice(&h.msg_len.to_ne_bytes());
+      out.extend_from_slice(&offset.to_ne_bytes());
+      out.extend_from_slice(&sin.sin_addr.s_addr.to_ne_bytes());
+      out.extend_from_slice(&u16::from_be(sin.sin_port).to_ne_bytes());
+      out.extend_from_slice(&[4, 0]);
+      offset += h.msg_len;
+    }
+    for h in hdrs {
+      // SAFETY: the kernel wrote msg_len bytes (at most the slot's length, the only iovec)
+      // at this slot's iov_base, a live buffer owned by `self`.
+      let data = unsafe {
+        let iov = &*h.msg_hdr.msg_iov;
+        std::slice::from_raw_parts(iov.iov_base as *const u8, (h.msg_len as usize).min(iov.iov_len))
+      };
+      out.extend_from_slice(data);
+    }
+    out
+  }
+
   /// Warn about truncation seen during the run.
   pub fn report_truncation(&self) {
     if self.truncated > 0 {
