@@ -11,7 +11,7 @@ import { dgram as E } from './errors.js'
 import { bind, connect, disconnect, healthCheck, isDnsLookup } from './dgram-bind.js'
 import { installLegacy } from './dgram-legacy.js'
 import { bufferSize, membership, multicastInterface, option, sourceMembership } from './dgram-options.js'
-import { finishSend, flushNow, send, sendQueueCount } from './dgram-send.js'
+import { PACE_BURST, finishSend, flushNow, send, sendQueueCount, sendRate, stopPace } from './dgram-send.js'
 import { BIND_STATE_UNBOUND, CONNECT_STATE_CONNECTED, CONNECT_STATE_DISCONNECTED, kState } from './dgram-state.js'
 import type { State } from './dgram-state.js'
 import { normalize } from './options.js'
@@ -104,6 +104,10 @@ export class Socket extends EventEmitter {
       sendBytes: 0,
       inFlight: null,
       flushScheduled: false,
+      paceRate: sendRate(options) / 1000,
+      paceTokens: PACE_BURST,
+      paceAt: 0,
+      paceTimer: null,
       dispatching: false,
       unsubscribe: null,
     }
@@ -159,12 +163,14 @@ export class Socket extends EventEmitter {
     // Node hands connected sends to the kernel at once, and an unconnected one only after its
     // (always asynchronous) lookup, by which time the socket is closed: it is dropped without a
     // callback. So: the connected sends of this tick go out, the others are dropped.
+    // Sends that pacing held back had their lookup long ago: Node would have sent them.
     if (state.sends.length > 0) {
-      const unconnected = state.sends.filter((e) => !e.connected)
-      state.sends = state.sends.filter((e) => e.connected)
+      const unconnected = state.sends.filter((e) => !e.connected && !e.held)
+      state.sends = state.sends.filter((e) => e.connected || e.held)
       for (const e of unconnected) finishSend(this, e, null, false, true)
       flushNow(this)
     }
+    stopPace(state)
     state.open = false
     state.receiving = false
     const pending = state.sends

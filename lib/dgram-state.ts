@@ -33,6 +33,12 @@ export interface SendEntry {
   callback: SendCallback | undefined
   error: unknown
   ready: boolean
+  /** A flush found it ready but pacing held it back: node:dgram would have sent it by now, so
+   * close() sends it rather than dropping it. */
+  held: boolean
+  /** Sent from a 'message' listener: an answer, paced by the requests it answers, not by the
+   * facade. */
+  answer: boolean
 }
 
 /** Everything a facade socket keeps. */
@@ -64,6 +70,13 @@ export interface State {
   sendBytes: number
   inFlight: Promise<number> | null
   flushScheduled: boolean
+  /** Send pacing (dgram-send.ts): datagrams allowed per millisecond (Infinity: not paced), the
+   * datagrams that may go out now, when that was computed (performance.now()), and the timer
+   * that resumes a held-back burst. */
+  paceRate: number
+  paceTokens: number
+  paceAt: number
+  paceTimer: NodeJS.Timeout | null
   /** 'message' events of a received batch are being emitted: a send flushes when they are done. */
   dispatching: boolean
   unsubscribe: (() => void) | null

@@ -42,6 +42,19 @@ export interface SocketOptions extends nodeDgram.SocketOptions {
   portable?: boolean | undefined
   /** Try `SO_RCVBUFFORCE`/`SO_SNDBUFFORCE` first (needs CAP_NET_ADMIN). */
   forceBufferSize?: boolean | undefined
+  /**
+   * Datagrams per second that bursts of send() are paced to, past the first 64: node:dgram's
+   * own pace on a small machine, so that a receiver which keeps up with node:dgram (a StatsD
+   * daemon behind a default-sized receive buffer) is not flooded. `Infinity`: no pacing (every
+   * send of a tick in one batch). Default 64000. For bulk sending, see UdpSocket.sendBatch.
+   *
+   * @example
+   * ```ts
+   * const loadGenerator = createSocket({ type: 'udp4', sendRate: Infinity })
+   * ```
+   * @throws TypeError when not a number, RangeError when not > 0 (at createSocket).
+   */
+  sendRate?: number | undefined
 }
 
 /**
