@@ -5,6 +5,7 @@
 // leaves is a benchmark matter. The tests run one at a time, and every burst fits a default
 // receive buffer whole (~200 small datagrams), so none can be lost whatever the timing.
 import test from 'ava'
+import type { ExecutionContext } from 'ava'
 import { needs } from './backend.js'
 import { createSocket, Socket } from '../lib/dgram.js'
 import { DEFAULT_SEND_RATE, PACE_BURST } from '../lib/dgram-send.js'
@@ -24,6 +25,23 @@ function burst(tx: Socket, port: number, n: number, from = 0): Promise<Array<[Er
 }
 
 const names = (from: number, n: number) => Array.from({ length: n }, (_, i) => `m${from + i}`)
+
+/** Every one of the `n` sends called back `(null, bytes)` and arrived, in order. */
+async function allArrived(
+  t: ExecutionContext,
+  cbs: Promise<Array<[Error | null, number]>>,
+  got: Promise<Array<{ text: string }>>,
+  n: number,
+): Promise<void> {
+  t.deepEqual(
+    await withTimeout(cbs, 'callbacks'),
+    names(0, n).map((m) => [null, m.length]),
+  )
+  t.deepEqual(
+    (await withTimeout(got, 'datagrams')).map((m) => m.text),
+    names(0, n),
+  )
+}
 
 test('pacing constants: a burst of 64, then 64 000 datagrams per second', (t) => {
   t.is(PACE_BURST, 64)
@@ -45,14 +63,7 @@ needs.serial('batched')(
     // The first flush (next tick) took exactly the burst; pacing holds the rest.
     t.is(tx.udpSocket!.stats().datagramsSent, PACE_BURST)
     t.is(tx.getSendQueueCount(), N - PACE_BURST)
-    t.deepEqual(
-      await withTimeout(cbs, 'callbacks'),
-      names(0, N).map((m) => [null, m.length]),
-    )
-    t.deepEqual(
-      (await withTimeout(got, 'datagrams')).map((m) => m.text),
-      names(0, N),
-    )
+    await allArrived(t, cbs, got, N)
     t.is(tx.getSendQueueCount(), 0)
   },
 )
@@ -88,14 +99,7 @@ needs.serial('batched')(
     let lateCalled = false
     tx.send('late', port, '127.0.0.1', () => (lateCalled = true))
     await new Promise<void>((resolve) => tx.close(resolve))
-    t.deepEqual(
-      await withTimeout(cbs, 'callbacks'),
-      names(0, N).map((m) => [null, m.length]),
-    )
-    t.deepEqual(
-      (await withTimeout(got, 'datagrams')).map((m) => m.text),
-      names(0, N),
-    )
+    await allArrived(t, cbs, got, N)
     await tick()
     t.false(lateCalled, 'a send made in the tick of close() is dropped without a callback, as by Node')
   },
