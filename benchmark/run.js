@@ -334,8 +334,11 @@ const WORKER_LIMIT = 90_000
  * Returns the fill result and the socket's kernel accounting.
  */
 async function fillAndGo(receiver, port, cfg, cal) {
+  // The socket's drop counter is cumulative: count from here (a warm-up came before).
+  const before = udpSocketInfo(port)
   const fill = await ceiling(['send', '--port', String(port), '--size', String(cfg.size), '--batch', '1024', '--count', String(cal.backlog)], 60_000)
   const info = await settle(port)
+  if (info && before) info.drops -= before.drops
   receiver.write(`go ${fill.sent}`)
   return { fill, info }
 }

@@ -227,14 +227,16 @@ async function warmUp(r, n, size, setOnCount) {
   })
   const payload = Buffer.alloc(size, 0x5a)
   // In chunks the receive buffer holds (node:dgram's is still rmem_default-sized here: the
-  // parent forces it after 'ready'), the loop turning between them.
-  const chunk = Math.max(64, Math.min(n, Math.floor(r.rcvbuf / 2048)))
-  for (let sent = 0; sent < n; sent += chunk) {
-    for (let i = sent; i < Math.min(n, sent + chunk); i++) tx.send(payload, r.port, HOST)
-    await turn()
+  // parent forces it after 'ready'), each read before the next is sent, so none is dropped.
+  const chunk = Math.max(32, Math.min(n, Math.floor(r.rcvbuf / 2048)))
+  const deadline = Date.now() + 5000
+  for (let sent = 0; sent < n && Date.now() < deadline; ) {
+    const end = Math.min(n, sent + chunk)
+    for (let i = sent; i < end; i++) tx.send(payload, r.port, HOST)
+    sent = end
+    while (received < sent && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 1))
   }
-  const deadline = new Promise((resolve) => setTimeout(resolve, 5000).unref())
-  await Promise.race([arrived, deadline])
+  await Promise.race([arrived, new Promise((resolve) => setTimeout(resolve, Math.max(0, deadline - Date.now())).unref())])
   tx.close()
   setOnCount(() => {})
   await turn() // whatever the last wake-up armed (udp-mmsg's coalescing window) settles
