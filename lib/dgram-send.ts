@@ -266,11 +266,17 @@ export function endDispatch(self: Facade): void {
 /** Pacing holds back the ready sends at the head of the queue: they go out when the timer
  * fires (or at once on close/connect/disconnect, as node:dgram would have sent them by then). */
 function holdBack(self: Facade): void {
-  const state = self[kState]
-  for (const e of state.sends) {
-    if (!e.ready) break
-    e.held = true
+  const sends = self[kState].sends
+  // Held sends are a prefix of the queue: find its end (a long burst is held back many times,
+  // so no walk over what is held already), then mark the ready sends after it.
+  let lo = 0
+  let hi = sends.length
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1
+    if (sends[mid].held) lo = mid + 1
+    else hi = mid
   }
+  for (let i = lo; i < sends.length && sends[i].ready; i++) sends[i].held = true
   armPace(self)
 }
 
@@ -360,6 +366,8 @@ function onSendError(self: Facade, entries: SendEntry[], base: number, err: unkn
   if (failAll) {
     for (const x of after) finishSend(self, x, failed([x], 0, err))
   } else {
+    // A flush took them, so they count as held (and held sends stay a prefix of the queue).
+    for (const x of after) x.held = true
     state.sends = after.concat(state.sends)
   }
 }
