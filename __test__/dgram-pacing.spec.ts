@@ -24,6 +24,14 @@ function burst(tx: Socket, port: number, n: number, from = 0): Promise<Array<[Er
   return Promise.all(dones)
 }
 
+/** A node:dgram receiver and a facade sender, both bound to 127.0.0.1 (closed after the test). */
+async function pair(t: ExecutionContext) {
+  const S = sockets(t)
+  const rx = await S.bound(NODE)
+  const tx = (await S.bound(MMSG)) as Socket
+  return { S, rx, tx, port: rx.address().port }
+}
+
 const names = (from: number, n: number) => Array.from({ length: n }, (_, i) => `m${from + i}`)
 
 /** Every one of the `n` sends called back `(null, bytes)` and arrived, in order. */
@@ -51,12 +59,10 @@ test('pacing constants: a burst of 64, then 64 000 datagrams per second', (t) =>
 needs.serial('batched')(
   'a burst larger than PACE_BURST: the first flush sends PACE_BURST, the rest follows in order, every callback once',
   async (t) => {
-    const S = sockets(t)
-    const rx = await S.bound(NODE)
-    const tx = (await S.bound(MMSG)) as Socket
+    const { rx, tx, port } = await pair(t)
     const N = 3 * PACE_BURST + 7
     const got = messages(rx, N)
-    const cbs = burst(tx, rx.address().port, N)
+    const cbs = burst(tx, port, N)
     t.is(tx.getSendQueueCount(), N)
     await new Promise<void>((resolve) => process.nextTick(resolve))
     await tick()
@@ -69,10 +75,7 @@ needs.serial('batched')(
 )
 
 needs.serial('batched')('sends made while a burst is held back go out after it, in order', async (t) => {
-  const S = sockets(t)
-  const rx = await S.bound(NODE)
-  const tx = (await S.bound(MMSG)) as Socket
-  const port = rx.address().port
+  const { rx, tx, port } = await pair(t)
   const got = messages(rx, 2 * PACE_BURST + 10)
   const first = burst(tx, port, 2 * PACE_BURST)
   await tick()
@@ -87,10 +90,7 @@ needs.serial('batched')('sends made while a burst is held back go out after it, 
 needs.serial('batched')(
   'close() sends what pacing held back (node:dgram would have sent it); same-tick unconnected sends are dropped as by Node',
   async (t) => {
-    const S = sockets(t)
-    const rx = await S.bound(NODE)
-    const tx = (await S.bound(MMSG)) as Socket
-    const port = rx.address().port
+    const { rx, tx, port } = await pair(t)
     const N = 3 * PACE_BURST
     const got = messages(rx, N)
     const cbs = burst(tx, port, N)
@@ -106,13 +106,11 @@ needs.serial('batched')(
 )
 
 needs.serial('batched')('disconnect() first sends what pacing held back, to the destinations it was sent to', async (t) => {
-  const S = sockets(t)
-  const rx = await S.bound(NODE)
+  const { S, rx, tx, port } = await pair(t)
   const other = await S.bound(NODE)
-  const tx = (await S.bound(MMSG)) as Socket
   const N = 3 * PACE_BURST
   const got = messages(rx, N)
-  const cbs = burst(tx, rx.address().port, N)
+  const cbs = burst(tx, port, N)
   await tick()
   await new Promise<void>((resolve, reject) =>
     tx.connect(other.address().port, '127.0.0.1', (err?: Error) => (err ? reject(err) : resolve())),
