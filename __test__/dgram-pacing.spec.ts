@@ -8,7 +8,7 @@ import test from 'ava'
 import type { ExecutionContext } from 'ava'
 import { needs } from './backend.js'
 import { createSocket, Socket } from '../lib/dgram.js'
-import { DEFAULT_SEND_RATE, PACE_BURST } from '../lib/dgram-send.js'
+import { DEFAULT_SEND_RATE, PACE_BURST } from '../lib/dgram-pace.js'
 import { callback, messages, MMSG, NODE, sockets, thrown, withTimeout } from './dgram-harness.js'
 
 const tick = () => new Promise<void>((resolve) => setImmediate(resolve))

@@ -2,64 +2,18 @@
 // connected sends), then coalescing: every send() made in the same tick goes out as one
 // UdpSocket batch on process.nextTick, and each callback still gets its own (err, bytes)
 // like Node's. A batch that fails part-way fails only the send that failed; the rest go on.
-// Bursts are paced (PACE_BURST, `sendRate`): a receiver that keeps up with node:dgram keeps up.
+// Bursts are paced (dgram-pace.ts): a receiver that keeps up with node:dgram keeps up.
 
 import { constants as osConstants } from 'node:os'
 import { ipFamily } from './address.js'
 import { dgram as E } from './errors.js'
 import { healthCheck, enqueue, lookup } from './dgram-bind.js'
+import { allowance, armPace, holdBack, stopPace } from './dgram-pace.js'
 import { BIND_STATE_BOUND, BIND_STATE_UNBOUND, CONNECT_STATE_CONNECTED, kState } from './dgram-state.js'
-import type { Facade, SendCallback, SendEntry, State } from './dgram-state.js'
+import type { Facade, SendCallback, SendEntry } from './dgram-state.js'
 import type { OutgoingMessage } from './types.js'
 import type { UdpSocket } from './socket.js'
 import { DGRAM_BUFFER_TYPES, dgramBufferList, dgramPort, dgramSlice, dgramString } from './validate.js'
-
-/** Datagrams a facade socket sends at once before pacing applies: what a request/response
- * server answers in one turn, or a small metrics flush, leaves without delay. */
-export const PACE_BURST = 64
-
-/** Datagrams per second a facade socket's sends are paced to past a burst, unless
- * `sendRate` says otherwise. node:dgram pays a system call and several JS and C++ steps per
- * datagram, which paces its bursts to about this on the 2-core VM this is measured on (a
- * `hot-shots` burst of 1 500 metrics reached a node:dgram `statsd` daemon whole; sent as one
- * batch from the facade, half of it overflowed the daemon's receive buffer). Unpaced, a burst
- * leaves in ~1 ms, faster than such a receiver reads. */
-export const DEFAULT_SEND_RATE = 64_000
-
-/**
- * The `sendRate` createSocket() option: datagrams per second (Infinity: no pacing).
- * @throws TypeError / RangeError naming `options.sendRate`.
- */
-export function sendRate(options: Record<string, unknown>): number {
-  const v = options.sendRate
-  if (v === undefined) return DEFAULT_SEND_RATE
-  if (typeof v !== 'number') throw E.invalidArgType('options.sendRate', 'of type number', v)
-  if (!(v > 0)) throw E.outOfRange('options.sendRate', '> 0 (or Infinity)', v)
-  return v
-}
-
-/** Datagrams that may go out now (Infinity when not paced); refills the allowance. */
-function allowance(state: State): number {
-  if (state.paceRate === Infinity) return Infinity
-  const now = performance.now()
-  state.paceTokens = Math.min(PACE_BURST, state.paceTokens + (now - state.paceAt) * state.paceRate)
-  state.paceAt = now
-  return Math.floor(state.paceTokens)
-}
-
-/** Resumes a held-back burst once the allowance has room again. */
-function armPace(self: Facade): void {
-  const state = self[kState]
-  if (state.paceTimer !== null) return
-  const ms = Math.max(1, Math.ceil((1 - state.paceTokens) / state.paceRate))
-  state.paceTimer = setTimeout(onPace, ms, self)
-}
-
-function onPace(self: Facade): void {
-  const state = self[kState]
-  state.paceTimer = null
-  if (state.open && !state.flushScheduled) flush(self)
-}
 
 /** Socket.send(msg, [offset, length,] [port, address,] [callback]), as Node parses it. */
 export function send(
@@ -165,6 +119,12 @@ function resolveSend(self: Facade, entry: SendEntry): void {
   })
 }
 
+/** Pacing's timer fired: flush what it held back (unless a flush is already on its way). */
+function resume(self: Facade): void {
+  const state = self[kState]
+  if (state.open && !state.flushScheduled) flush(self)
+}
+
 function scheduleFlush(self: Facade): void {
   const state = self[kState]
   if (state.flushScheduled || state.inFlight !== null) return
@@ -263,23 +223,6 @@ export function endDispatch(self: Facade): void {
   if (state.flushScheduled) flush(self)
 }
 
-/** Pacing holds back the ready sends at the head of the queue: they go out when the timer
- * fires (or at once on close/connect/disconnect, as node:dgram would have sent them by then). */
-function holdBack(self: Facade): void {
-  const sends = self[kState].sends
-  // Held sends are a prefix of the queue: find its end (a long burst is held back many times,
-  // so no walk over what is held already), then mark the ready sends after it.
-  let lo = 0
-  let hi = sends.length
-  while (lo < hi) {
-    const mid = (lo + hi) >>> 1
-    if (sends[mid].held) lo = mid + 1
-    else hi = mid
-  }
-  for (let i = lo; i < sends.length && sends[i].ready; i++) sends[i].held = true
-  armPace(self)
-}
-
 /** One flush: the ready sends the pacing allows (all with `unpaced`) in one batch. Sends what
  * fits now; waits for the rest. */
 function flush(self: Facade, unpaced = false): void {
@@ -301,13 +244,13 @@ function flushOnce(self: Facade, unpaced: boolean): boolean {
   const max = unpaced ? Infinity : allowance(state)
   const took = takeReady(self, max)
   if (took === null) {
-    if (state.sends.length > 0 && state.sends[0].ready) holdBack(self)
+    if (state.sends.length > 0 && state.sends[0].ready) holdBack(self, resume)
     return false
   }
   const taken = took.taken
   if (max !== Infinity) {
     state.paceTokens -= took.paced
-    if (state.sends.length > 0 && state.sends[0].ready) holdBack(self)
+    if (state.sends.length > 0 && state.sends[0].ready) holdBack(self, resume)
   }
   const { ok, messages } = prepare(self, taken)
   if (ok.length === 0) {
@@ -376,24 +319,18 @@ function scheduleMore(self: Facade): void {
   const state = self[kState]
   if (!state.open || state.sends.length === 0 || !state.sends[0].ready) return
   // Sends held back by pacing wait for their timer (armed again if it fired meanwhile).
-  if (state.sends[0].held) armPace(self)
+  if (state.sends[0].held) armPace(self, resume)
   else scheduleFlush(self)
 }
 
 /** Sends everything ready now, without waiting or pacing (before close/connect/disconnect). */
 export function flushNow(self: Facade): void {
   const state = self[kState]
-  if (state.paceTimer !== null && state.sends.length === 0) stopPace(state)
+  if (state.sends.length === 0) stopPace(state)
   if (state.inFlight !== null || state.sock === null) return
   let guard = state.sends.length + 1
   while (guard-- > 0 && state.sends.length > 0 && state.sends[0].ready && state.inFlight === null) flush(self, true)
   if (state.sends.length === 0) stopPace(state)
-}
-
-/** Cancels the pacing timer (nothing is held back any more, or the socket closed). */
-export function stopPace(state: State): void {
-  if (state.paceTimer !== null) clearTimeout(state.paceTimer)
-  state.paceTimer = null
 }
 
 /** getSendQueueCount(): sends not yet handed to the kernel. */
