@@ -112,6 +112,12 @@ export declare class NativeSocket {
    * socket's `sendKey()` is written there (so JS has it without a second call).
    */
   constructor(address: string, options: Float64Array, connectAddress: string | undefined | null, steering: SteeringOptions | undefined | null, dispatch: (kind: number, data: Uint8Array | null, count: number, kernelDrops: number, errno?: number, syscall?: string) => void)
+  /**
+   * The class object of the socket `openSocket` opened as `key` (see `keyed`), for its other
+   * methods. Throws the closed-socket error when `key` names no open socket, or one that
+   * already has its class object (two would each close it when collected).
+   */
+  static fromKey(key: number): NativeSocket
   /** True when this socket uses one system call per datagram (the portable path). */
   get portable(): boolean
   /** Starts (true) or pauses (false) reading; while paused, datagrams wait in the kernel. */
@@ -414,6 +420,9 @@ export interface NativeStats {
 
 /** The names of the packed option slots, in the order the constructor reads them. */
 export declare function optionSlots(): Array<string>
+
+/** The names of the counters `closeSocket` writes, in order. */
+export declare function statsSlots(): Array<string>
 
 /** Steering of a reuseport group, as the constructor and `setSteering` take it. */
 export interface SteeringOptions {

@@ -844,4 +844,5 @@ module.exports.EVENT_BATCH_LANDED = nativeBinding.EVENT_BATCH_LANDED
 module.exports.EVENT_ERROR = nativeBinding.EVENT_ERROR
 module.exports.EVENT_WRITABLE = nativeBinding.EVENT_WRITABLE
 module.exports.optionSlots = nativeBinding.optionSlots
+module.exports.statsSlots = nativeBinding.statsSlots
 module.exports.udpSocketFamily = nativeBinding.udpSocketFamily

@@ -19,6 +19,8 @@ import {
   FALLBACK_LAYOUT,
 } from './fallback/layout.js'
 import { FallbackSocket } from './fallback/socket.js'
+import { keyedSockets } from './keyed-socket.js'
+import type { CloseSocket, OpenSocket } from './keyed-socket.js'
 import { nativeLoadError } from './native-error.js'
 import type { NativeOptions } from '../index.js'
 
@@ -65,11 +67,12 @@ function loadNative(): Backend {
 }
 
 /**
- * The binary's constructor takes the options packed (src/native/packed_options.rs): the
- * numbers and flags in one Float64Array in the order `optionSlots()` gives (a flag as 1 or 0,
- * an absent value as NaN), the strings and the steering object beside it. Reading them as
- * named properties of an object cost one N-API call and one property-name lookup each, the
- * largest part of opening a socket.
+ * The binary opens a socket with `openSocket` (src/native/keyed.rs), which takes the options
+ * packed (src/native/packed_options.rs): the numbers and flags in one Float64Array in the order
+ * `optionSlots()` gives (a flag as 1 or 0, an absent value as NaN), the strings and the
+ * steering object beside it. Reading them as named properties of an object cost one N-API call
+ * and one property-name lookup each, the largest part of opening a socket. It returns the
+ * socket's key, which `keyedSockets` wraps (lib/keyed-socket.ts) and `sendOneFast` takes.
  */
 function openNative(binding: Binding): Backend['open'] {
   if (binding.optionSlots().join() !== PACK_ORDER.join()) {
@@ -77,15 +80,20 @@ function openNative(binding: Binding): Backend['open'] {
       `udp-mmsg: the binary's option slots (${binding.optionSlots().join()}) are not the ones this JS packs: reinstall the package`,
     )
   }
-  // One scratch array: the constructor reads it synchronously, before any other JS can run.
-  // Its extra last slot is the constructor's output: the new socket's `sendKey()`.
-  const packed = new Float64Array(PACK_ORDER.length + 1)
+  const plain = binding as unknown as { openSocket?: OpenSocket; closeSocket?: CloseSocket }
+  const open = plain.openSocket
+  const close = plain.closeSocket
+  if (typeof open !== 'function' || typeof close !== 'function') {
+    throw new Error('udp-mmsg: the binary lacks openSocket/closeSocket (an older build): reinstall the package')
+  }
+  const wrap = keyedSockets(binding, close)
+  // One scratch array: openSocket reads it synchronously, before any other JS can run.
+  const packed = new Float64Array(PACK_ORDER.length)
   return (o, dispatch) => {
     packInto(packed, o)
-    packed[PACK_ORDER.length] = -1
-    const socket = new binding.NativeSocket(o.address, packed, o.connectAddress ?? null, o.steering ?? null, dispatch)
-    openedKey = packed[PACK_ORDER.length]
-    return socket
+    const key = open(o.address, packed, o.connectAddress ?? null, o.steering ?? null, dispatch)
+    openedKey = key
+    return wrap(key)
   }
 }
 

@@ -1,12 +1,14 @@
 //! The napi class JS talks to: one owned UDP socket, its watch on the event loop and its
-//! counters.
+//! counters. JS opens and closes sockets by key (`keyed`, `keys`) and makes the class object
+//! of a socket only when it needs one of its other methods (`NativeSocket.fromKey`).
 //! `lib/socket.ts` wraps it in the public `UdpSocket` API; argument validation with
 //! `TypeError`/`RangeError` happens there, and this layer checks again without trusting it.
 //!
 //! One concern per file: this one holds the class, its constructor and its lifetime (close,
 //! ref/unref, worker teardown); `options` the plain objects crossing the boundary, `dispatch`
 //! the events to JS and the batch layout, `send` send marshalling, `connection` addresses,
-//! `sockopts` socket options, `stats` the counters. Errors are thrown as described in
+//! `sockopts` socket options, `stats` the counters, `keys` the per-thread table of sockets by
+//! key, `keyed` the plain functions that open and close by key, `send_fast` the send by key. Errors are thrown as described in
 //! `crate::error`.
 
 use std::os::fd::AsRawFd;
@@ -28,6 +30,8 @@ use crate::socket::{self, SocketConfig};
 
 mod connection;
 pub mod dispatch;
+mod keyed;
+mod keys;
 pub(crate) mod landing;
 pub mod options;
 pub mod packed_options;
@@ -123,7 +127,8 @@ impl NativeSocket {
     dispatch: Function<'_, (), ()>,
   ) -> Result<Self> {
     let unpacked = packed_options::unpack(address, options.as_ref(), connect_address, steering);
-    let socket = throw(&env, unpacked.and_then(|o| Self::open(&env, o, dispatch)))?;
+    let (inner, shared) = throw(&env, unpacked.and_then(|o| open(&env, o, &dispatch)))?;
+    let socket = NativeSocket { inner, shared, send_key: std::cell::Cell::new(None) };
     // SAFETY: JS cannot run during this call, so nothing else touches the array meanwhile.
     if let Some(out) = unsafe { options.as_mut() }.get_mut(packed_options::OPTION_SLOTS.len()) {
       *out = socket.send_key() as f64;
@@ -131,122 +136,13 @@ impl NativeSocket {
     Ok(socket)
   }
 
-  /// The constructor's work, with errors not yet thrown.
-  fn open(env: &Env, mut options: NativeOptions, dispatch: Function<'_, (), ()>) -> NResult<Self> {
-    if options.batch_size == 0 || options.batch_size > MAX_BATCH_SIZE {
-      return Err(invalid_arg("batchSize", "must be 1..1024"));
-    }
-    if options.max_datagram_size == 0 || options.max_datagram_size > MAX_DATAGRAM_SIZE {
-      return Err(invalid_arg("maxDatagramSize", "must be 1..65535"));
-    }
-    let bind = addr::socket_addr(&options.address, port(options.port, "port")?)
-      .map_err(|e| addr_error(e, "address"))?;
-    let connect = match (&options.connect_address, options.connect_port) {
-      (Some(a), Some(p)) => {
-        Some(addr::socket_addr(a, port(p, "connectPort")?).map_err(|e| addr_error(e, "connectAddress"))?)
-      }
-      (None, None) => None,
-      _ => return Err(invalid_arg("connect", "needs both address and port")),
-    };
-    if bind.is_ipv6() && !options.ipv6 {
-      return Err(invalid_arg("address", "is IPv6 and needs a udp6 socket"));
-    }
-    let cfg = SocketConfig {
-      bind,
-      ipv6: options.ipv6,
-      ipv6_only: options.ipv6_only,
-      reuse_addr: options.reuse_addr,
-      reuse_port: options.reuse_port,
-      broadcast: options.broadcast,
-      recv_buffer_size: options.recv_buffer_size.map(|s| s as usize),
-      send_buffer_size: options.send_buffer_size.map(|s| s as usize),
-      force_buffer_size: options.force_buffer_size,
-      ttl: options.ttl,
-      connect,
-    };
-    // An adopted socket's family is the fd's, whatever `ipv6` said (see crate::adopt).
-    let opened = match options.fd {
-      Some(fd) => crate::adopt::adopt(fd, &cfg).map(|(s, g, v6)| {
-        options.ipv6 = v6;
-        (s, g)
-      }),
-      None => socket::open(&cfg),
-    };
-    let (sock, granted) = opened.map_err(|e| os_error(e.os, &e.detail))?;
-    if let Some(s) = &options.steering {
-      crate::steering::apply(&sock, crate::steering::Steering::parse(s)?)?;
-    }
-    let batched = cfg!(target_os = "linux") && !options.portable;
-    let mode = if batched { RecvMode::Batched } else { RecvMode::Portable };
-    // Asked for when the socket is first watched (`io::Reader::arm`): a socket closed within
-    // the turn that opened it never pays the system call.
-    let drop_counter = cfg!(target_os = "linux");
-    let info = socket::RecvInfo {
-      pktinfo: options.pktinfo,
-      timestamps: options.timestamps,
-      tos: options.recv_tos,
-      gro: options.gro && batched,
-    };
-    socket::enable_recv_info(&sock, options.ipv6, info).map_err(|e| os_error(e.os, &e.detail))?;
-    if let Some(tos) = options.tos {
-      if tos > 255 {
-        return Err(invalid_arg("tos", "must be 0..255"));
-      }
-      socket::set_tos(&sock, options.ipv6, tos).map_err(|e| os_error(e.os, &e.detail))?;
-    }
-    let gso_supported = batched && socket::probe_gso(&sock, options.ipv6);
-    if options.gso == 2 && !gso_supported {
-      let e = OsError { errno: libc::ENOPROTOOPT, syscall: "getsockopt" };
-      return Err(os_error(e, "UDP_SEGMENT (gso: true needs Linux >= 4.18 and the batched path)"));
-    }
-    let coalesce = std::time::Duration::from_micros(options.coalesce_micros.min(1_000_000) as u64);
-    let shared = Arc::new(Shared::new(sock.as_raw_fd(), mode, coalesce));
-    // Read from the start when asked: the watch picks it up when it first polls.
-    shared.reading.store(options.reading.unwrap_or(false), std::sync::atomic::Ordering::SeqCst);
-    let spec = SlabSpec {
-      batch: options.batch_size as usize,
-      limit: options.max_datagram_size as usize,
-      gro: info.gro,
-      drop_counter,
-    };
-    let watch = Watch::start(env, Arc::clone(&shared), Reader::new(spec), &dispatch)?;
-    let open = Open {
-      watch: Some(watch),
-      socket: sock,
-      shared,
-      scratch: {
-        let mut s = SendScratch::default();
-        s.gso = options.gso > 0 && gso_supported;
-        s
-      },
-      ipv6: options.ipv6,
-      granted,
-      connected: connect.is_some(),
-      caps: CapsProbe { gso_supported, drop_counter, info },
-      last_send_error: None,
-    };
-    // Worker teardown: the watcher's environment cleanup hook closes a socket JS never closed
-    // (`Watch::set_teardown`).
-    // Stopping needs no borrow of the slot (see `SlotCell::close`): the flag makes every loop
-    // callback leave the fd alone; weak, so the slot does not keep the state alive.
-    let kept = Arc::clone(&open.shared);
-    let stopper = Arc::downgrade(&open.shared);
-    let inner = SlotCell::new(open, move || {
-      if let Some(shared) = stopper.upgrade() {
-        shared.stop.store(true, std::sync::atomic::Ordering::SeqCst);
-      }
-    });
-    let weak = Rc::downgrade(&inner);
-    inner.with(|o| {
-      if let Some(w) = &o.watch {
-        w.set_teardown(Box::new(move || {
-          if let Some(slot) = weak.upgrade() {
-            slot.close();
-          }
-        }));
-      }
-    });
-    Ok(NativeSocket { inner, shared: kept, send_key: std::cell::Cell::new(None) })
+  /// The class object of the socket `openSocket` opened as `key` (see `keyed`), for its other
+  /// methods. Throws the closed-socket error when `key` names no open socket, or one that
+  /// already has its class object (two would each close it when collected).
+  #[napi(factory)]
+  pub fn from_key(env: Env, key: u32) -> Result<Self> {
+    let keys::Keyed { slot, shared, .. } = keys::claim(key).ok_or_else(|| closed().into_napi(&env))?;
+    Ok(NativeSocket { inner: slot, shared, send_key: std::cell::Cell::new(Some(key)) })
   }
 
   /// Runs `f` on the open socket, or fails with the closed-socket error.
@@ -328,7 +224,7 @@ impl NativeSocket {
   fn shutdown(&mut self) {
     // The kernel's last word on drops, before the fd goes (stats() after close reports it).
     self.inner.with(|o| stats::final_drops(&o.socket, &o.shared.counters));
-    send_fast::forget(self.send_key.take());
+    keys::forget(self.send_key.take());
     self.inner.close();
   }
 }
@@ -338,6 +234,129 @@ impl Drop for NativeSocket {
   fn drop(&mut self) {
     self.shutdown();
   }
+}
+
+/// Creates, configures and binds a socket and watches it on the event loop: its slot, and its
+/// counters (which outlive the slot, for `stats()` after close). Errors are not yet thrown.
+fn open(
+  env: &Env,
+  mut options: NativeOptions,
+  dispatch: &Function<'_, (), ()>,
+) -> NResult<(Slot<Open>, Arc<Shared>)> {
+  if options.batch_size == 0 || options.batch_size > MAX_BATCH_SIZE {
+    return Err(invalid_arg("batchSize", "must be 1..1024"));
+  }
+  if options.max_datagram_size == 0 || options.max_datagram_size > MAX_DATAGRAM_SIZE {
+    return Err(invalid_arg("maxDatagramSize", "must be 1..65535"));
+  }
+  let bind =
+    addr::socket_addr(&options.address, port(options.port, "port")?).map_err(|e| addr_error(e, "address"))?;
+  let connect = match (&options.connect_address, options.connect_port) {
+    (Some(a), Some(p)) => {
+      Some(addr::socket_addr(a, port(p, "connectPort")?).map_err(|e| addr_error(e, "connectAddress"))?)
+    }
+    (None, None) => None,
+    _ => return Err(invalid_arg("connect", "needs both address and port")),
+  };
+  if bind.is_ipv6() && !options.ipv6 {
+    return Err(invalid_arg("address", "is IPv6 and needs a udp6 socket"));
+  }
+  let cfg = SocketConfig {
+    bind,
+    ipv6: options.ipv6,
+    ipv6_only: options.ipv6_only,
+    reuse_addr: options.reuse_addr,
+    reuse_port: options.reuse_port,
+    broadcast: options.broadcast,
+    recv_buffer_size: options.recv_buffer_size.map(|s| s as usize),
+    send_buffer_size: options.send_buffer_size.map(|s| s as usize),
+    force_buffer_size: options.force_buffer_size,
+    ttl: options.ttl,
+    connect,
+  };
+  // An adopted socket's family is the fd's, whatever `ipv6` said (see crate::adopt).
+  let opened = match options.fd {
+    Some(fd) => crate::adopt::adopt(fd, &cfg).map(|(s, g, v6)| {
+      options.ipv6 = v6;
+      (s, g)
+    }),
+    None => socket::open(&cfg),
+  };
+  let (sock, granted) = opened.map_err(|e| os_error(e.os, &e.detail))?;
+  if let Some(s) = &options.steering {
+    crate::steering::apply(&sock, crate::steering::Steering::parse(s)?)?;
+  }
+  let batched = cfg!(target_os = "linux") && !options.portable;
+  let mode = if batched { RecvMode::Batched } else { RecvMode::Portable };
+  // Asked for when the socket is first watched (`io::Reader::arm`): a socket closed within
+  // the turn that opened it never pays the system call.
+  let drop_counter = cfg!(target_os = "linux");
+  let info = socket::RecvInfo {
+    pktinfo: options.pktinfo,
+    timestamps: options.timestamps,
+    tos: options.recv_tos,
+    gro: options.gro && batched,
+  };
+  socket::enable_recv_info(&sock, options.ipv6, info).map_err(|e| os_error(e.os, &e.detail))?;
+  if let Some(tos) = options.tos {
+    if tos > 255 {
+      return Err(invalid_arg("tos", "must be 0..255"));
+    }
+    socket::set_tos(&sock, options.ipv6, tos).map_err(|e| os_error(e.os, &e.detail))?;
+  }
+  let gso_supported = batched && socket::probe_gso(&sock, options.ipv6);
+  if options.gso == 2 && !gso_supported {
+    let e = OsError { errno: libc::ENOPROTOOPT, syscall: "getsockopt" };
+    return Err(os_error(e, "UDP_SEGMENT (gso: true needs Linux >= 4.18 and the batched path)"));
+  }
+  let coalesce = std::time::Duration::from_micros(options.coalesce_micros.min(1_000_000) as u64);
+  let shared = Arc::new(Shared::new(sock.as_raw_fd(), mode, coalesce));
+  // Read from the start when asked: the watch picks it up when it first polls.
+  shared.reading.store(options.reading.unwrap_or(false), std::sync::atomic::Ordering::SeqCst);
+  let spec = SlabSpec {
+    batch: options.batch_size as usize,
+    limit: options.max_datagram_size as usize,
+    gro: info.gro,
+    drop_counter,
+  };
+  let watch = Watch::start(env, Arc::clone(&shared), Reader::new(spec), dispatch)?;
+  let open = Open {
+    watch: Some(watch),
+    socket: sock,
+    shared,
+    scratch: {
+      let mut s = SendScratch::default();
+      s.gso = options.gso > 0 && gso_supported;
+      s
+    },
+    ipv6: options.ipv6,
+    granted,
+    connected: connect.is_some(),
+    caps: CapsProbe { gso_supported, drop_counter, info },
+    last_send_error: None,
+  };
+  // Worker teardown: the watcher's environment cleanup hook closes a socket JS never closed
+  // (`Watch::set_teardown`).
+  // Stopping needs no borrow of the slot (see `SlotCell::close`): the flag makes every loop
+  // callback leave the fd alone; weak, so the slot does not keep the state alive.
+  let kept = Arc::clone(&open.shared);
+  let stopper = Arc::downgrade(&open.shared);
+  let inner = SlotCell::new(open, move || {
+    if let Some(shared) = stopper.upgrade() {
+      shared.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+  });
+  let weak = Rc::downgrade(&inner);
+  inner.with(|o| {
+    if let Some(w) = &o.watch {
+      w.set_teardown(Box::new(move || {
+        if let Some(slot) = weak.upgrade() {
+          slot.close();
+        }
+      }));
+    }
+  });
+  Ok((inner, kept))
 }
 
 impl Open {

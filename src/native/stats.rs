@@ -56,6 +56,36 @@ pub struct NativeStats {
   pub gso_fallbacks: f64,
 }
 
+/// The counters in the order `closeSocket` writes them (`NativeStats` fields, camelCase),
+/// exported as `statsSlots()` so `lib/native.ts` reads them without a copy of this list.
+pub const STATS_SLOTS: [&str; 19] = [
+  "datagramsReceived",
+  "bytesReceived",
+  "batchesReceived",
+  "truncated",
+  "recvSyscalls",
+  "recvErrors",
+  "kernelDrops",
+  "datagramsSent",
+  "bytesSent",
+  "sendSyscalls",
+  "sendRetries",
+  "sendErrors",
+  "eventsDropped",
+  "recvQueueBytes",
+  "groReceives",
+  "controlTruncated",
+  "errorQueueNotices",
+  "gsoSends",
+  "gsoFallbacks",
+];
+
+/// The names of the counters `closeSocket` writes, in order.
+#[napi]
+pub fn stats_slots() -> Vec<String> {
+  STATS_SLOTS.iter().map(|s| s.to_string()).collect()
+}
+
 #[napi]
 impl NativeSocket {
   /// Counters since the socket was opened; after close, the final counts (nothing queued).
@@ -112,6 +142,32 @@ fn read_meminfo(s: &Socket) -> Option<MemInfo> {
 /// Reads `SO_MEMINFO`; None where the kernel does not provide it.
 fn read_meminfo(_s: &Socket) -> Option<MemInfo> {
   None
+}
+
+/// The final counts of `c` (nothing queued once closed), in the order of [`STATS_SLOTS`].
+pub(super) fn final_slots(c: &Counters) -> [f64; STATS_SLOTS.len()] {
+  let s = NativeStats::from_counters(c, None);
+  [
+    s.datagrams_received,
+    s.bytes_received,
+    s.batches_received,
+    s.truncated,
+    s.recv_syscalls,
+    s.recv_errors,
+    s.kernel_drops,
+    s.datagrams_sent,
+    s.bytes_sent,
+    s.send_syscalls,
+    s.send_retries,
+    s.send_errors,
+    s.events_dropped,
+    s.recv_queue_bytes,
+    s.gro_receives,
+    s.control_truncated,
+    s.error_queue_notices,
+    s.gso_sends,
+    s.gso_fallbacks,
+  ]
 }
 
 impl NativeStats {
