@@ -32,7 +32,12 @@ pub(super) struct Keyed {
 /// Bits of a key that give the table index; the rest is the slot's generation.
 const INDEX_BITS: u32 = 20;
 const INDEX_MASK: u32 = (1 << INDEX_BITS) - 1;
-const GENERATIONS: u32 = 1 << (32 - INDEX_BITS);
+/// Keys stay below 2^30, so V8 holds every key as a small integer (a Smi): a key past that was a
+/// heap number, allocated on each open, and it changed the representation of the field JS keeps
+/// it in (a deoptimization of the code reading it) once a socket-per-request loop had reused a
+/// place 1 024 times.
+const KEY_BITS: u32 = 30;
+const GENERATIONS: u32 = 1 << (KEY_BITS - INDEX_BITS);
 
 struct Entry<T> {
   generation: u32,
@@ -155,5 +160,18 @@ mod tests {
     t.remove(a); // a stale key removes nothing
     assert_eq!(t.get(b), Some(2));
     assert!(t.get(u32::MAX).is_none());
+  }
+
+  #[test]
+  fn keys_stay_below_2_to_the_30() {
+    let mut t = Table::new();
+    let mut max = 0;
+    for _ in 0..3 * GENERATIONS {
+      let k = t.insert(1).expect("room");
+      max = max.max(k);
+      t.remove(k);
+    }
+    assert!(max < 1 << KEY_BITS, "{max}");
+    assert!(max >= (GENERATIONS - 1) << INDEX_BITS, "every generation was used");
   }
 }
