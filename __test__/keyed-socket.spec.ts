@@ -5,10 +5,13 @@
 import test from 'ava'
 import native from '../index.js'
 import { BACKEND } from '../lib/native.js'
-import { UdpSocket, V4, ownedBaseline, portOf, settleOwned, waitUntil } from './helpers.js'
+import { UdpSocket, V4, ownedBaseline, portOf, settleOwned, ticks, waitUntil } from './helpers.js'
 
 const { NativeSocket } = native as any
-const plain = native as unknown as { closeSocket?: (key: number, out: Float64Array) => number }
+const plain = native as unknown as {
+  closeSocket?: (key: number, out: Float64Array) => number
+  setReading?: (key: number, on: boolean) => number
+}
 const nativeOnly = BACKEND === 'native' ? test.serial : test.serial.skip
 
 /** The class object behind a UdpSocket, or null while none was made. */
@@ -21,6 +24,9 @@ nativeOnly('open, send by key, receive, close: no class object is made, and the 
   rx.on('batch', (b) => {
     for (let i = 0; i < b.count; i++) got.push(b.data(i).length)
   })
+  await ticks()
+  t.true((rx as any)._reading, 'reading')
+  t.is(classOf(rx), null, 'reading started by key, without a class object')
   const tx = await UdpSocket.bind({ address: V4 })
   for (const n of [10, 20, 30]) t.is(tx.trySendBatch([{ data: Buffer.alloc(n), address: V4, port: portOf(rx) }]), 1)
   t.true(await waitUntil(() => got.length === 3), 'three datagrams arrive')
@@ -82,6 +88,8 @@ nativeOnly('keys: a claimed key or a closed one is refused by fromKey; closeSock
   t.is(plain.closeSocket?.(key, out), 0)
   t.is(plain.closeSocket?.(0xfffff, out), 0)
   t.true(out.every((v) => v === -1), 'nothing written')
+  const reading = t.throws(() => plain.setReading?.(key, true))
+  t.is((reading as any).code, 'UDP_MMSG_CLOSED', 'setReading by a closed key')
   t.throws(() => plain.closeSocket?.('x' as unknown as number, out), undefined, 'a key that is not a number')
   t.throws(() => plain.closeSocket?.(0, undefined as unknown as Float64Array), undefined, 'no array')
 })

@@ -3,11 +3,11 @@
 // number; its napi-rs class object (`NativeSocket.fromKey(key)`), whose wrap at creation and
 // unwrap at close were ~13 % of a socket-per-request program's time per socket, is made only
 // when JS first calls another of its methods. Most short-lived sockets (a DNS client's socket
-// per query) never need it: they open, send by key (`sendOneFast`), receive through their
-// dispatch callback and close.
+// per query) never need it: they open, start reading, send by key (`sendOneFast`), receive
+// through their dispatch callback and close.
 //
 // A `KeyedSocket` has the class's interface: `close`, `closed`, `stats` (the final counters
-// after close), `sendKey`, `portable`, `ref` and `unref` are its own, every other method is
+// after close), `sendKey`, `portable`, `setReading`, `ref` and `unref` are its own, every other method is
 // the class object's. `unref()` makes the class object on purpose: an unreferenced socket JS
 // drops is closed when the garbage collector collects its class object, as before.
 
@@ -30,15 +30,24 @@ export type OpenSocket = (
 ) => number
 /** `closeSocket(key, out)`: closes; writes the final counters into `out`, returns how many. */
 export type CloseSocket = (key: number, out: Float64Array) => number
+/** `setReading(key, on)`: starts or pauses reading. */
+export type SetReading = (key: number, on: boolean) => number
+
+/** The plain functions of the binary that take a key (src/native/keyed.rs). */
+export interface KeyedFunctions {
+  closeSocket: CloseSocket
+  setReading: SetReading
+}
 
 /** The methods a KeyedSocket answers itself; the others go to the class object. */
-const OWN = new Set(['constructor', 'close', 'closed', 'stats', 'sendKey', 'portable', 'ref', 'unref'])
+const OWN = new Set(['constructor', 'close', 'closed', 'stats', 'sendKey', 'portable', 'ref', 'unref', 'setReading'])
 
 /**
  * Returns the function that wraps a key from `openSocket` as a NativeSocket. Fails (at load)
  * when the binary lacks the plain functions, as an older binary would.
  */
-export function keyedSockets(binding: KeyedBinding, closeSocket: CloseSocket): (key: number) => NativeSocket {
+export function keyedSockets(binding: KeyedBinding, fns: KeyedFunctions): (key: number) => NativeSocket {
+  const { closeSocket, setReading } = fns
   const slots = binding.statsSlots()
   // closeSocket writes here, and the counters are copied out at once (the next close reuses it).
   const scratch = new Float64Array(slots.length)
@@ -78,6 +87,11 @@ export function keyedSockets(binding: KeyedBinding, closeSocket: CloseSocket): (
       const f = this._final
       for (let i = 0; i < slots.length; i++) o[slots[i]] = f === null ? 0 : f[i]
       return o as unknown as NativeStats
+    }
+
+    setReading(on: boolean): void {
+      if (this._cls !== null) this._cls.setReading(on)
+      else setReading(this._key, on)
     }
 
     ref(): void {

@@ -20,7 +20,7 @@ import {
 } from './fallback/layout.js'
 import { FallbackSocket } from './fallback/socket.js'
 import { keyedSockets } from './keyed-socket.js'
-import type { CloseSocket, OpenSocket } from './keyed-socket.js'
+import type { KeyedFunctions, OpenSocket } from './keyed-socket.js'
 import { nativeLoadError } from './native-error.js'
 import type { NativeOptions } from '../index.js'
 
@@ -80,13 +80,12 @@ function openNative(binding: Binding): Backend['open'] {
       `udp-mmsg: the binary's option slots (${binding.optionSlots().join()}) are not the ones this JS packs: reinstall the package`,
     )
   }
-  const plain = binding as unknown as { openSocket?: OpenSocket; closeSocket?: CloseSocket }
-  const open = plain.openSocket
-  const close = plain.closeSocket
-  if (typeof open !== 'function' || typeof close !== 'function') {
-    throw new Error('udp-mmsg: the binary lacks openSocket/closeSocket (an older build): reinstall the package')
+  const plain = binding as unknown as Partial<KeyedFunctions> & { openSocket?: OpenSocket }
+  const { openSocket: open, closeSocket, setReading } = plain
+  if (typeof open !== 'function' || typeof closeSocket !== 'function' || typeof setReading !== 'function') {
+    throw new Error('udp-mmsg: the binary lacks openSocket/closeSocket/setReading (an older build): reinstall the package')
   }
-  const wrap = keyedSockets(binding, close)
+  const wrap = keyedSockets(binding, { closeSocket, setReading })
   // One scratch array: openSocket reads it synchronously, before any other JS can run.
   const packed = new Float64Array(PACK_ORDER.length)
   return (o, dispatch) => {

@@ -1,6 +1,7 @@
 //! Opening and closing a socket as plain N-API functions, the socket named by its key (see
 //! `keys`): `openSocket(address, options, connectAddress, steering, dispatch)` returns the key,
-//! `closeSocket(key, out)` closes it. A napi-rs class object costs, per socket, its wrap (a
+//! `closeSocket(key, out)` closes it, `setReading(key, on)` starts or pauses its reading (what
+//! a socket that receives needs besides). A napi-rs class object costs, per socket, its wrap (a
 //! reference, a type tag, napi-rs's reference map) and, at close, its unwrap and borrow
 //! bookkeeping, plus the weak handle the garbage collector processes later: ~13 % of a
 //! socket-per-request program's time per socket (`perf`, create + bind + close). The class
@@ -25,15 +26,16 @@ use napi_derive::napi;
 
 use super::keys::{self, Keyed};
 use super::{open, packed_options, send_fast, stats};
-use crate::error::{os_error, NResult, NativeError, OsError};
+use crate::error::{closed, os_error, NResult, NativeError, OsError};
 use crate::steering::SteeringOptions;
 
 /// Adds the plain functions to the module's exports: `openSocket`, `closeSocket`,
-/// `sendOneFast`.
+/// `setReading`, `sendOneFast`.
 #[napi(module_exports)]
 pub fn register(mut exports: Object, env: Env) -> Result<()> {
   add(&mut exports, &env, c"openSocket", open_socket)?;
   add(&mut exports, &env, c"closeSocket", close_socket)?;
+  add(&mut exports, &env, c"setReading", set_reading)?;
   add(&mut exports, &env, c"sendOneFast", send_fast::send_one_fast)
 }
 
@@ -171,4 +173,30 @@ unsafe fn close_args(env: sys::napi_env, argv: &[sys::napi_value; 2]) -> NResult
   let n = counts.len().min(dst.len());
   dst[..n].copy_from_slice(&counts[..n]);
   Ok(n as u32)
+}
+
+/// `setReading(key, on)`: as the class's `setReading(on)` on the socket `key` names; throws the
+/// closed-socket error for a key no open socket has. Returns 0.
+// SAFETY (contract): N-API calls it on the JS thread with a live env and callback info.
+unsafe extern "C" fn set_reading(env: sys::napi_env, info: sys::napi_callback_info) -> sys::napi_value {
+  // SAFETY: per the contract.
+  let Some(argv) = (unsafe { args::<2>(env, info) }) else { return null_mut() };
+  // SAFETY: the values are this call's arguments, read on its thread.
+  let r = unsafe { reading_args(env, &argv) };
+  // SAFETY: per the contract.
+  unsafe { finish(env, r) }
+}
+
+/// Reads `setReading`'s arguments and applies them.
+///
+/// # Safety
+/// On the JS thread of `env`, with `argv` this call's arguments.
+unsafe fn reading_args(env: sys::napi_env, argv: &[sys::napi_value; 2]) -> NResult<u32> {
+  // SAFETY: a value of this call, converted on its thread.
+  let key = unsafe { u32::from_napi_value(env, argv[0]) }.map_err(NativeError::Napi)?;
+  // SAFETY: as above.
+  let on = unsafe { bool::from_napi_value(env, argv[1]) }.map_err(NativeError::Napi)?;
+  let keyed = keys::get(key).ok_or_else(closed)?;
+  keyed.slot.with(|o| o.set_reading(on)).ok_or_else(closed)?;
+  Ok(0)
 }

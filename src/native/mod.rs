@@ -165,8 +165,7 @@ impl NativeSocket {
   #[napi]
   pub fn set_reading(&self, env: Env, on: bool) -> Result<()> {
     self.with(&env, |o| {
-      o.shared.reading.store(on, std::sync::atomic::Ordering::SeqCst);
-      o.update_watch();
+      o.set_reading(on);
       Ok(())
     })
   }
@@ -360,6 +359,12 @@ fn open(
 }
 
 impl Open {
+  /// Starts (true) or pauses (false) reading.
+  fn set_reading(&self, on: bool) {
+    self.shared.reading.store(on, std::sync::atomic::Ordering::SeqCst);
+    self.update_watch();
+  }
+
   /// Makes the watch follow what JS wants now (reading, writability).
   fn update_watch(&self) {
     if let Some(w) = &self.watch {
