@@ -100,16 +100,29 @@ pub(super) unsafe fn finish(env: sys::napi_env, r: NResult<u32>) -> sys::napi_va
   }
 }
 
+/// Runs `f` on the call's first `N` arguments, then returns its number or throws its error.
+///
+/// # Safety
+/// On the JS thread of `env`, inside the call `info` describes; `f` must need no more.
+unsafe fn call<const N: usize>(
+  env: sys::napi_env,
+  info: sys::napi_callback_info,
+  f: unsafe fn(sys::napi_env, &[sys::napi_value; N]) -> NResult<u32>,
+) -> sys::napi_value {
+  // SAFETY: per this function's contract.
+  let Some(argv) = (unsafe { args::<N>(env, info) }) else { return null_mut() };
+  // SAFETY: the values are this call's arguments, read on its thread.
+  let r = unsafe { f(env, &argv) };
+  // SAFETY: per this function's contract.
+  unsafe { finish(env, r) }
+}
+
 /// `openSocket(address, options, connectAddress, steering, dispatch)`: opens a socket as the
 /// `NativeSocket` constructor does (same arguments, same errors) and returns its key.
 // SAFETY (contract): N-API calls it on the JS thread with a live env and callback info.
 unsafe extern "C" fn open_socket(env: sys::napi_env, info: sys::napi_callback_info) -> sys::napi_value {
-  // SAFETY: per the contract.
-  let Some(argv) = (unsafe { args::<5>(env, info) }) else { return null_mut() };
-  // SAFETY: the values are this call's arguments, read on its thread.
-  let r = unsafe { open_args(env, &argv) };
-  // SAFETY: per the contract.
-  unsafe { finish(env, r) }
+  // SAFETY: per the contract; `open_args` reads this call's arguments on its thread.
+  unsafe { call(env, info, open_args) }
 }
 
 /// Reads `openSocket`'s arguments, opens the socket and gives it a key.
@@ -145,12 +158,8 @@ unsafe fn open_args(env: sys::napi_env, argv: &[sys::napi_value; 5]) -> NResult<
 /// `statsSlots()`. Returns how many it wrote: 0 when the key named no open socket.
 // SAFETY (contract): N-API calls it on the JS thread with a live env and callback info.
 unsafe extern "C" fn close_socket(env: sys::napi_env, info: sys::napi_callback_info) -> sys::napi_value {
-  // SAFETY: per the contract.
-  let Some(argv) = (unsafe { args::<2>(env, info) }) else { return null_mut() };
-  // SAFETY: the values are this call's arguments, read on its thread.
-  let r = unsafe { close_args(env, &argv) };
-  // SAFETY: per the contract.
-  unsafe { finish(env, r) }
+  // SAFETY: per the contract; `close_args` reads this call's arguments on its thread.
+  unsafe { call(env, info, close_args) }
 }
 
 /// Reads `closeSocket`'s arguments and closes.
@@ -179,12 +188,8 @@ unsafe fn close_args(env: sys::napi_env, argv: &[sys::napi_value; 2]) -> NResult
 /// closed-socket error for a key no open socket has. Returns 0.
 // SAFETY (contract): N-API calls it on the JS thread with a live env and callback info.
 unsafe extern "C" fn set_reading(env: sys::napi_env, info: sys::napi_callback_info) -> sys::napi_value {
-  // SAFETY: per the contract.
-  let Some(argv) = (unsafe { args::<2>(env, info) }) else { return null_mut() };
-  // SAFETY: the values are this call's arguments, read on its thread.
-  let r = unsafe { reading_args(env, &argv) };
-  // SAFETY: per the contract.
-  unsafe { finish(env, r) }
+  // SAFETY: per the contract; `reading_args` reads this call's arguments on its thread.
+  unsafe { call(env, info, reading_args) }
 }
 
 /// Reads `setReading`'s arguments and applies them.
