@@ -201,7 +201,7 @@ unsafe fn reading_args(env: sys::napi_env, argv: &[sys::napi_value; 2]) -> NResu
   let key = unsafe { u32::from_napi_value(env, argv[0]) }.map_err(NativeError::Napi)?;
   // SAFETY: as above.
   let on = unsafe { bool::from_napi_value(env, argv[1]) }.map_err(NativeError::Napi)?;
-  let keyed = keys::get(key).ok_or_else(closed)?;
-  keyed.slot.with(|o| o.set_reading(on)).ok_or_else(closed)?;
+  let slot = keys::slot(key).ok_or_else(closed)?;
+  slot.with(|o| o.set_reading(on)).ok_or_else(closed)?;
   Ok(0)
 }

@@ -71,9 +71,13 @@ impl<T: Clone> Table<T> {
   }
 
   fn get(&self, key: u32) -> Option<T> {
+    self.get_ref(key).cloned()
+  }
+
+  fn get_ref(&self, key: u32) -> Option<&T> {
     let e = self.entries.get((key & INDEX_MASK) as usize)?;
     if e.generation == key >> INDEX_BITS {
-      e.slot.clone()
+      e.slot.as_ref()
     } else {
       None
     }
@@ -111,6 +115,11 @@ pub(super) fn insert(entry: Keyed) -> Option<u32> {
 /// The socket `key` names; None for a closed socket's key or one that never was.
 pub(super) fn get(key: u32) -> Option<Keyed> {
   TABLE.try_with(|t| t.try_borrow().ok()?.get(key)).ok().flatten()
+}
+
+/// The slot of the socket `key` names (the per-send lookup: no copy of the counters' `Arc`).
+pub(super) fn slot(key: u32) -> Option<Slot<Open>> {
+  TABLE.try_with(|t| Some(t.try_borrow().ok()?.get_ref(key)?.slot.clone())).ok().flatten()
 }
 
 /// The socket `key` names, for a class object to own: None when the key names no socket or

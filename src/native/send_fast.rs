@@ -70,7 +70,7 @@ unsafe fn send_args(env: sys::napi_env, argv: &[sys::napi_value; 4], buf: &mut [
   let port = unsafe { u32::from_napi_value(env, argv[3]) }.map_err(NativeError::Napi)?;
   // SAFETY: as above.
   let address = unsafe { read_address(env, argv[2], buf) }?;
-  let slot = keys::get(key).ok_or_else(closed)?.slot;
+  let slot = keys::slot(key).ok_or_else(closed)?;
   slot.with(|o| send_one_to(o, data, address.as_deref(), port)).unwrap_or_else(|| Err(closed()))
 }
 
