@@ -1,15 +1,16 @@
-// A native socket opened by key (src/native/keyed.rs). The binary opens and closes a socket
-// through two plain N-API functions, `openSocket` and `closeSocket`, the socket named by a
-// number; its napi-rs class object (`NativeSocket.fromKey(key)`), whose wrap at creation and
-// unwrap at close were ~13 % of a socket-per-request program's time per socket, is made only
-// when JS first calls another of its methods. Most short-lived sockets (a DNS client's socket
-// per query) never need it: they open, start reading, send by key (`sendOneFast`), receive
-// through their dispatch callback and close.
+// A native socket opened by key (src/native/keyed.rs). The binary opens and closes a socket,
+// and starts or pauses its reading, through plain N-API functions (`openSocket`, `closeSocket`,
+// `setReading`) that name the socket by a number; its napi-rs class object
+// (`NativeSocket.fromKey(key)`), whose wrap at creation and unwrap at close were ~13 % of a
+// socket-per-request program's time per socket, is made only when JS first calls another of
+// its methods. Most short-lived sockets (a DNS client's socket per query) never need it: they
+// open, start reading, send by key (`sendOneFast`), receive through their dispatch callback
+// and close.
 //
 // A `KeyedSocket` has the class's interface: `close`, `closed`, `stats` (the final counters
-// after close), `sendKey`, `portable`, `setReading`, `ref` and `unref` are its own, every other method is
-// the class object's. `unref()` makes the class object on purpose: an unreferenced socket JS
-// drops is closed when the garbage collector collects its class object, as before.
+// after close), `sendKey`, `portable`, `setReading`, `ref` and `unref` are its own, every other
+// method is the class object's. `unref()` makes the class object on purpose: an unreferenced
+// socket JS drops is closed when the garbage collector collects its class object, as before.
 
 import type { NativeSocket, NativeStats } from '../index.js'
 import type { Dispatch } from './native.js'

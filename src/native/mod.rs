@@ -8,8 +8,8 @@
 //! ref/unref, worker teardown); `options` the plain objects crossing the boundary, `dispatch`
 //! the events to JS and the batch layout, `send` send marshalling, `connection` addresses,
 //! `sockopts` socket options, `stats` the counters, `keys` the per-thread table of sockets by
-//! key, `keyed` the plain functions that open and close by key, `send_fast` the send by key. Errors are thrown as described in
-//! `crate::error`.
+//! key, `keyed` the plain functions that open, close and set reading by key, `send_fast` the
+//! send by key. Errors are thrown as described in `crate::error`.
 
 use std::os::fd::AsRawFd;
 use std::rc::Rc;
