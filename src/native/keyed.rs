@@ -25,7 +25,7 @@ use napi::sys;
 use napi_derive::napi;
 
 use super::keys::{self, Keyed};
-use super::{open, packed_options, send_fast, stats};
+use super::{close_slot, open, packed_options, send_fast, stats};
 use crate::error::{closed, os_error, NResult, NativeError, OsError};
 use crate::steering::SteeringOptions;
 
@@ -171,11 +171,8 @@ unsafe fn close_args(env: sys::napi_env, argv: &[sys::napi_value; 2]) -> NResult
   let key = unsafe { u32::from_napi_value(env, argv[0]) }.map_err(NativeError::Napi)?;
   // SAFETY: as above; JS cannot run while this call writes the array.
   let mut out = unsafe { Float64ArraySlice::from_napi_value(env, argv[1]) }.map_err(NativeError::Napi)?;
-  let Some(Keyed { slot, shared, .. }) = keys::get(key) else { return Ok(0) };
-  // The kernel's last word on drops, before the fd goes (as the class's close).
-  slot.with(|o| stats::final_drops(&o.socket, &o.shared.counters));
-  keys::forget(Some(key));
-  slot.close();
+  let Some(Keyed { slot, shared, .. }) = keys::take(key) else { return Ok(0) };
+  close_slot(&slot);
   let counts = stats::final_slots(&shared.counters);
   // SAFETY: JS cannot run during this call, so nothing else touches the array meanwhile.
   let dst = unsafe { out.as_mut() };

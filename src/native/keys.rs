@@ -70,10 +70,6 @@ impl<T: Clone> Table<T> {
     Some(index | (e.generation << INDEX_BITS))
   }
 
-  fn get(&self, key: u32) -> Option<T> {
-    self.get_ref(key).cloned()
-  }
-
   fn get_ref(&self, key: u32) -> Option<&T> {
     let e = self.entries.get((key & INDEX_MASK) as usize)?;
     if e.generation == key >> INDEX_BITS {
@@ -92,14 +88,17 @@ impl<T: Clone> Table<T> {
     }
   }
 
-  fn remove(&mut self, key: u32) {
+  /// Takes the entry `key` names out (its key is refused from now on).
+  fn remove(&mut self, key: u32) -> Option<T> {
     let index = key & INDEX_MASK;
-    if let Some(e) = self.entries.get_mut(index as usize) {
-      if e.generation == key >> INDEX_BITS && e.slot.take().is_some() {
-        e.generation = (e.generation + 1) % GENERATIONS;
-        self.free.push(index);
-      }
+    let e = self.entries.get_mut(index as usize)?;
+    if e.generation != key >> INDEX_BITS {
+      return None;
     }
+    let taken = e.slot.take()?;
+    e.generation = (e.generation + 1) % GENERATIONS;
+    self.free.push(index);
+    Some(taken)
   }
 }
 
@@ -112,9 +111,10 @@ pub(super) fn insert(entry: Keyed) -> Option<u32> {
   TABLE.try_with(|t| t.try_borrow_mut().ok()?.insert(entry)).ok().flatten()
 }
 
-/// The socket `key` names; None for a closed socket's key or one that never was.
-pub(super) fn get(key: u32) -> Option<Keyed> {
-  TABLE.try_with(|t| t.try_borrow().ok()?.get(key)).ok().flatten()
+/// Takes the socket `key` names out of the table (its key is refused from now on); None for a
+/// closed socket's key or one that never was.
+pub(super) fn take(key: u32) -> Option<Keyed> {
+  TABLE.try_with(|t| t.try_borrow_mut().ok()?.remove(key)).ok().flatten()
 }
 
 /// The slot of the socket `key` names (the per-send lookup: no copy of the counters' `Arc`).
@@ -139,14 +139,10 @@ pub(super) fn claim(key: u32) -> Option<Keyed> {
     .flatten()
 }
 
-/// Takes a closing socket out of the table (its key is refused from now on).
+/// Takes a closing socket out of the table, if it has a key (see [`take`]).
 pub(super) fn forget(key: Option<u32>) {
   if let Some(k) = key {
-    let _ = TABLE.try_with(|t| {
-      if let Ok(mut t) = t.try_borrow_mut() {
-        t.remove(k);
-      }
-    });
+    take(k);
   }
 }
 
@@ -158,17 +154,17 @@ mod tests {
   fn keys_are_refused_once_removed_even_when_the_place_is_reused() {
     let mut t = Table::new();
     let a = t.insert(1).expect("room");
-    assert!(t.get(a).is_some());
+    assert!(t.get_ref(a).is_some());
     t.remove(a);
-    assert!(t.get(a).is_none(), "removed");
+    assert!(t.get_ref(a).is_none(), "removed");
     let b = t.insert(2).expect("room");
     assert_eq!(b & INDEX_MASK, a & INDEX_MASK, "the place is reused");
     assert_ne!(a, b);
-    assert!(t.get(a).is_none(), "the old key stays refused");
-    assert_eq!(t.get(b), Some(2));
+    assert!(t.get_ref(a).is_none(), "the old key stays refused");
+    assert_eq!(t.get_ref(b), Some(&2));
     t.remove(a); // a stale key removes nothing
-    assert_eq!(t.get(b), Some(2));
-    assert!(t.get(u32::MAX).is_none());
+    assert_eq!(t.get_ref(b), Some(&2));
+    assert!(t.get_ref(u32::MAX).is_none());
   }
 
   #[test]

@@ -221,10 +221,8 @@ impl NativeSocket {
   /// that is on the stack, with every loop callback told to stop at once); the watcher's
   /// cleanup hook goes with the watcher.
   fn shutdown(&mut self) {
-    // The kernel's last word on drops, before the fd goes (stats() after close reports it).
-    self.inner.with(|o| stats::final_drops(&o.socket, &o.shared.counters));
     keys::forget(self.send_key.take());
-    self.inner.close();
+    close_slot(&self.inner);
   }
 }
 
@@ -356,6 +354,14 @@ fn open(
     }
   });
   Ok((inner, kept))
+}
+
+/// Closes a socket's slot (see `SlotCell::close`), after reading the kernel's last word on
+/// drops, before the fd goes (`stats()` after close reports it). For the class's close and
+/// `closeSocket` alike.
+fn close_slot(slot: &Slot<Open>) {
+  slot.with(|o| stats::final_drops(&o.socket, &o.shared.counters));
+  slot.close();
 }
 
 impl Open {
